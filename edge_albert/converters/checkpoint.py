@@ -1,0 +1,373 @@
+"""Read a Hugging Face ALBERT checkpoint directory into numpy weights, config, labels and tokenizer.
+
+No TensorFlow here; PyTorch only for a legacy `pytorch_model.bin` (loaded with
+weights_only=True) and transformers only to build `tokenizer.json` from a bare `spiece.model`.
+"""
+
+from __future__ import annotations
+
+import json
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..errors import CheckpointError
+
+TASK_BY_ARCHITECTURE = {
+    "AlbertForSequenceClassification": "text-classification",
+    "AlbertForQuestionAnswering": "question-answering",
+    "AlbertForTokenClassification": "token-classification",
+    "AlbertModel": "feature-extraction",
+}
+SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
+
+SHARED_LAYER_PREFIX = "encoder.albert_layer_groups.0.albert_layers.0."
+
+
+@dataclass
+class AlbertConfigView:
+    """The config fields the graph needs, validated."""
+
+    vocab_size: int
+    embedding_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_act: str
+    max_position_embeddings: int
+    type_vocab_size: int
+    layer_norm_eps: float
+    num_labels: int
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+
+@dataclass
+class AlbertCheckpoint:
+    """Everything the converter takes from a checkpoint directory."""
+
+    path: Path
+    architecture: str
+    task: str
+    config: AlbertConfigView
+    weights: Dict[str, np.ndarray]  # Hugging Face names without the "albert." prefix
+    labels: List[str]
+    weights_file: Path
+    weights_sha256: str
+    tokenizer_json: Path
+    spiece_model: Optional[Path]
+    tokenizer_settings: dict
+    problem_type: Optional[str] = None
+
+    def parameter_count(self) -> int:
+        return int(sum(w.size for w in self.weights.values()))
+
+
+def load_checkpoint(path) -> AlbertCheckpoint:
+    """Read and validate a checkpoint directory; raise CheckpointError with one clear line."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a directory (expected a Hugging Face checkpoint directory)")
+    raw_config = _read_config(path)
+    architecture = _architecture(raw_config, path)
+    config = _config_view(raw_config, path)
+    weights_file, raw_weights = _read_weights(path)
+    weights = _strip_prefix(raw_weights, architecture)
+    _check_shapes(weights, config, architecture, path)
+    tokenizer_json, spiece_model = _tokenizer_files(path)
+    labels = _labels(raw_config, architecture, config)
+    return AlbertCheckpoint(
+        path=path,
+        architecture=architecture,
+        task=TASK_BY_ARCHITECTURE[architecture],
+        config=config,
+        weights=weights,
+        labels=labels,
+        weights_file=weights_file,
+        weights_sha256=_sha256(weights_file),
+        tokenizer_json=tokenizer_json,
+        spiece_model=spiece_model,
+        tokenizer_settings=_tokenizer_settings(path, tokenizer_json),
+        problem_type=raw_config.get("problem_type"),
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_config(path: Path) -> dict:
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{path} has no config.json; is it a Hugging Face checkpoint directory?")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{config_path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path} does not hold a JSON object")
+    if config.get("model_type") != "albert":
+        raise CheckpointError(
+            f"{config_path} describes model_type {config.get('model_type')!r}; edge-albert converts ALBERT "
+            "checkpoints only (model_type 'albert')"
+        )
+    return config
+
+
+def _architecture(config: dict, path: Path) -> str:
+    architectures = config.get("architectures") or ["AlbertModel"]
+    architecture = architectures[0]
+    if architecture not in TASK_BY_ARCHITECTURE:
+        raise CheckpointError(
+            f"architecture {architecture!r} in {path / 'config.json'} is not supported; supported: "
+            + ", ".join(TASK_BY_ARCHITECTURE)
+        )
+    return architecture
+
+
+def _config_view(config: dict, path: Path) -> AlbertConfigView:
+    groups, inner = config.get("num_hidden_groups", 1), config.get("inner_group_num", 1)
+    if groups != 1 or inner != 1:
+        raise CheckpointError(
+            f"num_hidden_groups={groups} and inner_group_num={inner} in {path / 'config.json'}: edge-albert "
+            "supports only ALBERT's standard sharing (num_hidden_groups=1, inner_group_num=1), as in every "
+            "released ALBERT model"
+        )
+    try:
+        view = AlbertConfigView(
+            vocab_size=int(config["vocab_size"]),
+            embedding_size=int(config.get("embedding_size", 128)),
+            hidden_size=int(config.get("hidden_size", 4096)),
+            num_hidden_layers=int(config.get("num_hidden_layers", 12)),
+            num_attention_heads=int(config.get("num_attention_heads", 64)),
+            intermediate_size=int(config.get("intermediate_size", 16384)),
+            hidden_act=str(config.get("hidden_act", "gelu_new")),
+            max_position_embeddings=int(config.get("max_position_embeddings", 512)),
+            type_vocab_size=int(config.get("type_vocab_size", 2)),
+            layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
+            num_labels=int(config.get("num_labels", len(config.get("id2label") or {}) or 2)),
+            raw=config,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path / 'config.json'} has a missing or invalid field: {exc}") from None
+    if view.hidden_size % view.num_attention_heads:
+        raise CheckpointError(
+            f"hidden_size {view.hidden_size} is not a multiple of num_attention_heads {view.num_attention_heads}"
+        )
+    if view.hidden_act not in SUPPORTED_ACTIVATIONS:
+        raise CheckpointError(
+            f"hidden_act {view.hidden_act!r} is not supported; supported: {', '.join(SUPPORTED_ACTIVATIONS)}"
+        )
+    position_type = config.get("position_embedding_type", "absolute")
+    if position_type != "absolute":
+        raise CheckpointError(f"position_embedding_type {position_type!r} is not supported (only 'absolute')")
+    return view
+
+
+def _read_weights(path: Path):
+    safetensors_path = path / "model.safetensors"
+    bin_path = path / "pytorch_model.bin"
+    if safetensors_path.is_file():
+        return safetensors_path, _read_safetensors(safetensors_path)
+    if (path / "model.safetensors.index.json").is_file() or (path / "pytorch_model.bin.index.json").is_file():
+        raise CheckpointError(f"{path} holds a sharded checkpoint; save it unsharded (ALBERT is small enough)")
+    if bin_path.is_file():
+        return bin_path, _read_torch_bin(bin_path)
+    raise CheckpointError(f"{path} has no model.safetensors or pytorch_model.bin")
+
+
+def _read_safetensors(path: Path) -> Dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} cannot be read (truncated or corrupt?): {exc}") from None
+    except Exception as exc:  # bfloat16 tensors cannot be loaded by the numpy backend
+        if "bfloat16" not in str(exc).lower() and "bf16" not in str(exc).lower():
+            raise CheckpointError(f"{path} cannot be read: {exc}") from None
+        return _read_safetensors_with_torch(path)
+    return {name: np.asarray(tensor, dtype=np.float32) for name, tensor in tensors.items() if _is_float(tensor)}
+
+
+def _read_safetensors_with_torch(path: Path) -> Dict[str, np.ndarray]:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    return {name: t.float().numpy() for name, t in tensors.items() if t.is_floating_point()}
+
+
+def _is_float(array: np.ndarray) -> bool:
+    return np.issubdtype(array.dtype, np.floating)
+
+
+def _read_torch_bin(path: Path) -> Dict[str, np.ndarray]:
+    import torch
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or unsafe pickles
+        raise CheckpointError(f"{path} cannot be loaded safely (weights_only=True): {exc}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a state dict")
+    return {
+        name: tensor.float().numpy()
+        for name, tensor in state.items()
+        if hasattr(tensor, "is_floating_point") and tensor.is_floating_point()
+    }
+
+
+def _strip_prefix(weights: Dict[str, np.ndarray], architecture: str) -> Dict[str, np.ndarray]:
+    """Drop the "albert." prefix that task models put before the encoder's names."""
+    stripped = {}
+    for name, value in weights.items():
+        stripped[name[len("albert."):] if name.startswith("albert.") else name] = value
+    return stripped
+
+
+def expected_shapes(config: AlbertConfigView, architecture: str) -> Dict[str, tuple]:
+    """Every weight the graph reads, by Hugging Face name (prefix stripped), with its shape."""
+    V, E, H, I = config.vocab_size, config.embedding_size, config.hidden_size, config.intermediate_size
+    shapes = {
+        "embeddings.word_embeddings.weight": (V, E),
+        "embeddings.position_embeddings.weight": (config.max_position_embeddings, E),
+        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, E),
+        "embeddings.LayerNorm.weight": (E,),
+        "embeddings.LayerNorm.bias": (E,),
+        "encoder.embedding_hidden_mapping_in.weight": (H, E),
+        "encoder.embedding_hidden_mapping_in.bias": (H,),
+    }
+    layer = {
+        "attention.query.weight": (H, H), "attention.query.bias": (H,),
+        "attention.key.weight": (H, H), "attention.key.bias": (H,),
+        "attention.value.weight": (H, H), "attention.value.bias": (H,),
+        "attention.dense.weight": (H, H), "attention.dense.bias": (H,),
+        "attention.LayerNorm.weight": (H,), "attention.LayerNorm.bias": (H,),
+        "ffn.weight": (I, H), "ffn.bias": (I,),
+        "ffn_output.weight": (H, I), "ffn_output.bias": (H,),
+        "full_layer_layer_norm.weight": (H,), "full_layer_layer_norm.bias": (H,),
+    }
+    shapes.update({SHARED_LAYER_PREFIX + name: shape for name, shape in layer.items()})
+    if architecture in ("AlbertForSequenceClassification", "AlbertModel"):
+        shapes["pooler.weight"] = (H, H)
+        shapes["pooler.bias"] = (H,)
+    if architecture == "AlbertForSequenceClassification":
+        shapes["classifier.weight"] = (config.num_labels, H)
+        shapes["classifier.bias"] = (config.num_labels,)
+    elif architecture == "AlbertForTokenClassification":
+        shapes["classifier.weight"] = (config.num_labels, H)
+        shapes["classifier.bias"] = (config.num_labels,)
+    elif architecture == "AlbertForQuestionAnswering":
+        shapes["qa_outputs.weight"] = (2, H)
+        shapes["qa_outputs.bias"] = (2,)
+    return shapes
+
+
+def _check_shapes(weights: Dict[str, np.ndarray], config: AlbertConfigView, architecture: str, path: Path) -> None:
+    for name, shape in expected_shapes(config, architecture).items():
+        if name not in weights:
+            raise CheckpointError(f"weight {name} is missing from the checkpoint in {path} ({architecture})")
+        if tuple(weights[name].shape) != shape:
+            raise CheckpointError(
+                f"weight {name} has shape {tuple(weights[name].shape)} but config.json implies {shape}"
+            )
+
+
+def _labels(config: dict, architecture: str, view: AlbertConfigView) -> List[str]:
+    if architecture not in ("AlbertForSequenceClassification", "AlbertForTokenClassification"):
+        return []
+    id2label = config.get("id2label") or {}
+    labels = []
+    for index in range(view.num_labels):
+        labels.append(str(id2label.get(str(index), id2label.get(index, f"LABEL_{index}"))))
+    return labels
+
+
+def _tokenizer_files(path: Path):
+    tokenizer_json = path / "tokenizer.json"
+    spiece_model = path / "spiece.model"
+    spiece = spiece_model if spiece_model.is_file() else None
+    if tokenizer_json.is_file():
+        return tokenizer_json, spiece
+    if spiece is None:
+        raise CheckpointError(
+            f"{path} has neither tokenizer.json nor spiece.model; save the tokenizer with the model "
+            "(tokenizer.save_pretrained(dir))"
+        )
+    return build_tokenizer_json(path), spiece
+
+
+def build_tokenizer_json(checkpoint_dir: Path) -> Path:
+    """Build tokenizer.json from spiece.model with transformers' AutoTokenizer (the parity reference).
+
+    Written to a temporary directory; transformers 5's AlbertTokenizer(vocab_file=...) alone
+    silently maps everything to <unk>, so the tokenizer is loaded from the directory with its config.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
+    except Exception as exc:  # transformers raises many types for a broken tokenizer directory
+        raise CheckpointError(f"cannot build tokenizer.json from {checkpoint_dir / 'spiece.model'}: {exc}") from None
+    out_dir = Path(tempfile.mkdtemp(prefix="edge-albert-tokenizer-"))
+    tokenizer.save_pretrained(str(out_dir))
+    target = out_dir / "tokenizer.json"
+    if not target.is_file():
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise CheckpointError(f"transformers did not write tokenizer.json for {checkpoint_dir}")
+    _check_tokenizer_is_not_degenerate(target, checkpoint_dir)
+    return target
+
+
+def _check_tokenizer_is_not_degenerate(tokenizer_json: Path, checkpoint_dir: Path) -> None:
+    from tokenizers import Tokenizer
+
+    ids = Tokenizer.from_file(str(tokenizer_json)).encode("hello world, this is a test", add_special_tokens=False).ids
+    if ids and len(set(ids)) == 1:
+        raise CheckpointError(
+            f"the tokenizer built from {checkpoint_dir / 'spiece.model'} maps every word to id {ids[0]}; "
+            "the SentencePiece model or tokenizer config is broken"
+        )
+
+
+def _tokenizer_settings(path: Path, tokenizer_json: Path) -> dict:
+    """Normaliser flags and special-token ids, for the manifest and the Java tokenizer."""
+    from tokenizers import Tokenizer
+
+    settings = {"do_lower_case": True, "remove_space": True, "keep_accents": False}
+    config_path = path / "tokenizer_config.json"
+    if config_path.is_file():
+        try:
+            tokenizer_config = json.loads(config_path.read_text())
+            for key in settings:
+                if key in tokenizer_config:
+                    settings[key] = bool(tokenizer_config[key])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CheckpointError(f"{config_path} is not valid JSON") from None
+    try:
+        tokenizer = Tokenizer.from_file(str(tokenizer_json))
+    except Exception as exc:  # tokenizers raises a bare Exception for malformed files
+        raise CheckpointError(f"{tokenizer_json} cannot be loaded by the tokenizers library: {exc}") from None
+    special = {}
+    for role, token in (("pad", "<pad>"), ("unk", "<unk>"), ("cls", "[CLS]"), ("sep", "[SEP]"), ("mask", "[MASK]")):
+        token_id = tokenizer.token_to_id(token)
+        if token_id is None and role in ("cls", "sep", "pad"):
+            raise CheckpointError(f"{tokenizer_json} has no {token} token, which ALBERT inputs need")
+        special[f"{role}_token"] = token
+        special[f"{role}_id"] = token_id
+    settings["special_tokens"] = special
+    return settings

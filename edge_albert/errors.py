@@ -1,0 +1,29 @@
+"""The few exception types edge-albert raises; the CLI prints them as one line."""
+
+
+class EdgeAlbertError(Exception):
+    """Base class: a problem the user can act on (bad input, failed check)."""
+
+
+class CheckpointError(EdgeAlbertError):
+    """The Hugging Face checkpoint directory cannot be read or is not supported."""
+
+
+class ConversionError(EdgeAlbertError):
+    """TensorFlow Lite conversion or the post-conversion inspection failed."""
+
+
+class VerificationError(EdgeAlbertError):
+    """A converted variant does not match the PyTorch reference within tolerance."""
+
+
+class BundleError(EdgeAlbertError):
+    """A bundle is missing, corrupt, of an unknown format version, or would be overwritten."""
+
+
+class RuntimeBackendError(EdgeAlbertError):
+    """No usable TFLite interpreter, or the installed one cannot run this model."""
+
+
+class DataError(EdgeAlbertError):
+    """An input data file (texts, labelled examples) has a bad row or column."""

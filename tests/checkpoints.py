@@ -1,0 +1,79 @@
+"""Build small random-initialised ALBERT checkpoints with transformers for tests (no network)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ALBERT_SPIECE = SHARED_DATA / "albert-base-v2" / "spiece.model"
+
+TINY_SHAPE = dict(
+    vocab_size=30000, embedding_size=16, hidden_size=32, num_hidden_layers=3,
+    num_attention_heads=4, intermediate_size=37, max_position_embeddings=64,
+)
+BASE_SHAPE = dict(
+    vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
+    num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512,
+)
+
+ARCHITECTURES = {
+    "text-classification": "AlbertForSequenceClassification",
+    "question-answering": "AlbertForQuestionAnswering",
+    "token-classification": "AlbertForTokenClassification",
+    "feature-extraction": "AlbertModel",
+}
+
+
+def require_shared_data() -> Path:
+    if not ALBERT_SPIECE.is_file():
+        raise FileNotFoundError(
+            f"{ALBERT_SPIECE} is missing: the tests need the project's shared data folder next to the repository"
+        )
+    return ALBERT_SPIECE
+
+
+def make_albert_checkpoint(
+    out_dir: Path,
+    task: str = "text-classification",
+    shape: dict | None = None,
+    labels: list | None = None,
+    seed: int = 0,
+    hidden_act: str = "gelu_new",
+    spiece: Path | None = None,
+    safe_serialization: bool = True,
+    with_tokenizer_json: bool = True,
+) -> Path:
+    """Save a random-initialised ALBERT checkpoint with the albert-base-v2 SentencePiece tokenizer."""
+    import torch
+    import transformers
+    from transformers import AlbertConfig, AutoTokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shape = dict(shape or TINY_SHAPE)
+    labels = labels or (["negative", "positive"] if task == "text-classification" else ["O", "B-X", "I-X"])
+    config = AlbertConfig(
+        **shape,
+        hidden_act=hidden_act,
+        num_labels=len(labels),
+        id2label={i: label for i, label in enumerate(labels)},
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    torch.manual_seed(seed)
+    model = getattr(transformers, ARCHITECTURES[task])(config).eval()
+    model.save_pretrained(str(out_dir), safe_serialization=safe_serialization)
+    spiece = Path(spiece or require_shared_data())
+    shutil.copyfile(spiece, out_dir / "spiece.model")
+    if with_tokenizer_json:
+        tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+        tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def edit_config(checkpoint: Path, **changes) -> None:
+    path = Path(checkpoint) / "config.json"
+    config = json.loads(path.read_text())
+    config.update(changes)
+    path.write_text(json.dumps(config))
