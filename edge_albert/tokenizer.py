@@ -1,0 +1,208 @@
+"""ALBERT tokenization on the device, identical to transformers 5's AutoTokenizer.
+
+The bundle carries the checkpoint's `tokenizer.json` as transformers 5 wrote it; transformers'
+AlbertTokenizer itself runs that file through the `tokenizers` library. So loading it here with
+`tokenizers` alone (no transformers) gives the same normaliser, Unigram model and [CLS]/[SEP]
+template; this module only has to make the same truncation and padding calls transformers makes
+(`truncation=..., max_length=..., stride=..., return_overflowing_tokens=..., padding=True`).
+tests/test_tokenizer_parity.py holds it to that, id for id.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import BundleError
+
+Offset = Tuple[int, int]
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+
+
+@dataclass
+class Encoded:
+    """A tokenized batch: one row per model input (an example can overflow into several rows).
+
+    Arrays are int32 [rows, length], padded on the right to the longest row (transformers'
+    `padding=True`). `offsets`, `sequence_ids` and `word_ids` are per row and per token, with
+    character offsets into the text of that token's sequence (0 = text, 1 = text_pair); special
+    and padding tokens have offset (0, 0) and sequence id None.
+    """
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+    offsets: List[List[Offset]]
+    sequence_ids: List[List[Optional[int]]]
+    word_ids: List[List[Optional[int]]]
+    example_index: np.ndarray  # row -> index of the input it came from (overflow_to_sample_mapping)
+    truncated: List[bool]  # per input: some of its tokens are in no row
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def length(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    def lengths(self) -> np.ndarray:
+        """Number of real (unpadded) tokens per row."""
+        return self.attention_mask.sum(axis=1).astype(np.int64)
+
+    def rows(self, index: Union[slice, Sequence[int], np.ndarray]) -> "Encoded":
+        """A sub-batch of rows, re-padded to its own longest row (padding per batch)."""
+        picked = np.arange(self.num_rows)[index]
+        width = int(self.attention_mask[picked].sum(axis=1).max()) if len(picked) else 0
+        return Encoded(
+            input_ids=self.input_ids[picked, :width],
+            attention_mask=self.attention_mask[picked, :width],
+            token_type_ids=self.token_type_ids[picked, :width],
+            offsets=[self.offsets[i] for i in picked],
+            sequence_ids=[self.sequence_ids[i] for i in picked],
+            word_ids=[self.word_ids[i] for i in picked],
+            example_index=self.example_index[picked],
+            truncated=self.truncated,
+        )
+
+
+class AlbertTokenizer:
+    """The bundle's tokenizer.json, called the way transformers 5 calls it."""
+
+    def __init__(self, tokenizer, pad_id: Optional[int] = None, pad_type_id: int = 0):
+        self._tokenizer = tokenizer
+        # A tokenizer.json may carry its own truncation/padding; transformers overrides both per call.
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        if pad_id is None:
+            pad_id = tokenizer.token_to_id("<pad>")
+        if pad_id is None:
+            raise BundleError("the tokenizer has no <pad> token and the manifest gives no pad_id")
+        self.pad_id = int(pad_id)
+        self.pad_type_id = int(pad_type_id)
+
+    @classmethod
+    def from_file(cls, path: Union[str, os.PathLike], pad_id: Optional[int] = None) -> "AlbertTokenizer":
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception for unreadable files
+            raise BundleError(f"{path} cannot be loaded by the tokenizers library: {exc}") from None
+        return cls(tokenizer, pad_id=pad_id)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def token_to_id(self, token: str) -> Optional[int]:
+        return self._tokenizer.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> Optional[str]:
+        return self._tokenizer.id_to_token(token_id)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` without [CLS]/[SEP]."""
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        text_pairs: Optional[Sequence[str]] = None,
+        max_length: Optional[int] = None,
+        truncation: Union[str, bool, None] = "longest_first",
+        stride: int = 0,
+        return_overflowing_tokens: bool = False,
+    ) -> Encoded:
+        """Tokenize a batch like `AutoTokenizer(texts, text_pairs, truncation=..., max_length=...,
+        stride=..., return_overflowing_tokens=..., padding=True)`.
+
+        With `return_overflowing_tokens`, a truncated input continues in further rows that overlap
+        by `stride` tokens (question answering over long contexts); otherwise the rest is dropped
+        and the input is marked in `truncated`.
+        """
+        texts = [_as_text(t) for t in texts]
+        if text_pairs is not None:
+            text_pairs = [_as_text(t) for t in text_pairs]
+            if len(text_pairs) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+        if truncation is True:  # transformers' spelling of the default strategy
+            truncation = "longest_first"
+        if truncation and max_length is not None:
+            if truncation not in TRUNCATION_STRATEGIES:
+                raise ValueError(f"truncation must be one of {TRUNCATION_STRATEGIES}, not {truncation!r}")
+            self._tokenizer.enable_truncation(max_length, stride=stride, strategy=truncation, direction="right")
+        else:
+            self._tokenizer.no_truncation()
+        inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
+        try:
+            encodings = self._tokenizer.encode_batch(inputs, add_special_tokens=True) if inputs else []
+        finally:
+            self._tokenizer.no_truncation()
+        rows, example_index, truncated = [], [], []
+        for index, encoding in enumerate(encodings):
+            truncated.append(bool(encoding.overflowing) and not return_overflowing_tokens)
+            rows.append(encoding)
+            example_index.append(index)
+            if return_overflowing_tokens:
+                for overflow in encoding.overflowing:
+                    rows.append(overflow)
+                    example_index.append(index)
+        return self._pad(rows, np.asarray(example_index, dtype=np.int64), truncated)
+
+    def _pad(self, rows, example_index: np.ndarray, truncated: List[bool]) -> Encoded:
+        width = max((len(row.ids) for row in rows), default=0)
+        shape = (len(rows), width)
+        input_ids = np.full(shape, self.pad_id, dtype=np.int32)
+        attention_mask = np.zeros(shape, dtype=np.int32)
+        token_type_ids = np.full(shape, self.pad_type_id, dtype=np.int32)
+        offsets, sequence_ids, word_ids = [], [], []
+        for i, row in enumerate(rows):
+            n = len(row.ids)
+            input_ids[i, :n] = row.ids
+            attention_mask[i, :n] = 1
+            token_type_ids[i, :n] = row.type_ids
+            padding = width - n
+            offsets.append(list(row.offsets) + [(0, 0)] * padding)
+            sequence_ids.append(list(row.sequence_ids) + [None] * padding)
+            word_ids.append(list(row.word_ids) + [None] * padding)
+        return Encoded(input_ids, attention_mask, token_type_ids, offsets, sequence_ids, word_ids, example_index,
+                       truncated)
+
+    def shorten(self, text: str, max_tokens: int) -> Tuple[str, bool]:
+        """Cut `text` so that it has at most `max_tokens` tokens, at a word boundary where one fits.
+
+        Used for questions that would leave no room for the context (transformers' "only_second"
+        truncation raises on them). Returns the kept prefix and whether anything was cut.
+        """
+        text = _as_text(text)
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        if len(encoding.ids) <= max_tokens:
+            return text, False
+        if max_tokens <= 0:
+            return "", True
+        words = encoding.word_ids
+        # The last word whose tokens all fit: words tokenize independently (whitespace pre-split).
+        cut_word = words[max_tokens] if words[max_tokens] is not None else None
+        kept_end = 0
+        for token_index in range(max_tokens):
+            if words[token_index] != cut_word or cut_word is None:
+                kept_end = encoding.offsets[token_index][1]
+        if kept_end == 0:  # a single word longer than the limit: cut inside it
+            kept_end = encoding.offsets[max_tokens - 1][1]
+        prefix = text[:kept_end]
+        while kept_end > 0 and self.count_tokens(prefix) > max_tokens:
+            kept_end -= 1
+            prefix = text[:kept_end]
+        return prefix, True
+
+
+def _as_text(value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a str to tokenize, got {type(value).__name__}")
+    return value
