@@ -17,8 +17,37 @@ from .errors import (  # noqa: E402
     VerificationError,
 )
 
+# The task API loads lazily (PEP 562) so that `import edge_albert` stays cheap for the CLI.
+_LAZY = {
+    "TextClassifier": "tasks", "QuestionAnswerer": "tasks", "TokenClassifier": "tasks",
+    "FeatureExtractor": "tasks", "Prediction": "tasks", "Answer": "tasks", "WordLabel": "tasks",
+    "TokenClassification": "tasks", "Features": "tasks", "load_model": "tasks",
+    "AlbertTokenizer": "tokenizer", "ModelSession": "runtime",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
+    "TextClassifier",
+    "QuestionAnswerer",
+    "TokenClassifier",
+    "FeatureExtractor",
+    "Prediction",
+    "Answer",
+    "WordLabel",
+    "TokenClassification",
+    "Features",
+    "load_model",
+    "AlbertTokenizer",
+    "ModelSession",
     "Bundle",
     "load_bundle",
     "BundleError",

@@ -1,0 +1,291 @@
+"""Run a bundle's model.tflite with whichever TFLite interpreter the device has.
+
+Backends, in order of preference: ai_edge_litert (LiteRT >= 2), tflite_runtime (2.14, frozen,
+needs numpy<2), tensorflow.lite (a workstation with TensorFlow). The model is called through
+its "serving_default" signature, so inputs and outputs are matched by name, never by position.
+
+Dynamic-length (loop form) models are resized to the batch's token count rounded up to a few
+length buckets: every new input shape costs an interpreter re-allocation, and buckets keep the
+number of distinct shapes small. Fixed-shape (unrolled) models get every row padded to their
+length and run one row at a time when their batch dimension is 1.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import RuntimeBackendError
+
+BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+SIGNATURE = "serving_default"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+LENGTH_BUCKETS = (8, 16, 32, 64, 96, 128, 192, 256, 384, 512)
+DEFAULT_MAX_THREADS = 4  # a Raspberry Pi 4/5 has four cores
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An importable interpreter implementation."""
+
+    name: str
+    version: str
+    interpreter_class: type
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+def _import_backend(name: str) -> Backend:
+    """Import one backend; raises ImportError (or what a broken install raises) when unusable."""
+    if name == "ai_edge_litert":
+        from ai_edge_litert import interpreter as module
+
+        return Backend(name, _package_version("ai-edge-litert"), module.Interpreter)
+    if name == "tflite_runtime":
+        from tflite_runtime import interpreter as module
+
+        return Backend(name, _package_version("tflite-runtime"), module.Interpreter)
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return Backend(name, tf.__version__, tf.lite.Interpreter)
+    raise RuntimeBackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _package_version(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def find_backend(backend: Optional[str] = None) -> Backend:
+    """The forced `backend`, or the first of BACKENDS that imports; say why none could be used."""
+    names = [backend] if backend else list(BACKENDS)
+    if backend and backend not in BACKENDS:
+        raise RuntimeBackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    reasons = []
+    for name in names:
+        try:
+            return _import_backend(name)
+        except RuntimeBackendError:
+            raise
+        except Exception as exc:  # a broken install raises anything (numpy ABI errors, missing .so)
+            reasons.append(f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+    hint = ("pip install ai-edge-litert (Linux/macOS, Python >= 3.10), or pip install tflite-runtime==2.14.0 "
+            "'numpy<2' (Python <= 3.11)")
+    raise RuntimeBackendError(f"no usable TFLite interpreter ({'; '.join(reasons)}); {hint}")
+
+
+def describe_min_runtime(min_runtime) -> str:
+    """The manifest's quantization.min_runtime ({"ai-edge-litert": "2.0", ...}) as words."""
+    if isinstance(min_runtime, dict):
+        return " or ".join(f"{package} >= {version}" for package, version in min_runtime.items())
+    return str(min_runtime)
+
+
+def default_num_threads() -> int:
+    return max(1, min(DEFAULT_MAX_THREADS, os.cpu_count() or 1))
+
+
+def bucket_length(length: int, max_length: int, buckets: Sequence[int] = LENGTH_BUCKETS) -> int:
+    """Round a token count up to the next bucket, never above `max_length`."""
+    for bucket in buckets:
+        if bucket >= length:
+            return min(bucket, max_length)
+    return max_length
+
+
+class ModelSession:
+    """One loaded model: feed padded int32 batches by input name, get float outputs by name.
+
+    `sequence_outputs` names the outputs with a sequence axis (axis 1), which are cut back from
+    the bucket length to the batch's own length before they are returned.
+    """
+
+    def __init__(
+        self,
+        model_path: Union[str, os.PathLike],
+        backend: Optional[str] = None,
+        num_threads: Optional[int] = None,
+        max_seq_len: Optional[int] = None,
+        pad_id: int = 0,
+        sequence_outputs: Iterable[str] = (),
+        min_runtime: Union[Dict[str, str], str, None] = None,
+        weight_cache: Optional[Union[str, os.PathLike]] = None,
+        buckets: Sequence[int] = LENGTH_BUCKETS,
+    ):
+        self.model_path = Path(model_path)
+        self.backend = find_backend(backend)
+        self.num_threads = int(num_threads) if num_threads else default_num_threads()
+        self.pad_id = int(pad_id)
+        self.sequence_outputs = frozenset(sequence_outputs)
+        self.min_runtime = min_runtime
+        self.buckets = tuple(sorted(buckets))
+        self.reallocations = 0  # distinct input shapes set so far: each one re-plans memory
+        self._current_shape: Optional[Tuple[int, int]] = None
+        self._runner = self._create(weight_cache)
+        self.input_shape_signature = self._input_signature()
+        batch_dim, length_dim = self.input_shape_signature
+        self.dynamic_batch = batch_dim == -1
+        self.dynamic_length = length_dim == -1
+        self.fixed_length = None if self.dynamic_length else int(length_dim)
+        if max_seq_len is None:
+            max_seq_len = self.fixed_length or self.buckets[-1]
+        self.max_seq_len = int(max_seq_len)
+        if self.fixed_length is not None and self.fixed_length < self.max_seq_len:
+            self.max_seq_len = self.fixed_length
+
+    # -- loading ----------------------------------------------------------------------------
+    def _cannot_run(self, exc: BaseException) -> RuntimeBackendError:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        need = f"this bundle needs {describe_min_runtime(self.min_runtime)}" if self.min_runtime else (
+            "a newer runtime may be needed (ai-edge-litert >= 2.0 runs every model TF 2.16+ writes)")
+        return RuntimeBackendError(f"{self.backend} cannot run {self.model_path}: {detail}; {need}")
+
+    def _create(self, weight_cache):
+        if weight_cache is not None:
+            return _CompiledModelRunner(self, Path(weight_cache))
+        try:
+            interpreter = self.backend.interpreter_class(model_path=str(self.model_path), num_threads=self.num_threads)
+            runner = interpreter.get_signature_runner(SIGNATURE)
+        except (ValueError, RuntimeError) as exc:  # unsupported op versions surface here
+            raise self._cannot_run(exc) from None
+        inputs = runner.get_input_details()
+        missing = [name for name in INPUT_NAMES if name not in inputs]
+        if missing:
+            raise RuntimeBackendError(f"{self.model_path} signature {SIGNATURE!r} lacks inputs {missing}; "
+                                      f"it has {sorted(inputs)}")
+        return _InterpreterRunner(interpreter, runner)
+
+    def _input_signature(self) -> Tuple[int, int]:
+        signature = [int(d) for d in self._runner.input_shape_signature("input_ids")]
+        if len(signature) != 2:
+            raise RuntimeBackendError(f"{self.model_path}: input_ids has shape {signature}, expected [batch, length]")
+        return signature[0], signature[1]
+
+    # -- running ----------------------------------------------------------------------------
+    def padded_length(self, length: int) -> int:
+        if self.fixed_length is not None:
+            return self.fixed_length
+        return bucket_length(length, self.max_seq_len, self.buckets)
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> Dict[str, np.ndarray]:
+        """Run a [rows, length] batch (length <= max_seq_len); outputs keep `rows` and `length`."""
+        rows, length = input_ids.shape
+        if length > self.max_seq_len:
+            raise ValueError(f"batch length {length} exceeds the model's maximum {self.max_seq_len}")
+        target = self.padded_length(max(length, 1))
+        feed = {
+            "input_ids": _pad_to(input_ids, target, self.pad_id),
+            "attention_mask": _pad_to(attention_mask, target, 0),
+            "token_type_ids": _pad_to(token_type_ids, target, 0),
+        }
+        if rows == 0:
+            return {}
+        if self.dynamic_batch:
+            outputs = self._invoke(feed)
+        else:
+            per_row = [self._invoke({k: v[i:i + 1] for k, v in feed.items()}) for i in range(rows)]
+            outputs = {name: np.concatenate([o[name] for o in per_row], axis=0) for name in per_row[0]}
+        return {name: value[:, :length] if name in self.sequence_outputs else value for name, value in outputs.items()}
+
+    def _invoke(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        shape = tuple(feed["input_ids"].shape)
+        if shape != self._current_shape:
+            self.reallocations += 1
+            self._current_shape = shape
+        try:
+            return self._runner(feed)
+        except (ValueError, RuntimeError) as exc:  # e.g. an op that fails to prepare on this runtime
+            raise self._cannot_run(exc) from None
+
+
+def _pad_to(array: np.ndarray, length: int, value: int) -> np.ndarray:
+    array = np.ascontiguousarray(array, dtype=np.int32)
+    if array.shape[1] == length:
+        return array
+    out = np.full((array.shape[0], length), value, dtype=np.int32)
+    out[:, :array.shape[1]] = array
+    return out
+
+
+class _InterpreterRunner:
+    """The classic Interpreter API through its signature runner (all three backends)."""
+
+    def __init__(self, interpreter, runner):
+        self.interpreter = interpreter
+        self._runner = runner
+        self._inputs = runner.get_input_details()
+
+    def input_shape_signature(self, name: str) -> List[int]:
+        details = self._inputs[name]
+        return list(details.get("shape_signature", details["shape"]))
+
+    def __call__(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        # The runner resizes and re-allocates only when a shape actually changed.
+        return self._runner(**feed)
+
+
+class _CompiledModelRunner:
+    """LiteRT's CompiledModel API, the only way ai-edge-litert 2.3 exposes the XNNPACK weight cache.
+
+    The cache (a file) keeps XNNPACK's packed weights between processes, so later loads skip
+    repacking. Fixed-shape models only: in ai-edge-litert 2.3.0 CompiledModel does not resize
+    outputs after an input resize (a dynamic model fails with "Custom allocation is too small").
+    """
+
+    def __init__(self, session: ModelSession, cache_file: Path):
+        if session.backend.name != "ai_edge_litert":
+            raise RuntimeBackendError(f"the XNNPACK weight cache needs ai-edge-litert's CompiledModel API, "
+                                      f"not {session.backend}")
+        try:
+            from ai_edge_litert.compiled_model import CompiledModel
+            from ai_edge_litert.cpu_options import CpuOptions
+            from ai_edge_litert.options import Options
+        except ImportError as exc:
+            raise RuntimeBackendError(f"{session.backend} has no CompiledModel API for the weight cache: {exc}") from None
+        if cache_file.is_dir():
+            raise RuntimeBackendError(f"the weight cache must be a file path, {cache_file} is a directory")
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        options = Options(cpu_options=CpuOptions(num_threads=session.num_threads,
+                                                 xnnpack_weight_cache_path=str(cache_file)))
+        try:
+            self._model = CompiledModel.from_file(str(session.model_path), options=options)
+        except (ValueError, RuntimeError) as exc:
+            raise session._cannot_run(exc) from None
+        self._signature_index = self._model.get_signature_index(SIGNATURE)
+        if self._signature_index < 0:
+            raise RuntimeBackendError(f"{session.model_path} has no {SIGNATURE!r} signature")
+        names = self._model.get_signature_list()[SIGNATURE]
+        self._input_names, self._output_names = list(names["inputs"]), list(names["outputs"])
+        self._input_details = self._model.get_input_tensor_details(SIGNATURE)
+        self._output_details = self._model.get_output_tensor_details(SIGNATURE)
+        for name in INPUT_NAMES:
+            if -1 in self._input_details[name]["shape"] or self._input_details[name]["shape"] == [1, 1]:
+                # [1, 1] is how CompiledModel reports a [-1, -1] signature.
+                raise RuntimeBackendError(
+                    "the XNNPACK weight cache works only with fixed-shape (unrolled) bundles in ai-edge-litert "
+                    "2.3.0; convert with --graph unrolled or run without the weight cache")
+        self._inputs = self._model.create_input_buffers(self._signature_index)
+        self._outputs = self._model.create_output_buffers(self._signature_index)
+
+    def input_shape_signature(self, name: str) -> List[int]:
+        return list(self._input_details[name]["shape"])
+
+    def __call__(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        for name, buffer in zip(self._input_names, self._inputs):
+            buffer.write(feed[name])
+        self._model.run_by_index(self._signature_index, self._inputs, self._outputs)
+        results = {}
+        for name, buffer in zip(self._output_names, self._outputs):
+            shape = self._output_details[name]["shape"]
+            results[name] = np.asarray(buffer.read(int(np.prod(shape)), np.float32)).reshape(shape)
+        return results

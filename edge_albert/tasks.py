@@ -1,0 +1,328 @@
+"""Task APIs over a bundle: text classification, question answering, token classification, features.
+
+Each class loads a verified bundle once (tokenizer + interpreter) and turns texts into plain
+results. Inputs longer than the model's maximum are truncated and the result says
+`truncated=True`; empty and whitespace-only texts are valid inputs (they encode to [CLS] [SEP]).
+Nothing here imports TensorFlow, PyTorch or transformers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .bundle import Bundle, load_bundle
+from .errors import BundleError
+from .runtime import ModelSession
+from .tokenizer import AlbertTokenizer, Encoded
+
+PathLike = Union[str, os.PathLike]
+TextOrTexts = Union[str, Sequence[str]]
+DEFAULT_BATCH_SIZE = 16
+
+SEQUENCE_OUTPUTS = {
+    "text-classification": (),
+    "question-answering": ("start_logits", "end_logits"),
+    "token-classification": ("logits",),
+    "feature-extraction": ("last_hidden_state",),
+}
+
+
+@dataclass
+class Prediction:
+    """A text classification result: the top label, its probability, and every label's probability."""
+
+    label: str
+    score: float
+    scores: Dict[str, float]
+    truncated: bool = False
+
+    def to_dict(self, top_k: Optional[int] = None) -> dict:
+        ranked = sorted(self.scores.items(), key=lambda item: -item[1])
+        if top_k is not None:
+            ranked = ranked[:top_k]
+        return {"label": self.label, "score": self.score, "scores": dict(ranked), "truncated": self.truncated}
+
+
+@dataclass
+class Answer:
+    """The best answer span; `start`/`end` are character offsets into the context (end exclusive)."""
+
+    answer: str
+    start: int
+    end: int
+    score: float
+    no_answer: bool = False
+    null_score: float = 0.0  # probability of "no answer" ([CLS] as start and end), lowest over windows
+    truncated: bool = False  # the question was cut to leave room for the context
+
+    def to_dict(self, top_k: Optional[int] = None) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class WordLabel:
+    """One word's label; `start`/`end` are character offsets into the text (end exclusive)."""
+
+    word: str
+    label: str
+    score: float
+    start: int
+    end: int
+
+
+@dataclass
+class TokenClassification:
+    words: List[WordLabel]
+    truncated: bool = False
+
+    def to_dict(self, top_k: Optional[int] = None) -> dict:
+        return {"words": [asdict(word) for word in self.words], "truncated": self.truncated}
+
+
+@dataclass
+class Features:
+    """Sentence embedding (`pooler_output`) and per-token states of the real tokens."""
+
+    pooled: np.ndarray
+    token_states: np.ndarray = field(repr=False)
+    truncated: bool = False
+
+    def to_dict(self, top_k: Optional[int] = None) -> dict:
+        return {"pooled": self.pooled.tolist(), "num_tokens": int(self.token_states.shape[0]),
+                "truncated": self.truncated}
+
+
+def _as_list(texts: TextOrTexts) -> List[str]:
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = logits - np.max(logits, axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+class BundleModel:
+    """A loaded bundle: tokenizer, interpreter session and manifest. Subclasses add the task."""
+
+    task: str = ""
+
+    def __init__(self, bundle: Bundle, session: ModelSession, tokenizer: AlbertTokenizer,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        self.bundle = bundle
+        self.session = session
+        self.tokenizer = tokenizer
+        self.batch_size = max(1, int(batch_size))
+
+    @classmethod
+    def load(cls, path: PathLike, num_threads: Optional[int] = None, backend: Optional[str] = None,
+             batch_size: int = DEFAULT_BATCH_SIZE, weight_cache: Optional[PathLike] = None,
+             verify: bool = True) -> "BundleModel":
+        """Load and verify a bundle (sha256 of every file) and create its interpreter once."""
+        bundle = load_bundle(path, verify=verify)
+        target = TASK_CLASSES.get(bundle.task)
+        if target is None:
+            raise BundleError(f"{path}: unknown task {bundle.task!r} in the manifest")
+        if cls is not BundleModel and not issubclass(target, cls):
+            raise BundleError(f"{path} is a {bundle.task} bundle; load it with {target.__name__}, not {cls.__name__}")
+        special = (bundle.manifest.get("tokenizer") or {}).get("special_tokens") or {}
+        tokenizer = AlbertTokenizer.from_file(bundle.tokenizer_path, pad_id=special.get("pad_id"))
+        session = ModelSession(
+            bundle.model_path, backend=backend, num_threads=num_threads, max_seq_len=bundle.max_seq_len,
+            pad_id=tokenizer.pad_id, sequence_outputs=SEQUENCE_OUTPUTS[bundle.task],
+            min_runtime=(bundle.manifest.get("quantization") or {}).get("min_runtime"), weight_cache=weight_cache,
+        )
+        return target(bundle, session, tokenizer, batch_size=batch_size)
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.session.max_seq_len
+
+    @property
+    def labels(self) -> List[str]:
+        return self.bundle.labels
+
+    def _run_rows(self, encoded: Encoded) -> Iterator[Tuple[np.ndarray, Dict[str, np.ndarray]]]:
+        """Run every row, batch by batch, shortest rows together so that padding stays small."""
+        order = np.argsort(encoded.lengths(), kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            picked = order[start:start + self.batch_size]
+            batch = encoded.rows(picked)
+            yield picked, self.session.run(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+
+
+class TextClassifier(BundleModel):
+    """`predict(texts)` -> one Prediction per text (softmax over the bundle's labels)."""
+
+    task = "text-classification"
+
+    def predict(self, texts: TextOrTexts, text_pairs: Optional[TextOrTexts] = None) -> List[Prediction]:
+        texts = _as_list(texts)
+        pairs = None if text_pairs is None else _as_list(text_pairs)
+        encoded = self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len, truncation="longest_first")
+        return [self._prediction(row, truncated) for row, truncated in zip(self._logits(encoded), encoded.truncated)]
+
+    def logits(self, texts: TextOrTexts, text_pairs: Optional[TextOrTexts] = None) -> np.ndarray:
+        """Raw logits [len(texts), num_labels], for checks against the reference."""
+        texts = _as_list(texts)
+        pairs = None if text_pairs is None else _as_list(text_pairs)
+        return self._logits(self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len,
+                                                  truncation="longest_first"))
+
+    def _logits(self, encoded: Encoded) -> np.ndarray:
+        logits = None
+        for picked, outputs in self._run_rows(encoded):
+            if logits is None:
+                logits = np.zeros((encoded.num_rows, outputs["logits"].shape[1]), dtype=np.float32)
+            logits[encoded.example_index[picked]] = outputs["logits"]
+        return logits if logits is not None else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def _prediction(self, logits: np.ndarray, truncated: bool) -> Prediction:
+        labels = self.labels or [f"LABEL_{i}" for i in range(len(logits))]
+        if self.bundle.manifest.get("problem_type") == "multi_label_classification":
+            probabilities = 1.0 / (1.0 + np.exp(-logits))
+        else:
+            probabilities = softmax(logits.astype(np.float64))
+        best = int(np.argmax(probabilities))
+        scores = {label: float(p) for label, p in zip(labels, probabilities)}
+        return Prediction(label=labels[best], score=float(probabilities[best]), scores=scores, truncated=truncated)
+
+
+class QuestionAnswerer(BundleModel):
+    """Extractive QA: the best context span for each question, over overlapping context windows."""
+
+    task = "question-answering"
+
+    def predict(self, questions: TextOrTexts, contexts: TextOrTexts, stride: Optional[int] = None,
+                max_answer_tokens: int = 30, handle_impossible_answer: bool = False) -> List[Answer]:
+        """Answer each (question, context) pair.
+
+        Long contexts are split into windows of max_seq_len tokens overlapping by `stride` tokens
+        (default a quarter of max_seq_len); questions longer than half of max_seq_len are cut.
+        With `handle_impossible_answer` (SQuAD v2 models), an empty answer wins when its
+        probability beats the best span's.
+        """
+        questions, contexts = _as_list(questions), _as_list(contexts)
+        if len(questions) != len(contexts):
+            raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
+        max_question = min(64, self.max_seq_len // 2)
+        shortened = [self.tokenizer.shorten(q, max_question) for q in questions]
+        questions = [q for q, _ in shortened]
+        longest_question = max((self.tokenizer.count_tokens(q) for q in questions), default=0)
+        room = self.max_seq_len - longest_question - 3  # [CLS] q [SEP] c [SEP]
+        stride = self.max_seq_len // 4 if stride is None else int(stride)
+        stride = max(0, min(stride, room // 2))
+        encoded = self.tokenizer.encode(questions, contexts, max_length=self.max_seq_len, truncation="only_second",
+                                        stride=stride, return_overflowing_tokens=True)
+        best: List[Optional[Answer]] = [None] * len(questions)
+        null = [1.0] * len(questions)
+        for picked, outputs in self._run_rows(encoded):
+            for position, row in enumerate(picked):
+                example = int(encoded.example_index[row])
+                span, null_probability = self._best_span(
+                    outputs["start_logits"][position], outputs["end_logits"][position],
+                    encoded.sequence_ids[row], encoded.offsets[row], max_answer_tokens)
+                null[example] = min(null[example], null_probability)
+                if span is not None and (best[example] is None or span[2] > best[example].score):
+                    start, end, score = span
+                    best[example] = Answer(contexts[example][start:end], start, end, score)
+        answers = []
+        for example, answer in enumerate(best):
+            if answer is None or (handle_impossible_answer and null[example] > answer.score):
+                answer = Answer("", 0, 0, null[example] if answer is not None else 1.0, no_answer=True)
+            answer.null_score = null[example]
+            answer.truncated = shortened[example][1]
+            answers.append(answer)
+        return answers
+
+    @staticmethod
+    def _best_span(start_logits, end_logits, sequence_ids, offsets, max_answer_tokens):
+        """Best (start_char, end_char, probability) in one window, and the window's no-answer probability."""
+        length = len(start_logits)
+        context = np.array([sequence_ids[i] == 1 for i in range(length)])
+        allowed = context.copy()
+        allowed[0] = True  # [CLS] stands for "no answer", as in Hugging Face's QA pipeline
+        start_p = softmax(np.where(allowed, start_logits, -np.inf).astype(np.float64))
+        end_p = softmax(np.where(allowed, end_logits, -np.inf).astype(np.float64))
+        null_probability = float(start_p[0] * end_p[0])
+        if not context.any():
+            return None, null_probability
+        scores = np.outer(np.where(context, start_p, 0.0), np.where(context, end_p, 0.0))
+        scores = np.triu(scores) - np.triu(scores, max_answer_tokens)  # end >= start, span <= max tokens
+        i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        return (int(offsets[i][0]), int(offsets[j][1]), float(scores[i, j])), null_probability
+
+
+class TokenClassifier(BundleModel):
+    """Word-level labels (the label of each word's first sub-token) with character offsets."""
+
+    task = "token-classification"
+
+    def predict(self, texts: TextOrTexts) -> List[TokenClassification]:
+        texts = _as_list(texts)
+        encoded = self.tokenizer.encode(texts, max_length=self.max_seq_len, truncation="longest_first")
+        results: List[Optional[TokenClassification]] = [None] * len(texts)
+        labels = self.labels
+        for picked, outputs in self._run_rows(encoded):
+            probabilities = softmax(outputs["logits"].astype(np.float64))
+            for position, row in enumerate(picked):
+                example = int(encoded.example_index[row])
+                words = self._words(texts[example], probabilities[position], encoded.word_ids[row],
+                                    encoded.sequence_ids[row], encoded.offsets[row], labels)
+                results[example] = TokenClassification(words, truncated=encoded.truncated[example])
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _words(text, probabilities, word_ids, sequence_ids, offsets, labels) -> List[WordLabel]:
+        words: Dict[int, List[int]] = {}
+        for token, word in enumerate(word_ids[:len(probabilities)]):
+            if word is not None and sequence_ids[token] == 0:
+                words.setdefault(word, []).append(token)
+        result = []
+        for word, tokens in words.items():
+            first = tokens[0]
+            best = int(np.argmax(probabilities[first]))
+            start = int(min(offsets[t][0] for t in tokens))
+            end = int(max(offsets[t][1] for t in tokens))
+            label = labels[best] if best < len(labels) else f"LABEL_{best}"
+            result.append(WordLabel(text[start:end], label, float(probabilities[first][best]), start, end))
+        return result
+
+
+class FeatureExtractor(BundleModel):
+    """Sentence and token embeddings from a feature-extraction (AlbertModel) bundle."""
+
+    task = "feature-extraction"
+
+    def predict(self, texts: TextOrTexts) -> List[Features]:
+        texts = _as_list(texts)
+        encoded = self.tokenizer.encode(texts, max_length=self.max_seq_len, truncation="longest_first")
+        results: List[Optional[Features]] = [None] * len(texts)
+        lengths = encoded.lengths()
+        for picked, outputs in self._run_rows(encoded):
+            for position, row in enumerate(picked):
+                example = int(encoded.example_index[row])
+                results[example] = Features(
+                    pooled=outputs["pooler_output"][position],
+                    token_states=outputs["last_hidden_state"][position, :lengths[row]],
+                    truncated=encoded.truncated[example])
+        return results  # type: ignore[return-value]
+
+
+TASK_CLASSES = {
+    "text-classification": TextClassifier,
+    "question-answering": QuestionAnswerer,
+    "token-classification": TokenClassifier,
+    "feature-extraction": FeatureExtractor,
+}
+
+
+def load_model(path: PathLike, num_threads: Optional[int] = None, backend: Optional[str] = None,
+               batch_size: int = DEFAULT_BATCH_SIZE, weight_cache: Optional[PathLike] = None) -> BundleModel:
+    """Load a bundle as the task object its manifest names (TextClassifier, QuestionAnswerer, ...)."""
+    return BundleModel.load(path, num_threads=num_threads, backend=backend, batch_size=batch_size,
+                            weight_cache=weight_cache)
