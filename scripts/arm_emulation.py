@@ -304,7 +304,7 @@ def ensure_sysroot(cache: Path, refresh: bool = False) -> Path:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    shutil.rmtree(apt_dir / "cache", ignore_errors=True)  # pkgcache.bin: 20+ MB, rebuilt on demand
+    shutil.rmtree(apt_dir, ignore_errors=True)  # lists + pkgcache: 20 MB, only needed to build
     log(f"sysroot ready in {time.monotonic() - started:.1f}s: {sysroot}")
     return sysroot
 

@@ -54,9 +54,15 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-user >/dev/null
+# Quiet on success; on failure show apt's output.
+APT_LOG="$(mktemp)"
+trap 'rm -f "$APT_LOG"' EXIT
+apt_quiet() {
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get "$@" >"$APT_LOG" 2>&1 \
+        || { cat "$APT_LOG" >&2; die "apt-get $* failed"; }
+}
+apt_quiet update -qq
+apt_quiet install -y -qq --no-install-recommends -t bookworm-backports qemu-user
 
 command -v qemu-aarch64 >/dev/null || die "qemu-user was installed but qemu-aarch64 is not on PATH"
 [ "$(qemu_major)" -ge "$QEMU_MIN_MAJOR" ] \
