@@ -1,0 +1,104 @@
+"""Streaming prediction for `edge-albert predict`: records in, one JSON object per record out.
+
+Records are read lazily and predicted `batch_size` at a time, so a file of any size runs in
+bounded memory and results appear while input is still arriving.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, Iterator, List, Optional
+
+from .errors import DataError
+from .tasks import BundleModel, QuestionAnswerer, TextClassifier
+
+
+def records_from_lines(lines: Iterable[str], jsonl: bool) -> Iterator[dict]:
+    """One record per line: the line itself as `text`, or (with `jsonl`) a JSON object."""
+    for number, line in enumerate(lines, start=1):
+        line = line[:-1] if line.endswith("\n") else line
+        line = line[:-1] if line.endswith("\r") else line
+        if not jsonl:
+            yield {"text": line}
+            continue
+        if not line.strip():
+            continue  # blank lines between JSON objects are not records
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"input line {number} is not valid JSON ({exc.msg}); expected an object like "
+                            '{"text": "..."}') from None
+        if not isinstance(record, dict):
+            raise DataError(f"input line {number} is a JSON {type(record).__name__}, expected an object")
+        _check_fields(record, number)
+        yield record
+
+
+def _check_fields(record: dict, number: int) -> None:
+    has_text = "text" in record
+    has_qa = "question" in record and "context" in record
+    if not has_text and not has_qa:
+        raise DataError(f"input line {number} has neither a 'text' field nor 'question' and 'context'")
+    for key in ("text", "text_pair", "question", "context"):
+        if key in record and not isinstance(record[key], str):
+            raise DataError(f"input line {number}: field {key!r} must be a string, "
+                            f"not {type(record[key]).__name__}")
+
+
+def _batches(records: Iterable[dict], size: int) -> Iterator[List[dict]]:
+    batch: List[dict] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predict_records(model: BundleModel, records: Iterable[dict], batch_size: int = 32,
+                    top_k: Optional[int] = None) -> Iterator[dict]:
+    """Yield one result dict per record, in input order."""
+    for batch in _batches(records, max(1, batch_size)):
+        yield from _predict_batch(model, batch, top_k)
+
+
+def _predict_batch(model: BundleModel, batch: List[dict], top_k: Optional[int]) -> List[dict]:
+    if isinstance(model, QuestionAnswerer):
+        questions, contexts = [], []
+        for record in batch:
+            if "question" in record and "context" in record:
+                questions.append(record["question"])
+                contexts.append(record["context"])
+            elif "text_pair" in record:
+                questions.append(record["text"])
+                contexts.append(record["text_pair"])
+            else:
+                raise DataError("a question-answering bundle needs records with 'question' and 'context' "
+                                "(use --jsonl)")
+        results = model.predict(questions, contexts)
+        return [_output(record, result.to_dict(top_k), ("id", "question")) for record, result in zip(batch, results)]
+    texts = [_text_of(record) for record in batch]
+    if isinstance(model, TextClassifier) and any("text_pair" in record for record in batch):
+        results = [None] * len(batch)
+        paired = [i for i, record in enumerate(batch) if "text_pair" in record]
+        single = [i for i, record in enumerate(batch) if "text_pair" not in record]
+        for indices, pairs in ((paired, [batch[i]["text_pair"] for i in paired]), (single, None)):
+            if indices:
+                for i, result in zip(indices, model.predict([texts[i] for i in indices], pairs)):
+                    results[i] = result
+    else:
+        results = model.predict(texts)
+    return [_output(record, result.to_dict(top_k), ("id", "text")) for record, result in zip(batch, results)]
+
+
+def _text_of(record: dict) -> str:
+    if "text" not in record:
+        raise DataError("this bundle needs records with a 'text' field")
+    return record["text"]
+
+
+def _output(record: dict, result: dict, echo: tuple) -> dict:
+    out = {key: record[key] for key in echo if key in record}
+    out.update(result)
+    return out
