@@ -59,5 +59,68 @@ def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, bat
         sys.stdout.flush()
 
 
+def _progress_printer():
+    """Stage messages on stderr with the elapsed time, so long conversions show where they are."""
+    import time
+
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
+
+    return say
+
+
+@main.command()
+@click.argument("checkpoint_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Bundle directory to write (NAME.edgealbert).")
+@click.option("--quantize", default="dynamic-int8", show_default=True, help="fp32, fp16, dynamic-int8, int8, a comma list, or all (fp32,fp16,dynamic-int8).")
+@click.option("--max-seq-len", type=int, default=None, help="Longest input the model takes [default: 128, at most max_position_embeddings].")
+@click.option("--graph", type=click.Choice(["loop", "unrolled"]), default="loop", show_default=True, help="loop: one WHILE over the shared layer, any length; unrolled: fixed length, for full int8 and WHILE-less delegates.")
+@click.option("--calibration-texts", type=click.Path(dir_okay=False), help="Texts (one per line) to calibrate full int8.")
+@click.option("--samples", type=click.Path(dir_okay=False), help="Texts (one per line) to verify against PyTorch [default: a built-in varied set].")
+@click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weight scales for dense layers: runs on tflite-runtime 2.14.")
+@click.option("--force", is_flag=True, help="Bundle a variant even if it fails verification.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at the output path.")
+@reports_errors
+def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_texts, samples, per_tensor, force, overwrite):
+    """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
+    from .converters.convert import convert_checkpoint
+    from .converters.samples import read_text_lines
+    from .report import conversion_table
+
+    result = convert_checkpoint(
+        checkpoint_dir,
+        output,
+        quantize=quantize,
+        graph=graph,
+        max_seq_len=max_seq_len,
+        calibration_texts=read_text_lines(calibration_texts) if calibration_texts else None,
+        samples=read_text_lines(samples) if samples else None,
+        per_channel_dense=not per_tensor,
+        force=force,
+        overwrite=overwrite,
+        progress=_progress_printer(),
+    )
+    click.echo(conversion_table(result.variants))
+    if any(not v.bundled for v in result.variants):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("bundle_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@reports_errors
+def inspect(bundle_dir, as_json):
+    """Show a bundle's manifest and the size breakdown of its model (embeddings / shared layer / head)."""
+    import json
+
+    from .bundle import load_bundle
+    from .report import inspection_text
+
+    bundle = load_bundle(bundle_dir)
+    click.echo(json.dumps(bundle.manifest, indent=2) if as_json else inspection_text(bundle.manifest))
+
+
 if __name__ == "__main__":
     main()

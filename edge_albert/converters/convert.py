@@ -1,0 +1,258 @@
+"""The `convert` pipeline: checkpoint -> graph -> .tflite variants -> verification -> bundles.
+
+Every variant is verified against the PyTorch reference before it is written; one that fails
+its tolerance is reported and not bundled unless `force` is set. Outputs are written
+atomically, so a failure leaves nothing at the output path.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from .. import __version__
+from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, write_bundle
+from ..errors import ConversionError, VerificationError
+from . import samples as sample_sets
+from .checkpoint import AlbertCheckpoint, load_checkpoint
+from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES, GraphOptions, build_albert_module
+from .tflite import MIN_RUNTIME, QUANTIZATIONS, FlatbufferInspection, compact_and_check, convert_module
+from .verify import VariantCheck, encode_samples, load_reference_model, reference_outputs, verify_variant
+
+Progress = Callable[[str], None]
+DEFAULT_CALIBRATION_SAMPLES = 100
+DEFAULT_MAX_SEQ_LEN = 128
+
+
+@dataclass
+class VariantResult:
+    """One quantization variant: where it went (if anywhere) and how it measured."""
+
+    quantize: str
+    graph: str
+    bundle_path: Optional[Path]
+    inspection: FlatbufferInspection
+    check: VariantCheck
+    convert_seconds: float
+    bundled: bool
+    bundle: Optional[Bundle] = None
+
+
+@dataclass
+class ConversionResult:
+    checkpoint: AlbertCheckpoint
+    variants: List[VariantResult] = field(default_factory=list)
+
+    @property
+    def bundle(self) -> Optional[Bundle]:
+        """The bundle of a single-variant conversion (the common case)."""
+        bundled = [v.bundle for v in self.variants if v.bundle is not None]
+        return bundled[0] if len(bundled) == 1 else None
+
+    @property
+    def bundles(self) -> List[Bundle]:
+        return [v.bundle for v in self.variants if v.bundle is not None]
+
+
+def output_paths(output: Path, quantizations: Sequence[str]) -> List[Path]:
+    """OUT for one variant; OUT's stem + '-<variant>' + suffix beside it for several."""
+    output = Path(output)
+    if len(quantizations) == 1:
+        return [output]
+    suffix = output.suffix or ".edgealbert"
+    return [output.with_name(f"{output.stem}-{q}{suffix}") for q in quantizations]
+
+
+def parse_quantizations(value: str) -> List[str]:
+    """'dynamic-int8', 'fp32,fp16' or 'all' -> validated list."""
+    names = list(QUANTIZATIONS[:3]) if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in QUANTIZATIONS]
+    if not names or unknown:
+        raise ConversionError(f"unknown quantization {', '.join(unknown) or value!r}; choose from {', '.join(QUANTIZATIONS)} or all")
+    return list(dict.fromkeys(names))
+
+
+def convert_checkpoint(
+    checkpoint_dir,
+    output,
+    quantize: str | Sequence[str] = "dynamic-int8",
+    graph: str = "loop",
+    max_seq_len: Optional[int] = None,
+    calibration_texts: Optional[Sequence[str]] = None,
+    samples: Optional[Sequence[str]] = None,
+    per_channel_dense: bool = True,
+    force: bool = False,
+    overwrite: bool = False,
+    progress: Optional[Progress] = None,
+) -> ConversionResult:
+    """Convert a Hugging Face ALBERT checkpoint into one verified bundle per quantization."""
+    say = progress or (lambda message: None)
+    quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
+    targets = output_paths(Path(output), quantizations)
+    for target in targets:
+        if target.exists() and not overwrite:
+            raise ConversionError(f"{target} already exists; pass --overwrite to replace it")
+    if graph not in ("loop", "unrolled"):
+        raise ConversionError(f"--graph must be loop or unrolled, not {graph!r}")
+    if "int8" in quantizations and graph != "unrolled":
+        raise ConversionError(
+            "full int8 needs --graph unrolled (the converter cannot calibrate the while-loop form); "
+            "dynamic-int8 works with the loop form"
+        )
+
+    say(f"loading checkpoint {checkpoint_dir}")
+    checkpoint = load_checkpoint(checkpoint_dir)
+    config = checkpoint.config
+    if max_seq_len is None:
+        max_seq_len = min(DEFAULT_MAX_SEQ_LEN, config.max_position_embeddings)
+    if not 1 <= max_seq_len <= config.max_position_embeddings:
+        raise ConversionError(f"--max-seq-len must be between 1 and {config.max_position_embeddings} (max_position_embeddings)")
+    say(
+        f"{checkpoint.architecture}: {checkpoint.parameter_count():,} parameters, V={config.vocab_size} "
+        f"E={config.embedding_size} H={config.hidden_size}, {config.num_hidden_layers} calls of one shared layer"
+    )
+
+    texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(samples) if samples else None)
+    fixed_length = max_seq_len if graph == "unrolled" else None
+    batches = encode_samples(checkpoint, texts, pairs, max_seq_len, fixed_length=fixed_length)
+    say(f"running the PyTorch reference on {len(texts)} sample texts")
+    reference_model = load_reference_model(checkpoint)
+    reference = reference_outputs(checkpoint, batches, reference_model)
+
+    result = ConversionResult(checkpoint=checkpoint)
+    modules = {}
+    for quantization, target in zip(quantizations, targets):
+        mask_bias = INT8_MASK_BIAS if quantization == "int8" else FLOAT_MASK_BIAS
+        if mask_bias not in modules:
+            say(f"building the TF graph ({graph} form, mask bias {mask_bias:g})")
+            modules[mask_bias] = build_albert_module(checkpoint, GraphOptions(graph, max_seq_len, mask_bias))
+        calibration = None
+        if quantization == "int8":
+            calibration = _calibration_feed(checkpoint, calibration_texts, max_seq_len, fixed_length)
+        say(f"converting {quantization}")
+        started = time.perf_counter()
+        model_bytes = convert_module(modules[mask_bias], quantization, calibration, per_channel_dense)
+        model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
+        seconds = time.perf_counter() - started
+        say(f"verifying {quantization} against PyTorch")
+        check = verify_variant(checkpoint, model_bytes, quantization, batches, reference)
+        bundled = check.passed or force
+        bundle = None
+        if bundled:
+            manifest = build_manifest(checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check, forced=not check.passed)
+            bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
+            say(f"wrote {target}")
+        else:
+            say(f"NOT bundled {quantization}: {check.message}")
+        result.variants.append(VariantResult(quantization, graph, target if bundled else None, inspection, check, seconds, bundled, bundle))
+    failed = [v for v in result.variants if not v.bundled]
+    if failed and len(failed) == len(result.variants):
+        raise VerificationError("; ".join(f"{v.quantize}: {v.check.message}" for v in failed))
+    return result
+
+
+def _calibration_feed(checkpoint, calibration_texts, max_seq_len, fixed_length):
+    if not calibration_texts:
+        raise ConversionError("full int8 needs --calibration-texts FILE (one representative text per line)")
+    texts = list(calibration_texts)[:DEFAULT_CALIBRATION_SAMPLES]
+    task = checkpoint.task
+    first, second = sample_sets.sample_inputs(task, texts)
+    batches = encode_samples(checkpoint, first, second, max_seq_len, fixed_length=fixed_length)
+
+    def feed():
+        for batch in batches:
+            for row in range(batch["input_ids"].shape[0]):
+                yield {name: batch[name][row : row + 1] for name in INPUT_NAMES}
+
+    return feed
+
+
+def _bundle_files(checkpoint: AlbertCheckpoint, model_bytes: bytes) -> dict:
+    files = {MODEL_FILE: model_bytes, TOKENIZER_FILE: checkpoint.tokenizer_json}
+    if checkpoint.spiece_model is not None:
+        files[SPIECE_FILE] = checkpoint.spiece_model
+    return files
+
+
+def build_manifest(
+    checkpoint: AlbertCheckpoint,
+    quantization: str,
+    graph: str,
+    max_seq_len: int,
+    mask_bias: float,
+    per_channel_dense: bool,
+    inspection: FlatbufferInspection,
+    check: VariantCheck,
+    forced: bool,
+) -> dict:
+    """The self-describing manifest (bundle format v1, see DESIGN.md)."""
+    config = checkpoint.config
+    shape = [-1, -1] if graph == "loop" else [1, max_seq_len]
+    runtime_key = quantization
+    if quantization == "dynamic-int8" and not per_channel_dense:
+        runtime_key = "dynamic-int8-per-tensor"
+    return {
+        "task": checkpoint.task,
+        "labels": checkpoint.labels,
+        "max_seq_len": max_seq_len,
+        "graph": graph,
+        "inputs": [{"name": name, "dtype": "int32", "shape": shape} for name in INPUT_NAMES],
+        "outputs": [{"name": name, "dtype": "float32", "shape": _output_shape(checkpoint, name, shape)} for name in OUTPUT_NAMES[checkpoint.task]],
+        "signature": "serving_default",
+        "tokenizer": {
+            "type": "sentencepiece-unigram",
+            "file": TOKENIZER_FILE,
+            "spiece_file": SPIECE_FILE if checkpoint.spiece_model is not None else None,
+            **checkpoint.tokenizer_settings,
+        },
+        "quantization": {
+            "mode": quantization,
+            "per_channel_dense": per_channel_dense if quantization in ("dynamic-int8", "int8") else None,
+            "attention_mask_bias": mask_bias,
+            "min_runtime": MIN_RUNTIME[runtime_key],
+        },
+        "source": {
+            "architecture": checkpoint.architecture,
+            "weights_file": checkpoint.weights_file.name,
+            "weights_sha256": checkpoint.weights_sha256,
+            "parameters": checkpoint.parameter_count(),
+            "problem_type": checkpoint.problem_type,
+            "config": {
+                key: getattr(config, key)
+                for key in (
+                    "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                    "intermediate_size", "hidden_act", "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
+                )
+            },
+        },
+        "inspection": inspection.to_dict(),
+        "validation": {**check.to_dict(), "forced": forced},
+        "created_by": {"package": "edge-albert", "version": __version__, "python": platform.python_version(), **_library_versions()},
+    }
+
+
+def _output_shape(checkpoint: AlbertCheckpoint, name: str, input_shape: list) -> list:
+    batch, seq = input_shape
+    if name == "logits" and checkpoint.task == "text-classification":
+        return [batch, checkpoint.config.num_labels]
+    if name == "logits":
+        return [batch, seq, checkpoint.config.num_labels]
+    if name == "last_hidden_state":
+        return [batch, seq, checkpoint.config.hidden_size]
+    if name == "pooler_output":
+        return [batch, checkpoint.config.hidden_size]
+    return [batch, seq]
+
+
+def _library_versions() -> dict:
+    versions = {}
+    for module_name in ("tensorflow", "torch", "transformers"):
+        try:
+            module = __import__(module_name)
+            versions[module_name] = getattr(module, "__version__", "unknown")
+        except ImportError:
+            pass
+    return versions

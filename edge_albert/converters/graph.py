@@ -1,0 +1,185 @@
+"""ALBERT as a TensorFlow graph, built explicitly from Hugging Face weights.
+
+Read top to bottom: the name table, the embedding, the ONE shared layer, the heads, and the
+two encoder forms. The shared layer's weights are single constants captured by every layer
+call, so the .tflite stores them once. In the `loop` form the layer runs inside a
+tf.while_loop (one WHILE op), so XNNPACK packs its weights once at run time too; the
+`unrolled` form calls it num_hidden_layers times (needed for full-int8 calibration and for
+delegates that cannot run WHILE).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict
+
+import numpy as np
+
+from .checkpoint import SHARED_LAYER_PREFIX, AlbertCheckpoint
+
+GRAPH_FORMS = ("loop", "unrolled")
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+# Added to attention scores of padding positions. Finite and small enough that full-int8
+# calibration keeps useful ranges; -1e4 still gives exp(-1e4) == 0 in float32.
+FLOAT_MASK_BIAS = -10000.0
+INT8_MASK_BIAS = -20.0
+
+OUTPUT_NAMES = {
+    "text-classification": ("logits",),
+    "question-answering": ("start_logits", "end_logits"),
+    "token-classification": ("logits",),
+    "feature-extraction": ("last_hidden_state", "pooler_output"),
+}
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    form: str = "loop"
+    max_seq_len: int = 128
+    mask_bias: float = FLOAT_MASK_BIAS
+
+
+def _weight_groups(checkpoint: AlbertCheckpoint) -> Dict[str, Dict[str, np.ndarray]]:
+    """Split the checkpoint's tensors into embedding, shared layer and head, by HF name."""
+    w = checkpoint.weights
+    shared = {name[len(SHARED_LAYER_PREFIX):]: value for name, value in w.items() if name.startswith(SHARED_LAYER_PREFIX)}
+    embedding = {
+        "word": w["embeddings.word_embeddings.weight"],
+        "position": w["embeddings.position_embeddings.weight"],
+        "token_type": w["embeddings.token_type_embeddings.weight"],
+        "norm_gamma": w["embeddings.LayerNorm.weight"],
+        "norm_beta": w["embeddings.LayerNorm.bias"],
+        "projection_kernel": w["encoder.embedding_hidden_mapping_in.weight"],
+        "projection_bias": w["encoder.embedding_hidden_mapping_in.bias"],
+    }
+    head = {name: value for name, value in w.items() if name.split(".")[0] in ("pooler", "classifier", "qa_outputs")}
+    return {"embedding": embedding, "shared_layer": shared, "head": head}
+
+
+def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
+    """Return a tf.Module whose `serving_default` tf.function maps int32 inputs to named outputs."""
+    import tensorflow as tf
+
+    if options.form not in GRAPH_FORMS:
+        raise ValueError(f"graph form must be one of {GRAPH_FORMS}, got {options.form!r}")
+    config = checkpoint.config
+    groups = _weight_groups(checkpoint)
+
+    def const(array: np.ndarray, name: str):
+        return tf.constant(np.ascontiguousarray(array, dtype=np.float32), name=name)
+
+    emb = {key: const(value, f"embeddings/{key}") for key, value in groups["embedding"].items()}
+    layer = {key: const(value, "shared_layer/" + key.replace(".", "/")) for key, value in groups["shared_layer"].items()}
+    head = {key: const(value, "head/" + key.replace(".", "/")) for key, value in groups["head"].items()}
+    num_heads, head_size, hidden = config.num_attention_heads, config.head_size, config.hidden_size
+    eps = config.layer_norm_eps
+    activation = _activation(config.hidden_act)
+
+    def dense(x, kernel, bias):
+        """x[..., in] @ kernel[out, in]^T + bias: Hugging Face layout, lowered to FULLY_CONNECTED."""
+        in_features = kernel.shape[1]
+        flat = tf.reshape(x, [-1, in_features])
+        out = tf.matmul(flat, kernel, transpose_b=True) + bias
+        return tf.reshape(out, tf.concat([tf.shape(x)[:-1], [kernel.shape[0]]], axis=0))
+
+    def layer_norm(x, gamma, beta):
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        centered = x - mean
+        variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
+        return centered * tf.math.rsqrt(variance + eps) * gamma + beta
+
+    def embed(input_ids, token_type_ids):
+        seq_len = tf.shape(input_ids)[1]
+        words = tf.gather(emb["word"], input_ids)
+        # A gather (not a slice) so that dynamic-range quantization stores the table as int8.
+        positions = tf.expand_dims(tf.gather(emb["position"], tf.range(seq_len)), 0)
+        token_types = tf.gather(emb["token_type"], token_type_ids)
+        x = layer_norm(words + positions + token_types, emb["norm_gamma"], emb["norm_beta"])
+        return dense(x, emb["projection_kernel"], emb["projection_bias"])
+
+    def split_heads(x):
+        batch, seq_len = tf.shape(x)[0], tf.shape(x)[1]
+        x = tf.reshape(x, [batch, seq_len, num_heads, head_size])
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    def shared_layer(hidden_states, mask_bias):
+        """One ALBERT layer (attention + FFN); the same weights for every call."""
+        batch, seq_len = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
+        query = split_heads(dense(hidden_states, layer["attention.query.weight"], layer["attention.query.bias"]))
+        key = split_heads(dense(hidden_states, layer["attention.key.weight"], layer["attention.key.bias"]))
+        value = split_heads(dense(hidden_states, layer["attention.value.weight"], layer["attention.value.bias"]))
+        scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias
+        context = tf.matmul(tf.nn.softmax(scores, axis=-1), value)
+        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq_len, hidden])
+        attention = dense(context, layer["attention.dense.weight"], layer["attention.dense.bias"])
+        attention = layer_norm(hidden_states + attention, layer["attention.LayerNorm.weight"], layer["attention.LayerNorm.bias"])
+        ffn = activation(dense(attention, layer["ffn.weight"], layer["ffn.bias"]))
+        ffn = dense(ffn, layer["ffn_output.weight"], layer["ffn_output.bias"])
+        return layer_norm(ffn + attention, layer["full_layer_layer_norm.weight"], layer["full_layer_layer_norm.bias"])
+
+    def encoder(hidden_states, mask_bias):
+        if options.form == "unrolled":
+            for _ in range(config.num_hidden_layers):
+                hidden_states = shared_layer(hidden_states, mask_bias)
+            return hidden_states
+
+        def body(index, states):
+            return index + 1, shared_layer(states, mask_bias)
+
+        _, hidden_states = tf.while_loop(
+            lambda index, _: index < config.num_hidden_layers,
+            body,
+            [tf.constant(0), hidden_states],
+            shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, None, hidden])],
+            maximum_iterations=config.num_hidden_layers,
+        )
+        return hidden_states
+
+    def pooled(sequence_output):
+        return tf.tanh(dense(sequence_output[:, 0], head["pooler.weight"], head["pooler.bias"]))
+
+    task = checkpoint.task
+
+    def heads(sequence_output):
+        if task == "text-classification":
+            return {"logits": dense(pooled(sequence_output), head["classifier.weight"], head["classifier.bias"])}
+        if task == "token-classification":
+            return {"logits": dense(sequence_output, head["classifier.weight"], head["classifier.bias"])}
+        if task == "question-answering":
+            logits = dense(sequence_output, head["qa_outputs.weight"], head["qa_outputs.bias"])
+            return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
+        return {"last_hidden_state": sequence_output, "pooler_output": pooled(sequence_output)}
+
+    if options.form == "loop":
+        shape = [None, None]
+    else:
+        shape = [1, options.max_seq_len]
+    signature = [tf.TensorSpec(shape, tf.int32, name=name) for name in INPUT_NAMES]
+    mask_value = float(options.mask_bias)
+
+    class AlbertModule(tf.Module):
+        @tf.function(input_signature=signature)
+        def serving_default(self, input_ids, attention_mask, token_type_ids):
+            mask = tf.cast(attention_mask, tf.float32)
+            # Broadcast over heads and query positions; a reshape, since TFLite lacks new-axis slices.
+            mask_bias = tf.reshape((1.0 - mask) * mask_value, [tf.shape(mask)[0], 1, 1, tf.shape(mask)[1]])
+            sequence_output = encoder(embed(input_ids, token_type_ids), mask_bias)
+            return heads(sequence_output)
+
+    return AlbertModule()
+
+
+def _activation(name: str):
+    import tensorflow as tf
+
+    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        return lambda x: tf.nn.gelu(x, approximate=True)
+    if name == "gelu":
+        return lambda x: tf.nn.gelu(x, approximate=False)
+    if name == "relu":
+        return tf.nn.relu
+    if name in ("silu", "swish"):
+        return tf.nn.silu
+    raise ValueError(f"unsupported activation {name!r}")

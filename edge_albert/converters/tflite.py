@@ -1,0 +1,244 @@
+"""TFLite conversion, post-training quantization and flatbuffer inspection.
+
+After conversion the flatbuffer is inspected: identical weight buffers are merged (tensors
+repointed to one copy) and the file must stay within SIZE_TOLERANCE of the ideal bytes for
+its precision, which is what proves the shared layer is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional
+
+import numpy as np
+
+from ..errors import ConversionError
+from .checkpoint import AlbertCheckpoint
+from .graph import INPUT_NAMES
+
+QUANTIZATIONS = ("fp32", "fp16", "dynamic-int8", "int8")
+SIZE_TOLERANCE = 1.03
+# Flatbuffer structure (op list, tensor table, signature, metadata) that does not scale with
+# the weights; negligible for albert-base (47 MB), noticeable only for toy models.
+STRUCTURE_SLACK_BYTES = 96 * 1024
+# TFLite's quantizer leaves constants below this many elements in float32.
+MIN_QUANTIZED_ELEMENTS = 1024
+# Constant buffers below this size are graph structure (shapes, scalars), not weights.
+MIN_WEIGHT_BYTES = 256
+
+# Minimum interpreter that runs each variant (tflite-runtime 2.14 rejects FULLY_CONNECTED v12,
+# which TF 2.21 emits for per-channel dynamic-int8 dense layers).
+MIN_RUNTIME = {
+    "fp32": {"ai-edge-litert": "2.0", "tflite-runtime": "2.14"},
+    "fp16": {"ai-edge-litert": "2.0", "tflite-runtime": "2.14"},
+    "dynamic-int8": {"ai-edge-litert": "2.0"},
+    "dynamic-int8-per-tensor": {"ai-edge-litert": "2.0", "tflite-runtime": "2.14"},
+    "int8": {"ai-edge-litert": "2.0"},
+}
+
+
+@dataclass
+class FlatbufferInspection:
+    """What the .tflite holds: subgraphs, operators, weight buffers and their sharing."""
+
+    file_bytes: int
+    subgraphs: int
+    operators: Dict[str, int]
+    weight_buffers: int
+    weight_bytes: int
+    duplicate_buffers_merged: int
+    duplicate_bytes_removed: int
+    ideal_bytes: int
+    size_ratio: float
+    bytes_by_part: Dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
+    """Bytes the weights need at this precision: the floor a compact .tflite should approach."""
+    total = 0
+    for value in checkpoint.weights.values():
+        if quantize == "fp32":
+            total += 4 * value.size
+        elif quantize == "fp16":
+            total += 2 * value.size
+        else:  # int8 matrices; vectors (biases, LayerNorm) and small tables stay 32-bit
+            total += value.size if value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS else 4 * value.size
+    return int(total)
+
+
+def convert_module(
+    module,
+    quantize: str,
+    calibration_inputs: Optional[Callable[[], Iterable[Dict[str, np.ndarray]]]] = None,
+    per_channel_dense: bool = True,
+) -> bytes:
+    """Convert the module's serving_default function to .tflite bytes at the given precision."""
+    import tensorflow as tf
+
+    if quantize not in QUANTIZATIONS:
+        raise ConversionError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    function = module.serving_default.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic-int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if not per_channel_dense:
+            # Per-tensor weight scales keep FULLY_CONNECTED at an op version tflite-runtime 2.14 runs.
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    elif quantize == "int8":
+        if calibration_inputs is None:
+            raise ConversionError("full int8 needs calibration texts (--calibration-texts FILE)")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int32
+        converter.inference_output_type = tf.float32
+
+        def representative_dataset():
+            # Fed as a dict keyed by input name: the converter orders inputs alphabetically,
+            # so a positional list would silently feed input_ids as the attention mask.
+            for sample in calibration_inputs():
+                yield {name: np.asarray(sample[name], dtype=np.int32) for name in INPUT_NAMES}
+
+        converter.representative_dataset = representative_dataset
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises ConverterError, RuntimeError and others
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(f"TFLite conversion ({quantize}) failed: {first_line}") from None
+
+
+def _schema():
+    from tensorflow.lite.python import schema_py_generated
+
+    return schema_py_generated
+
+
+def _operator_names(schema) -> Dict[int, str]:
+    return {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+
+
+def merge_duplicate_buffers(model_bytes: bytes):
+    """Repoint tensors that hold byte-identical constants to one buffer; return (bytes, merged, saved)."""
+    import flatbuffers
+
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    first_by_digest: Dict[str, int] = {}
+    replacement: Dict[int, int] = {}
+    saved = 0
+    for index, buffer in enumerate(model.buffers):
+        data = buffer.data
+        if data is None or len(data) == 0:
+            continue
+        digest = hashlib.sha256(np.asarray(data, dtype=np.uint8).tobytes()).hexdigest()
+        if digest in first_by_digest:
+            replacement[index] = first_by_digest[digest]
+            saved += len(data)
+        else:
+            first_by_digest[digest] = index
+    if not replacement:
+        return model_bytes, 0, 0
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            if tensor.buffer in replacement:
+                tensor.buffer = replacement[tensor.buffer]
+    for index in replacement:
+        model.buffers[index].data = None
+    builder = flatbuffers.Builder(len(model_bytes))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), len(replacement), saved
+
+
+def _parts_by_buffer(model, buffer_sizes: Dict[int, int]) -> Dict[int, str]:
+    """Attribute each weight buffer to embeddings, shared_layer or head by where it is consumed.
+
+    Tensor names do not survive conversion, so the graph's structure decides: buffers read inside
+    a WHILE body, or by more than one operator of the main graph (the unrolled layer calls), are
+    the shared layer; main-graph buffers read before the first shared-layer operator are the
+    embedding, the rest the head.
+    """
+    main = model.subgraphs[0]
+    readers: Dict[int, List[int]] = {}
+    for position, op in enumerate(main.operators):
+        for tensor_index in op.inputs:
+            if tensor_index >= 0:
+                buffer = main.tensors[tensor_index].buffer
+                if buffer in buffer_sizes:
+                    readers.setdefault(buffer, []).append(position)
+    loop_positions = [
+        position for position, op in enumerate(main.operators)
+        if model.operatorCodes[op.opcodeIndex].builtinCode == _schema().BuiltinOperator.WHILE
+    ]
+    shared = set()
+    for subgraph in model.subgraphs[1:]:
+        shared.update(t.buffer for t in subgraph.tensors if t.buffer in buffer_sizes)
+    if loop_positions:
+        first_shared = min(loop_positions)
+    else:
+        # Small constants (reshape shapes, scalars) are read everywhere; only weights count here.
+        shared = {b for b, positions in readers.items() if len(positions) > 1 and buffer_sizes[b] >= MIN_WEIGHT_BYTES}
+        shared_positions = [p for b in shared for p in readers[b]]
+        first_shared = min(shared_positions) if shared_positions else len(main.operators)
+    parts = {}
+    for buffer in buffer_sizes:
+        if buffer_sizes[buffer] < MIN_WEIGHT_BYTES:
+            parts[buffer] = "structure"
+        elif buffer in shared:
+            parts[buffer] = "shared_layer"
+        elif buffer in readers:
+            parts[buffer] = "embeddings" if min(readers[buffer]) < first_shared else "head"
+        else:
+            parts[buffer] = "unreferenced"
+    return parts
+
+
+def inspect_flatbuffer(model_bytes: bytes, ideal: int, merged: int = 0, saved: int = 0) -> FlatbufferInspection:
+    """Count operators and weight buffers, and attribute weight bytes to embeddings / shared layer / head."""
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    op_names = _operator_names(schema)
+    operators: Dict[str, int] = {}
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            name = op_names.get(builtin, str(builtin))
+            operators[name] = operators.get(name, 0) + 1
+    buffer_sizes = {i: len(b.data) for i, b in enumerate(model.buffers) if b.data is not None and len(b.data)}
+    bytes_by_part: Dict[str, int] = {}
+    for index, part in _parts_by_buffer(model, buffer_sizes).items():
+        bytes_by_part[part] = bytes_by_part.get(part, 0) + buffer_sizes[index]
+    return FlatbufferInspection(
+        file_bytes=len(model_bytes),
+        subgraphs=len(model.subgraphs),
+        operators=dict(sorted(operators.items())),
+        weight_buffers=len(buffer_sizes),
+        weight_bytes=int(sum(buffer_sizes.values())),
+        duplicate_buffers_merged=merged,
+        duplicate_bytes_removed=saved,
+        ideal_bytes=ideal,
+        size_ratio=len(model_bytes) / ideal if ideal else float("inf"),
+        bytes_by_part=dict(sorted(bytes_by_part.items())),
+    )
+
+
+def compact_and_check(model_bytes: bytes, checkpoint: AlbertCheckpoint, quantize: str):
+    """Merge duplicate buffers, inspect, and refuse a file that stores weights more than once."""
+    compact, merged, saved = merge_duplicate_buffers(model_bytes)
+    ideal = ideal_bytes(checkpoint, quantize)
+    inspection = inspect_flatbuffer(compact, ideal, merged, saved)
+    limit = SIZE_TOLERANCE * ideal + STRUCTURE_SLACK_BYTES
+    if inspection.file_bytes > limit:
+        raise ConversionError(
+            f"{quantize} .tflite is {inspection.file_bytes:,} bytes, over {SIZE_TOLERANCE}x the ideal "
+            f"{ideal:,} bytes (+{STRUCTURE_SLACK_BYTES // 1024} KiB structure): some weights are stored more "
+            f"than once ({inspection.weight_buffers} weight buffers)"
+        )
+    return compact, inspection

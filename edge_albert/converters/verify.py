@@ -1,0 +1,229 @@
+"""Check every converted variant against the PyTorch reference before it is bundled.
+
+Each check names the output, the measured max and mean absolute difference, the tolerance
+and the label agreement, and says what to try when it fails (as Optimum's validator did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .checkpoint import AlbertCheckpoint
+from .graph import INPUT_NAMES, OUTPUT_NAMES
+
+# Absolute logit tolerances; quantized int8 variants are judged by label agreement instead.
+ABS_TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}
+MIN_LABEL_AGREEMENT = 0.99
+# Bound recorded for int8 bundles so that other machines (e.g. aarch64, whose int8 kernels
+# round differently) can check their outputs: a multiple of what was measured here.
+INT8_RUNTIME_TOLERANCE_FACTOR = 4.0
+INT8_RUNTIME_TOLERANCE_FLOOR = 1e-2
+BATCH_SIZE = 4
+
+Batch = Dict[str, np.ndarray]
+
+
+@dataclass
+class VariantCheck:
+    variant: str
+    samples: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    tolerance: Optional[float]
+    label_agreement: Optional[float]
+    min_label_agreement: Optional[float]
+    runtime_tolerance: float
+    passed: bool
+    worst_output: str
+    message: str
+    reference: str = "pytorch"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def encode_samples(
+    checkpoint: AlbertCheckpoint,
+    texts: Sequence[str],
+    pairs: Sequence[Optional[str]],
+    max_seq_len: int,
+    fixed_length: Optional[int] = None,
+    batch_size: int = BATCH_SIZE,
+) -> List[Batch]:
+    """Tokenize with the checkpoint's tokenizer.json and pad per batch (or to `fixed_length`)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(checkpoint.tokenizer_json))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_seq_len, strategy="longest_first")
+    pad_id = checkpoint.tokenizer_settings["special_tokens"]["pad_id"] or 0
+    encodings = [
+        tokenizer.encode(text, pair) if pair is not None else tokenizer.encode(text)
+        for text, pair in zip(texts, pairs)
+    ]
+    size = 1 if fixed_length else batch_size
+    batches = []
+    for start in range(0, len(encodings), size):
+        chunk = encodings[start : start + size]
+        length = fixed_length or max(len(e.ids) for e in chunk)
+        batch = {name: np.zeros((len(chunk), length), dtype=np.int32) for name in INPUT_NAMES}
+        batch["input_ids"][:] = pad_id
+        for row, encoding in enumerate(chunk):
+            n = len(encoding.ids)
+            batch["input_ids"][row, :n] = encoding.ids
+            batch["attention_mask"][row, :n] = 1
+            batch["token_type_ids"][row, :n] = encoding.type_ids
+        batches.append(batch)
+    return batches
+
+
+def load_reference_model(checkpoint: AlbertCheckpoint):
+    """The transformers PyTorch model of the checkpoint, in float32 (fp16-stored weights upcast)."""
+    import torch
+    import transformers
+
+    model_class = getattr(transformers, checkpoint.architecture)
+    return model_class.from_pretrained(str(checkpoint.path), dtype=torch.float32).eval()
+
+
+def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=None) -> List[Dict[str, np.ndarray]]:
+    import torch
+
+    model = model or load_reference_model(checkpoint)
+    results = []
+    with torch.no_grad():
+        for batch in batches:
+            output = model(**{name: torch.from_numpy(batch[name].astype(np.int64)) for name in INPUT_NAMES})
+            results.append({name: getattr(output, name).float().numpy() for name in OUTPUT_NAMES[checkpoint.task]})
+    return results
+
+
+def make_interpreter(model_bytes: bytes, num_threads: int = 2):
+    """An interpreter for verification on the workstation (LiteRT if present, else tf.lite)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_content=model_bytes, num_threads=num_threads)
+
+
+def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Sequence[str]) -> List[Dict[str, np.ndarray]]:
+    interpreter = make_interpreter(model_bytes)
+    runner = interpreter.get_signature_runner("serving_default")
+    results = []
+    for batch in batches:
+        output = runner(**batch)
+        results.append({name: np.asarray(output[name]) for name in output_names})
+    return results
+
+
+def _valid_positions(task: str, mask: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """Token-level outputs are compared at real tokens only; sequence-level outputs whole."""
+    if task in ("text-classification",) or output.ndim == 2 and output.shape[:2] != mask.shape:
+        return output.reshape(output.shape[0], -1)
+    return output[mask.astype(bool)]
+
+
+def _agreement(task: str, ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray], mask: np.ndarray) -> tuple:
+    """(agreeing, total) predictions: labels, token labels, or QA start/end positions."""
+    if task == "text-classification":
+        return int((ref["logits"].argmax(-1) == got["logits"].argmax(-1)).sum()), ref["logits"].shape[0]
+    if task == "token-classification":
+        valid = mask.astype(bool)
+        same = ref["logits"].argmax(-1)[valid] == got["logits"].argmax(-1)[valid]
+        return int(same.sum()), int(valid.sum())
+    if task == "question-answering":
+        agree, total = 0, 0
+        for name in ("start_logits", "end_logits"):
+            masked_ref = np.where(mask.astype(bool), ref[name], -np.inf)
+            masked_got = np.where(mask.astype(bool), got[name], -np.inf)
+            agree += int((masked_ref.argmax(-1) == masked_got.argmax(-1)).sum())
+            total += mask.shape[0]
+        return agree, total
+    ref_pooled, got_pooled = ref["pooler_output"], got["pooler_output"]
+    cosine = (ref_pooled * got_pooled).sum(-1) / (
+        np.linalg.norm(ref_pooled, axis=-1) * np.linalg.norm(got_pooled, axis=-1) + 1e-12
+    )
+    return int((cosine >= 0.99).sum()), ref_pooled.shape[0]
+
+
+def compare_outputs(
+    task: str,
+    variant: str,
+    batches: List[Batch],
+    reference: List[Dict[str, np.ndarray]],
+    candidate: List[Dict[str, np.ndarray]],
+) -> VariantCheck:
+    """Max/mean absolute difference per output, label agreement, and the pass/fail verdict."""
+    max_diff, total_diff, count, worst = 0.0, 0.0, 0, ""
+    agree, total = 0, 0
+    for batch, ref, got in zip(batches, reference, candidate):
+        mask = batch["attention_mask"]
+        for name in ref:
+            if ref[name].shape != got[name].shape:
+                return _failed(variant, f"output {name} has shape {got[name].shape}, reference {ref[name].shape}")
+            diff = np.abs(_valid_positions(task, mask, ref[name]) - _valid_positions(task, mask, got[name]))
+            if diff.size and float(diff.max()) > max_diff:
+                max_diff, worst = float(diff.max()), name
+            total_diff += float(diff.sum())
+            count += diff.size
+        a, t = _agreement(task, ref, got, mask)
+        agree, total = agree + a, total + t
+    samples = sum(b["input_ids"].shape[0] for b in batches)
+    agreement = agree / total if total else None
+    mean_diff = total_diff / count if count else 0.0
+    tolerance = ABS_TOLERANCE.get(variant)
+    if tolerance is not None:
+        passed = max_diff <= tolerance and np.isfinite(max_diff)
+        runtime_tolerance = tolerance
+        message = (
+            f"max abs diff {max_diff:.3g} in {worst} within {tolerance:g}"
+            if passed
+            else f"max abs diff {max_diff:.3g} in {worst} exceeds the {variant} tolerance {tolerance:g}; "
+            "check the checkpoint's hidden_act and layer_norm_eps, or report a bug"
+        )
+        minimum = None
+    else:
+        minimum = MIN_LABEL_AGREEMENT
+        passed = agreement is not None and agreement >= minimum and np.isfinite(max_diff)
+        runtime_tolerance = max(INT8_RUNTIME_TOLERANCE_FACTOR * max_diff, INT8_RUNTIME_TOLERANCE_FLOOR)
+        message = (
+            f"label agreement {agreement:.1%} (max abs diff {max_diff:.3g}, mean {mean_diff:.3g})"
+            if passed
+            else f"label agreement {agreement:.1%} is below {minimum:.0%} (max abs diff {max_diff:.3g}); "
+            "try dynamic-int8 or fp16, better calibration texts, or --force to bundle it anyway"
+        )
+    return VariantCheck(
+        variant=variant,
+        samples=samples,
+        max_abs_diff=max_diff,
+        mean_abs_diff=mean_diff,
+        tolerance=tolerance,
+        label_agreement=agreement,
+        min_label_agreement=minimum,
+        runtime_tolerance=runtime_tolerance,
+        passed=bool(passed),
+        worst_output=worst,
+        message=message,
+    )
+
+
+def _failed(variant: str, message: str) -> VariantCheck:
+    return VariantCheck(variant, 0, float("inf"), float("inf"), None, None, None, float("inf"), False, "", message)
+
+
+def verify_variant(
+    checkpoint: AlbertCheckpoint,
+    model_bytes: bytes,
+    variant: str,
+    batches: List[Batch],
+    reference: List[Dict[str, np.ndarray]],
+) -> VariantCheck:
+    """Run the .tflite on the sample batches and compare with the reference outputs."""
+    candidate = tflite_outputs(model_bytes, batches, OUTPUT_NAMES[checkpoint.task])
+    return compare_outputs(checkpoint.task, variant, batches, reference, candidate)

@@ -1,0 +1,67 @@
+"""Plain-text tables for conversion results and bundle inspection (no heavy imports)."""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Sequence
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines = [line.rstrip() for line in lines]
+    return "\n".join(lines)
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
+
+
+def conversion_table(variants) -> str:
+    """One row per variant: size, ratio to ideal, parity, agreement, time, where it went."""
+    rows: List[list] = []
+    for v in variants:
+        agreement = "-" if v.check.label_agreement is None else f"{v.check.label_agreement:.1%}"
+        rows.append([
+            v.quantize,
+            v.graph,
+            megabytes(v.inspection.file_bytes),
+            f"{v.inspection.size_ratio:.3f}",
+            f"{v.check.max_abs_diff:.2e}",
+            agreement,
+            "pass" if v.check.passed else ("FORCED" if v.bundled else "FAIL"),
+            f"{v.convert_seconds:.1f}s",
+            str(v.bundle_path) if v.bundled else "not bundled",
+        ])
+    headers = ["variant", "graph", "size", "x ideal", "max |diff|", "agreement", "check", "time", "bundle"]
+    return format_table(headers, rows)
+
+
+def inspection_text(manifest: dict) -> str:
+    """Human summary of a bundle manifest: task, shapes, quantization, parity, size breakdown."""
+    inspection = manifest.get("inspection", {})
+    validation = manifest.get("validation", {})
+    source = manifest.get("source", {})
+    lines = [
+        f"task:          {manifest.get('task')}  labels: {', '.join(manifest.get('labels') or []) or '-'}",
+        f"graph:         {manifest.get('graph')}  max_seq_len: {manifest.get('max_seq_len')}",
+        f"quantization:  {manifest.get('quantization', {}).get('mode')}  min runtime: {manifest.get('quantization', {}).get('min_runtime')}",
+        f"source:        {source.get('architecture')}, {source.get('parameters', 0):,} parameters",
+        f"validation:    {validation.get('message')} ({validation.get('samples')} samples vs {validation.get('reference')})",
+    ]
+    if inspection:
+        lines.append(
+            f"model.tflite:  {megabytes(inspection['file_bytes'])}, {inspection['size_ratio']:.3f}x ideal, "
+            f"{inspection['weight_buffers']} weight buffers, {inspection['subgraphs']} subgraphs"
+        )
+        parts = inspection.get("bytes_by_part", {})
+        total = sum(parts.values()) or 1
+        rows = [[part, megabytes(size), f"{size / total:.1%}"] for part, size in parts.items()]
+        lines.append("")
+        lines.append(format_table(["part", "bytes", "share"], rows))
+    files = manifest.get("files", {})
+    if files:
+        lines.append("")
+        lines.append(format_table(["file", "size", "sha256"], [[n, megabytes(r["bytes"]), r["sha256"][:16]] for n, r in files.items()]))
+    return "\n".join(lines)
