@@ -122,5 +122,35 @@ def inspect(bundle_dir, as_json):
     click.echo(json.dumps(bundle.manifest, indent=2) if as_json else inspection_text(bundle.manifest))
 
 
+@main.command()
+@click.argument("train_file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Checkpoint directory to write.")
+@click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file to report accuracy on.")
+@click.option("--text-column", default="sentence", show_default=True)
+@click.option("--pair-column", default=None, help="Second text column, for sentence pairs.")
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--labels", default="negative,positive", show_default=True, help="Label names in index order.")
+@click.option("--epochs", type=float, default=3.0, show_default=True)
+@click.option("--vocab-size", type=int, default=8000, show_default=True)
+@click.option("--hidden-size", type=int, default=256, show_default=True)
+@click.option("--layers", type=int, default=4, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+@reports_errors
+def finetune(train_file, output, dev_file, text_column, pair_column, label_column, labels, epochs, vocab_size,
+             hidden_size, layers, threads, overwrite):
+    """Train a SentencePiece tokenizer and a small ALBERT classifier from scratch (TSV, CSV or JSONL)."""
+    from .finetune import FinetuneConfig, finetune as run_finetune
+
+    config = FinetuneConfig(epochs=epochs, vocab_size=vocab_size, hidden_size=hidden_size,
+                            num_hidden_layers=layers, threads=threads)
+    result = run_finetune(train_file, output, dev_file, config, text_column=text_column, label_column=label_column,
+                          pair_column=pair_column, labels=[n.strip() for n in labels.split(",")],
+                          overwrite=overwrite, log=click.echo)
+    click.echo(f"saved {result.out_dir} ({result.num_parameters:,} parameters) in {result.train_seconds:.0f} s")
+    if result.dev_accuracy is not None:
+        click.echo(f"dev accuracy {result.dev_accuracy:.4f} (saved weights reloaded in float32)")
+
+
 if __name__ == "__main__":
     main()
