@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -146,13 +146,26 @@ class BundleModel:
     def labels(self) -> List[str]:
         return self.bundle.labels
 
-    def _run_rows(self, encoded: Encoded) -> Iterator[Tuple[np.ndarray, Dict[str, np.ndarray]]]:
-        """Run every row, batch by batch, shortest rows together so that padding stays small."""
+    def run_encoded(self, encoded: Encoded) -> Dict[str, np.ndarray]:
+        """Model outputs for every row of `encoded`, in row order; sequence outputs span encoded.length.
+
+        Rows run batch by batch, shortest together, so that each batch is padded only to its own
+        longest row (then to a length bucket); positions past a row's length hold zeros.
+        """
+        outputs: Dict[str, np.ndarray] = {}
         order = np.argsort(encoded.lengths(), kind="stable")
         for start in range(0, len(order), self.batch_size):
             picked = order[start:start + self.batch_size]
             batch = encoded.rows(picked)
-            yield picked, self.session.run(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+            for name, value in self.session.run(batch.input_ids, batch.attention_mask, batch.token_type_ids).items():
+                if name not in outputs:
+                    shape = (encoded.num_rows,) + ((encoded.length,) if name in self.session.sequence_outputs else ())
+                    outputs[name] = np.zeros(shape + value.shape[len(shape):], dtype=value.dtype)
+                if name in self.session.sequence_outputs:
+                    outputs[name][picked, :value.shape[1]] = value
+                else:
+                    outputs[name][picked] = value
+        return outputs
 
 
 class TextClassifier(BundleModel):
@@ -174,12 +187,9 @@ class TextClassifier(BundleModel):
                                                   truncation="longest_first"))
 
     def _logits(self, encoded: Encoded) -> np.ndarray:
-        logits = None
-        for picked, outputs in self._run_rows(encoded):
-            if logits is None:
-                logits = np.zeros((encoded.num_rows, outputs["logits"].shape[1]), dtype=np.float32)
-            logits[encoded.example_index[picked]] = outputs["logits"]
-        return logits if logits is not None else np.zeros((0, len(self.labels)), dtype=np.float32)
+        if encoded.num_rows == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.run_encoded(encoded)["logits"]
 
     def _prediction(self, logits: np.ndarray, truncated: bool) -> Prediction:
         labels = self.labels or [f"LABEL_{i}" for i in range(len(logits))]
@@ -202,9 +212,42 @@ class QuestionAnswerer(BundleModel):
         """Answer each (question, context) pair.
 
         Long contexts are split into windows of max_seq_len tokens overlapping by `stride` tokens
-        (default a quarter of max_seq_len); questions longer than half of max_seq_len are cut.
+        (default a quarter of max_seq_len, at most half the room a longest allowed question leaves);
+        questions longer than min(64, max_seq_len // 2) tokens are cut.
         With `handle_impossible_answer` (SQuAD v2 models), an empty answer wins when its
         probability beats the best span's.
+        """
+        contexts = _as_list(contexts)
+        encoded, question_cut = self.encode(questions, contexts, stride)
+        if encoded.num_rows == 0:
+            return []
+        outputs = self.run_encoded(encoded)
+        best: List[Optional[Answer]] = [None] * len(contexts)
+        null = [1.0] * len(contexts)
+        for row in range(encoded.num_rows):
+            example = int(encoded.example_index[row])
+            span, null_probability = self._best_span(
+                outputs["start_logits"][row], outputs["end_logits"][row],
+                encoded.sequence_ids[row], encoded.offsets[row], max_answer_tokens)
+            null[example] = min(null[example], null_probability)
+            if span is not None and (best[example] is None or span[2] > best[example].score):
+                start, end, score = span
+                best[example] = Answer(contexts[example][start:end], start, end, score)
+        answers = []
+        for example, answer in enumerate(best):
+            if answer is None or (handle_impossible_answer and null[example] > answer.score):
+                answer = Answer("", 0, 0, null[example], no_answer=True)
+            answer.null_score = null[example]
+            answer.truncated = question_cut[example]
+            answers.append(answer)
+        return answers
+
+    def encode(self, questions: TextOrTexts, contexts: TextOrTexts,
+               stride: Optional[int] = None) -> Tuple[Encoded, List[bool]]:
+        """Context windows for each pair, and whether each question had to be cut.
+
+        The question keeps at most min(64, max_seq_len // 2) tokens, since "only_second"
+        truncation cannot make room for a context otherwise.
         """
         questions, contexts = _as_list(questions), _as_list(contexts)
         if len(questions) != len(contexts):
@@ -212,32 +255,13 @@ class QuestionAnswerer(BundleModel):
         max_question = min(64, self.max_seq_len // 2)
         shortened = [self.tokenizer.shorten(q, max_question) for q in questions]
         questions = [q for q, _ in shortened]
-        longest_question = max((self.tokenizer.count_tokens(q) for q in questions), default=0)
-        room = self.max_seq_len - longest_question - 3  # [CLS] q [SEP] c [SEP]
+        # From the longest question allowed, not the batch's: windows must not depend on the batch.
+        room = self.max_seq_len - max_question - 3  # [CLS] question [SEP] context [SEP]
         stride = self.max_seq_len // 4 if stride is None else int(stride)
         stride = max(0, min(stride, room // 2))
         encoded = self.tokenizer.encode(questions, contexts, max_length=self.max_seq_len, truncation="only_second",
                                         stride=stride, return_overflowing_tokens=True)
-        best: List[Optional[Answer]] = [None] * len(questions)
-        null = [1.0] * len(questions)
-        for picked, outputs in self._run_rows(encoded):
-            for position, row in enumerate(picked):
-                example = int(encoded.example_index[row])
-                span, null_probability = self._best_span(
-                    outputs["start_logits"][position], outputs["end_logits"][position],
-                    encoded.sequence_ids[row], encoded.offsets[row], max_answer_tokens)
-                null[example] = min(null[example], null_probability)
-                if span is not None and (best[example] is None or span[2] > best[example].score):
-                    start, end, score = span
-                    best[example] = Answer(contexts[example][start:end], start, end, score)
-        answers = []
-        for example, answer in enumerate(best):
-            if answer is None or (handle_impossible_answer and null[example] > answer.score):
-                answer = Answer("", 0, 0, null[example] if answer is not None else 1.0, no_answer=True)
-            answer.null_score = null[example]
-            answer.truncated = shortened[example][1]
-            answers.append(answer)
-        return answers
+        return encoded, [cut for _, cut in shortened]
 
     @staticmethod
     def _best_span(start_logits, end_logits, sequence_ids, offsets, max_answer_tokens):
@@ -265,16 +289,16 @@ class TokenClassifier(BundleModel):
     def predict(self, texts: TextOrTexts) -> List[TokenClassification]:
         texts = _as_list(texts)
         encoded = self.tokenizer.encode(texts, max_length=self.max_seq_len, truncation="longest_first")
-        results: List[Optional[TokenClassification]] = [None] * len(texts)
-        labels = self.labels
-        for picked, outputs in self._run_rows(encoded):
-            probabilities = softmax(outputs["logits"].astype(np.float64))
-            for position, row in enumerate(picked):
-                example = int(encoded.example_index[row])
-                words = self._words(texts[example], probabilities[position], encoded.word_ids[row],
-                                    encoded.sequence_ids[row], encoded.offsets[row], labels)
-                results[example] = TokenClassification(words, truncated=encoded.truncated[example])
-        return results  # type: ignore[return-value]
+        if not texts:
+            return []
+        probabilities = softmax(self.run_encoded(encoded)["logits"].astype(np.float64))
+        return [
+            TokenClassification(
+                self._words(texts[row], probabilities[row], encoded.word_ids[row], encoded.sequence_ids[row],
+                            encoded.offsets[row], self.labels),
+                truncated=encoded.truncated[row])
+            for row in range(encoded.num_rows)
+        ]
 
     @staticmethod
     def _words(text, probabilities, word_ids, sequence_ids, offsets, labels) -> List[WordLabel]:
@@ -301,16 +325,14 @@ class FeatureExtractor(BundleModel):
     def predict(self, texts: TextOrTexts) -> List[Features]:
         texts = _as_list(texts)
         encoded = self.tokenizer.encode(texts, max_length=self.max_seq_len, truncation="longest_first")
-        results: List[Optional[Features]] = [None] * len(texts)
+        if not texts:
+            return []
+        outputs = self.run_encoded(encoded)
         lengths = encoded.lengths()
-        for picked, outputs in self._run_rows(encoded):
-            for position, row in enumerate(picked):
-                example = int(encoded.example_index[row])
-                results[example] = Features(
-                    pooled=outputs["pooler_output"][position],
-                    token_states=outputs["last_hidden_state"][position, :lengths[row]],
-                    truncated=encoded.truncated[example])
-        return results  # type: ignore[return-value]
+        return [Features(pooled=outputs["pooler_output"][row],
+                         token_states=outputs["last_hidden_state"][row, :lengths[row]],
+                         truncated=encoded.truncated[row])
+                for row in range(encoded.num_rows)]
 
 
 TASK_CLASSES = {
