@@ -46,8 +46,18 @@ def _check_fields(record: dict, number: int) -> None:
 
 
 def _batches(records: Iterable[dict], size: int) -> Iterator[List[dict]]:
+    """Group records; on a bad record, the good ones read before it are still predicted."""
     batch: List[dict] = []
-    for record in records:
+    iterator = iter(records)
+    while True:
+        try:
+            record = next(iterator)
+        except StopIteration:
+            break
+        except DataError:
+            if batch:
+                yield batch
+            raise
         batch.append(record)
         if len(batch) >= size:
             yield batch
