@@ -3,7 +3,9 @@
 scripts/arm_emulation.py provides the emulated Pi (qemu-user 10, an arm64 python3.11 sysroot,
 aarch64 wheels). Each runtime set runs ONE emulated process (imports under emulation cost
 seconds) that executes DRIVER below, which uses this repository's own `edge_albert` package;
-the same driver runs natively on x86 for the comparison. Rules for comparing:
+the same driver runs natively on x86 for the comparison. Runs: ai-edge-litert 2.3.0 + numpy 2
+on a Pi 4 (cortex-a72) and a Pi 5 (cortex-a76, whose dot-product int8 kernels differ), and
+tflite-runtime 2.14.0 + numpy<2 on a Pi 4. Rules for comparing:
 - fp32 models must give the x86 numbers to 1e-5;
 - dynamic-int8 kernels differ by architecture (about 1e-2 on logits), so an int8 bundle on ARM
   is compared with the PyTorch reference under the bundle's own recorded tolerance and must
@@ -17,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +32,35 @@ import arm_emulation  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-# ai-edge-litert 2.3.0 with numpy 2, and tflite-runtime 2.14.0 with numpy<2.
-RUNTIMES = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime"}
+from checkpoints import TINY_SHAPE, make_albert_checkpoint  # noqa: E402
+
+# run name -> (wheel set, interpreter backend, qemu CPU)
+RUNS = {
+    "litert-pi4": ("litert", "ai_edge_litert", "cortex-a72"),
+    "litert-pi5": ("litert", "ai_edge_litert", "cortex-a76"),
+    "tflite-runtime-pi4": ("tflite-runtime", "tflite_runtime", "cortex-a72"),
+}
 FP32_ATOL = 1e-5
+NUM_THREADS = 2
+MAX_SEQ_LEN = 32
+# With the default initializer_range (0.02) a random tiny ALBERT gives every text the same
+# logits to within int8 noise, so an int8 label check would prove nothing; 0.2 spreads them.
+CHECKPOINT_SHAPE = {**TINY_SHAPE, "initializer_range": 0.2}
+TEXTS = [
+    "hello, my dog is cute",
+    "the movie was terrible and boring",
+    "a",
+    "an absolutely wonderful, moving film",
+    "I would not recommend this to anyone.",
+    "Raspberry Pi 5 runs ALBERT",
+    "what a waste of two hours",
+    "Ünïcödé ñ 東京 🙂 — It's 3:45pm; $12.50!",
+    "brilliant acting, weak plot, " * 6 + "and an ending longer than the bundle's max_seq_len",
+]
+# Bundles: name -> (quantize, per_channel_dense). tflite-runtime 2.14 cannot run per-channel
+# dynamic int8 (FULLY_CONNECTED v12): the Pi user must get a clear error naming the runtime.
+BUNDLES = {"fp32": ("fp32", True), "dynamic-int8": ("dynamic-int8", True),
+           "dynamic-int8-per-tensor": ("dynamic-int8", False)}
 
 # Runs inside the emulated Pi (and natively for the x86 side). Standard library, numpy, the
 # interpreter package and edge_albert only: exactly what a Pi has after `pip install edge-albert`.
@@ -70,6 +99,20 @@ for model in job.get("raw_models", []):
     interpreter = Interpreter(model_path=model["path"], num_threads=1)
     feeds = {k: np.asarray(v, dtype=model["dtypes"][k]) for k, v in model["feeds"].items()}
     out["raw"][model["name"]] = invoke(interpreter, feeds)
+
+out["bundles"] = {}
+for spec in job.get("bundles", []):
+    try:
+        from edge_albert import TextClassifier
+        classifier = TextClassifier.load(spec["path"], num_threads=job["num_threads"], backend=job["backend"])
+        logits = classifier.logits(job["texts"])
+        predictions = classifier.predict(job["texts"])
+        out["bundles"][spec["name"]] = {
+            "backend": str(classifier.session.backend), "logits": logits.tolist(),
+            "labels": [p.label for p in predictions], "scores": [p.score for p in predictions],
+        }
+    except Exception as exc:  # reported per bundle: one refused bundle must not hide the others
+        out["bundles"][spec["name"]] = {"error": f"{type(exc).__name__}: {exc}"}
 
 out["seconds"] = round(time.monotonic() - started, 2)
 print("RESULT " + json.dumps(out))
@@ -131,42 +174,145 @@ def make_tiny_tflite(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def emulators() -> dict[str, arm_emulation.Emulator]:
     try:
-        return arm_emulation.setup(list(RUNTIMES))
+        ready = arm_emulation.setup(sorted({wheels for wheels, _, _ in RUNS.values()}))
     except arm_emulation.ArmEmulationError as exc:
         pytest.fail(f"ARM emulation cannot be set up: {exc}", pytrace=False)
+    return {name: arm_emulation.Emulator(ready[wheels].qemu, ready[wheels].sysroot, ready[wheels].wheels,
+                                         cpu=cpu, pycache=ready[wheels].pycache)
+            for name, (wheels, _, cpu) in RUNS.items()}
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory) -> dict:
+def converted(tmp_path_factory) -> dict:
+    """The tiny checkpoint, its bundles (made and verified by the project's converter) and the
+    PyTorch reference logits for TEXTS."""
+    import torch
+    import transformers
+    from edge_albert.bundle import load_bundle
+    from edge_albert.converters.convert import convert_checkpoint
+
+    work = tmp_path_factory.mktemp("arm-bundles")
+    checkpoint = make_albert_checkpoint(work / "ckpt", shape=CHECKPOINT_SHAPE, seed=0)
+    bundles = {}
+    for per_channel in (True, False):  # one conversion call per graph setting: the TF graph is built once
+        names = [name for name, (_, pc) in BUNDLES.items() if pc == per_channel]
+        result = convert_checkpoint(checkpoint, work / ("tiny.edgealbert" if per_channel else "tiny-per-tensor.edgealbert"),
+                                    quantize=[BUNDLES[name][0] for name in names], max_seq_len=MAX_SEQ_LEN,
+                                    per_channel_dense=per_channel)
+        for name, variant in zip(names, result.variants):
+            assert variant.bundle is not None, f"the converter bundled nothing for {name}: {variant.check.message}"
+            bundles[name] = load_bundle(variant.bundle.path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
+    model = transformers.AlbertForSequenceClassification.from_pretrained(str(checkpoint)).eval()
+    with torch.no_grad():
+        reference = np.concatenate([
+            model(**tokenizer(text, truncation=True, max_length=MAX_SEQ_LEN, return_tensors="pt")).logits.numpy()
+            for text in TEXTS
+        ])
+    return {"bundles": bundles, "reference": reference, "labels": bundles["fp32"].labels}
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory, converted) -> dict:
     work = tmp_path_factory.mktemp("arm-job")
-    return {"raw_models": [make_tiny_tflite(work / "tiny_fp32.tflite")]}
+    return {
+        "raw_models": [make_tiny_tflite(work / "tiny_fp32.tflite")],
+        "bundles": [{"name": name, "path": str(bundle.path)} for name, bundle in converted["bundles"].items()],
+        "texts": TEXTS,
+        "num_threads": NUM_THREADS,
+    }
 
 
 @pytest.fixture(scope="module")
 def results(emulators, job, tmp_path_factory) -> dict[str, dict]:
-    """One emulated run per runtime set plus one native run per backend available on x86."""
+    """One emulated process per run, plus the same driver natively on x86 (ai-edge-litert)."""
     work = tmp_path_factory.mktemp("arm-runs")
     out = {}
-    for name, backend in RUNTIMES.items():
+    for name, (_, backend, _) in RUNS.items():
+        started = time.monotonic()
         out[name] = run_driver({**job, "backend": backend}, work / name, emulators[name])
+        print(f"{name}: emulated run {time.monotonic() - started:.1f}s (driver {out[name]['seconds']}s)")
     out["x86"] = run_driver({**job, "backend": "ai_edge_litert"}, work / "x86", None)
     return out
 
 
-@pytest.mark.parametrize("runtime", list(RUNTIMES))
-def test_emulated_userland_is_a_pi(results, runtime):
-    result = results[runtime]
+def bundle_result(results: dict, run: str, bundle: str) -> dict:
+    result = results[run]["bundles"][bundle]
+    assert "error" not in result, f"{run} could not run the {bundle} bundle: {result['error']}"
+    return result
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_emulated_userland_is_a_pi(results, run):
+    wheels, backend, _ = RUNS[run]
+    result = results[run]
     assert result["machine"] == "aarch64"
     assert result["python"].startswith("3.11.")
-    assert result["backend"].startswith(RUNTIMES[runtime])
-    assert int(result["numpy"].split(".")[0]) == (2 if runtime == "litert" else 1)
+    assert result["backend"].startswith(backend)
+    assert int(result["numpy"].split(".")[0]) == (2 if wheels == "litert" else 1)
+    # The project's own runtime code ran, not an installed copy.
     assert Path(result["edge_albert"]).resolve() == REPO_ROOT / "edge_albert" / "__init__.py"
 
 
-@pytest.mark.parametrize("runtime", list(RUNTIMES))
-def test_fp32_model_matches_x86(results, job, runtime):
+@pytest.mark.parametrize("run", list(RUNS))
+def test_plain_fp32_tflite_matches_x86(results, job, run):
+    """The harness itself: a hand-made fp32 model through the bare Interpreter."""
     for model in job["raw_models"]:
-        arm = np.asarray(results[runtime]["raw"][model["name"]][0])
+        arm = np.asarray(results[run]["raw"][model["name"]][0])
         x86 = np.asarray(results["x86"]["raw"][model["name"]][0])
         assert arm.shape == x86.shape == (1, 3)
         np.testing.assert_allclose(arm, x86, atol=FP32_ATOL, rtol=0)
+
+
+def test_x86_runtime_matches_the_converter(results, converted):
+    """The x86 side of the comparison is itself right: fp32 within the bundle's tolerance of PyTorch."""
+    fp32 = np.asarray(bundle_result(results, "x86", "fp32")["logits"])
+    tolerance = converted["bundles"]["fp32"].manifest["validation"]["runtime_tolerance"]
+    np.testing.assert_allclose(fp32, converted["reference"], atol=tolerance, rtol=0)
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_fp32_bundle_equals_x86(results, converted, run):
+    arm = bundle_result(results, run, "fp32")
+    x86 = bundle_result(results, "x86", "fp32")
+    assert arm["backend"].startswith(RUNS[run][1])
+    np.testing.assert_allclose(np.asarray(arm["logits"]), np.asarray(x86["logits"]), atol=FP32_ATOL, rtol=0)
+    np.testing.assert_allclose(arm["scores"], x86["scores"], atol=FP32_ATOL, rtol=0)
+    assert arm["labels"] == x86["labels"]
+
+
+def _int8_runs():
+    for run, (_, backend, _) in RUNS.items():
+        yield pytest.param(run, "dynamic-int8-per-tensor", id=f"{run}-per-tensor")
+        if backend != "tflite_runtime":
+            yield pytest.param(run, "dynamic-int8", id=f"{run}-per-channel")
+
+
+@pytest.mark.parametrize("run,bundle", list(_int8_runs()))
+def test_int8_bundle_within_its_tolerance_of_pytorch(results, converted, run, bundle):
+    """int8 kernels differ by architecture: judge ARM by the reference, never by x86 at 1e-5."""
+    result = bundle_result(results, run, bundle)
+    manifest = converted["bundles"][bundle].manifest
+    tolerance = manifest["validation"]["runtime_tolerance"]
+    reference = converted["reference"]
+    arm = np.asarray(result["logits"])
+    diff = np.abs(arm - reference).max()
+    x86 = results["x86"]["bundles"][bundle].get("logits")
+    if x86 is not None:  # for the record (-s): how far the architectures' int8 kernels drift apart
+        print(f"{run} {bundle}: |ARM-PyTorch| {diff:.3g}, |ARM-x86| {np.abs(arm - np.asarray(x86)).max():.3g}, "
+              f"tolerance {tolerance:.3g}")
+    assert diff <= tolerance, f"{run} {bundle}: max abs logit diff {diff:.3g} vs PyTorch exceeds {tolerance:.3g}"
+    # Labels must agree wherever the reference decides them by more than the int8 error can move.
+    ordered = np.sort(reference, axis=1)
+    decided = (ordered[:, -1] - ordered[:, -2]) > 2 * tolerance
+    assert decided.sum() >= 2, f"the test texts decide too few labels at tolerance {tolerance:.3g}"
+    expected = [converted["labels"][i] for i in reference.argmax(axis=1)]
+    got = result["labels"]
+    assert [g for g, d in zip(got, decided) if d] == [e for e, d in zip(expected, decided) if d]
+
+
+def test_tflite_runtime_refuses_per_channel_int8_clearly(results):
+    """tflite-runtime 2.14 lacks FULLY_CONNECTED v12; the error must say which runtime to install."""
+    error = results["tflite-runtime-pi4"]["bundles"]["dynamic-int8"].get("error", "")
+    assert error.startswith("RuntimeBackendError"), f"expected a RuntimeBackendError, got {error or 'success'}"
+    assert "ai-edge-litert" in error
