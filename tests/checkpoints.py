@@ -53,7 +53,8 @@ def make_albert_checkpoint(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shape = dict(shape or TINY_SHAPE)
-    labels = labels or (["negative", "positive"] if task == "text-classification" else ["O", "B-X", "I-X"])
+    default_labels = {"text-classification": ["negative", "positive"], "question-answering": ["start", "end"]}
+    labels = labels or default_labels.get(task, ["O", "B-X", "I-X"])
     config = AlbertConfig(
         **shape,
         hidden_act=hidden_act,

@@ -83,6 +83,10 @@ def load_checkpoint(path) -> AlbertCheckpoint:
     weights_file, raw_weights = _read_weights(path)
     weights = _strip_prefix(raw_weights, architecture)
     _check_shapes(weights, config, architecture, path)
+    if architecture == "AlbertForQuestionAnswering" and config.num_labels != 2:
+        raise CheckpointError(
+            f"AlbertForQuestionAnswering needs num_labels=2 (start and end logits), {path / 'config.json'} has {config.num_labels}"
+        )
     tokenizer_json, spiece_model = _tokenizer_files(path)
     labels = _labels(raw_config, architecture, config)
     return AlbertCheckpoint(
@@ -272,8 +276,8 @@ def expected_shapes(config: AlbertConfigView, architecture: str) -> Dict[str, tu
         shapes["classifier.weight"] = (config.num_labels, H)
         shapes["classifier.bias"] = (config.num_labels,)
     elif architecture == "AlbertForQuestionAnswering":
-        shapes["qa_outputs.weight"] = (2, H)
-        shapes["qa_outputs.bias"] = (2,)
+        shapes["qa_outputs.weight"] = (config.num_labels, H)
+        shapes["qa_outputs.bias"] = (config.num_labels,)
     return shapes
 
 

@@ -196,7 +196,8 @@ def compare_outputs(
             f"label agreement {agreement:.1%} (max abs diff {max_diff:.3g}, mean {mean_diff:.3g})"
             if passed
             else f"label agreement {agreement:.1%} is below {minimum:.0%} (max abs diff {max_diff:.3g}); "
-            "try dynamic-int8 or fp16, better calibration texts, or --force to bundle it anyway"
+            + ("try dynamic-int8 or fp16, or calibration texts closer to the task; " if variant == "int8" else "try fp16; ")
+            + "--force bundles it anyway"
         )
     return VariantCheck(
         variant=variant,
