@@ -7,9 +7,10 @@ the same driver runs natively on x86 for the comparison. Runs: ai-edge-litert 2.
 on a Pi 4 (cortex-a72) and a Pi 5 (cortex-a76, whose dot-product int8 kernels differ), and
 tflite-runtime 2.14.0 + numpy<2 on a Pi 4. Rules for comparing:
 - fp32 models must give the x86 numbers to 1e-5;
-- dynamic-int8 kernels differ by architecture (about 1e-2 on logits), so an int8 bundle on ARM
-  is compared with the PyTorch reference under the bundle's own recorded tolerance and must
-  give the same labels; never ARM int8 vs x86 int8 at 1e-5.
+- dynamic-int8 kernels differ by architecture (about 1e-2 on logits at albert-base shape), so
+  an int8 bundle on ARM is compared with the PyTorch reference under the bundle's recorded
+  runtime tolerance, and must give PyTorch's label wherever PyTorch's margin exceeds twice
+  that tolerance; never ARM int8 vs x86 int8 at 1e-5.
 A missing prerequisite (qemu, Debian mirror, PyPI) fails with the set-up error; nothing skips.
 """
 
@@ -29,10 +30,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import arm_emulation  # noqa: E402
+from checkpoints import TINY_SHAPE, make_albert_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-from checkpoints import TINY_SHAPE, make_albert_checkpoint  # noqa: E402
 
 # run name -> (wheel set, interpreter backend, qemu CPU)
 RUNS = {
@@ -113,6 +113,18 @@ for spec in job.get("bundles", []):
         }
     except Exception as exc:  # reported per bundle: one refused bundle must not hide the others
         out["bundles"][spec["name"]] = {"error": f"{type(exc).__name__}: {exc}"}
+
+# The command a Pi user runs: `edge-albert predict BUNDLE TEXT...` (in-process, same parser).
+import contextlib, io
+from edge_albert.cli import main as cli_main
+buffer = io.StringIO()
+try:
+    with contextlib.redirect_stdout(buffer):
+        cli_main(["predict", job["cli_bundle"], "--threads", str(job["num_threads"]), "--backend", job["backend"],
+                  *job["texts"]], standalone_mode=False)
+    out["cli"] = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+except Exception as exc:
+    out["cli"] = {"error": f"{type(exc).__name__}: {exc}"}
 
 out["seconds"] = round(time.monotonic() - started, 2)
 print("RESULT " + json.dumps(out))
@@ -219,6 +231,7 @@ def job(tmp_path_factory, converted) -> dict:
         "raw_models": [make_tiny_tflite(work / "tiny_fp32.tflite")],
         "bundles": [{"name": name, "path": str(bundle.path)} for name, bundle in converted["bundles"].items()],
         "texts": TEXTS,
+        "cli_bundle": str(converted["bundles"]["fp32"].path),
         "num_threads": NUM_THREADS,
     }
 
@@ -279,6 +292,18 @@ def test_fp32_bundle_equals_x86(results, converted, run):
     np.testing.assert_allclose(np.asarray(arm["logits"]), np.asarray(x86["logits"]), atol=FP32_ATOL, rtol=0)
     np.testing.assert_allclose(arm["scores"], x86["scores"], atol=FP32_ATOL, rtol=0)
     assert arm["labels"] == x86["labels"]
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_predict_command_matches_x86(results, run):
+    arm, x86 = results[run]["cli"], results["x86"]["cli"]
+    assert isinstance(arm, list), f"edge-albert predict failed on {run}: {arm}"
+    assert isinstance(x86, list), f"edge-albert predict failed on x86: {x86}"
+    assert [r["text"] for r in arm] == TEXTS
+    assert [r["label"] for r in arm] == [r["label"] for r in x86]
+    assert [r["truncated"] for r in arm] == [r["truncated"] for r in x86]
+    assert arm[-1]["truncated"], "the last text is longer than max_seq_len and must be reported truncated"
+    np.testing.assert_allclose([r["score"] for r in arm], [r["score"] for r in x86], atol=FP32_ATOL, rtol=0)
 
 
 def _int8_runs():
