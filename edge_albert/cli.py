@@ -152,5 +152,20 @@ def finetune(train_file, output, dev_file, text_column, pair_column, label_colum
         click.echo(f"dev accuracy {result.dev_accuracy:.4f} (saved weights reloaded in float32)")
 
 
+@main.command("export-android")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
+@click.argument("assets_dir", type=click.Path(path_type=str))
+@click.option("--overwrite", is_flag=True, help="Replace model.tflite, manifest.json, vocab.json, examples.json there.")
+@reports_errors
+def export_android(bundle, assets_dir, overwrite):
+    """Check that the Android demo can run BUNDLE and write its assets into ASSETS_DIR."""
+    from .android_export import export_android as run_export
+
+    result = run_export(bundle, assets_dir, overwrite=overwrite)
+    length = result.android["sequence_length"] or "dynamic"
+    click.echo(f"wrote {', '.join(sorted(result.files))} to {result.assets_dir} "
+               f"({result.android['graph']} graph, input length {length})")
+
+
 if __name__ == "__main__":
     main()
