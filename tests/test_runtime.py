@@ -20,7 +20,7 @@ import pytest
 
 from edge_albert import (BundleError, FeatureExtractor, QuestionAnswerer, RuntimeBackendError, TextClassifier,
                          TokenClassifier, load_model)
-from edge_albert.runtime import ModelSession, bucket_length, describe_min_runtime, find_backend
+from edge_albert.runtime import bucket_length, describe_min_runtime, find_backend
 from runtime_bundles import MAX_SEQ_LEN, bundle_for, checkpoint_for
 
 REPO = Path(__file__).resolve().parents[1]
