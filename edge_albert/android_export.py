@@ -350,7 +350,7 @@ def _write_assets(bundle: Bundle, assets_dir: Path, staged: Dict[str, bytes], an
                  for name in (MODEL_FILE, VOCAB_FILE, EXAMPLES_FILE)}
         if files[MODEL_FILE]["sha256"] != bundle.manifest["files"][MODEL_FILE]["sha256"]:
             raise BundleError(f"copying {bundle.model_path} changed it; check the disk at {assets_dir}")
-        android = {**android, "files": files}
+        android = {**android, "files": dict(files)}
         manifest = {**bundle.manifest, "android": android}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
