@@ -246,6 +246,19 @@ def write_classification_golden(bundle: Path, texts: Sequence[str], out: Path) -
     return len(rows)
 
 
+def example_bundle(root: Path) -> Optional[Path]:
+    """The example model converted as a user would (dynamic int8, loop), once it is committed."""
+    checkpoint = EXAMPLE_TOKENIZER.parent
+    if not (checkpoint / "config.json").is_file():
+        return None
+    from edge_albert.converters.convert import convert_checkpoint
+
+    result = convert_checkpoint(checkpoint, root / "sst2-albert.edgealbert", quantize="dynamic-int8", graph="loop",
+                                max_seq_len=128)
+    assert result.bundle is not None, "the converter bundled nothing for the example model"
+    return result.bundle.path
+
+
 # --------------------------------------------------------------------------- JVM
 
 
@@ -265,11 +278,11 @@ def java_toolchain() -> Tuple[str, str, str]:
     return javac, java, classpath
 
 
-def compile_and_run(classes: Path, golden: Path) -> str:
-    javac, java, classpath = java_toolchain()
+def compile_and_run(toolchain: Tuple[str, str, str], classes: Path, golden: Path) -> str:
+    javac, java, classpath = toolchain
     sources = sorted(str(p) for p in list(CORE_SOURCES.glob("*.java")) + list(CORE_TESTS.glob("*.java")))
     assert len(sources) >= 10, f"expected the Java core and its tests under {JAVA_ROOT}, found {sources}"
-    compiled = subprocess.run([javac, "-encoding", "UTF-8", "-Xlint:all", "-Werror", "--release", "8",
+    compiled = subprocess.run([javac, "-encoding", "UTF-8", "-Xlint:all", "-Xlint:-options", "-Werror", "--release", "8",
                                "-cp", classpath, "-d", str(classes), *sources],
                               capture_output=True, text=True)
     assert compiled.returncode == 0, f"javac failed:\n{compiled.stdout}\n{compiled.stderr}"
@@ -293,6 +306,7 @@ def test_core_has_no_android_imports():
 def test_java_core_equals_python_side(tmp_path, tmp_path_factory):
     from runtime_bundles import bundle_for
 
+    toolchain = java_toolchain()  # before the slow golden files: a missing JDK fails at once
     golden = tmp_path / "golden"
     golden.mkdir()
     albert_json = hf_tokenizer_json(tmp_path / "albert-base-v2", shared_file("albert-base-v2/spiece.model").read_bytes())
@@ -322,7 +336,7 @@ def test_java_core_equals_python_side(tmp_path, tmp_path_factory):
         cases["packer"].append({"name": name, "vocab": f"{name}.vocab.json", "file": f"{name}.packer.jsonl"})
 
     bundle_root = tmp_path_factory.mktemp("android-java-bundles")
-    loop_bundle = bundle_for(bundle_root, "text-classification", "dynamic-int8", "loop")
+    loop_bundle = example_bundle(bundle_root) or bundle_for(bundle_root, "text-classification", "dynamic-int8", "loop")
     unrolled_bundle = bundle_for(bundle_root, "text-classification", "fp32", "unrolled")
     rows = write_classification_golden(loop_bundle, text_sets["sst2-dev"][:200] + texts, golden / "classification.json")
     expected[("classifier", "softmax")] = rows
@@ -334,7 +348,7 @@ def test_java_core_equals_python_side(tmp_path, tmp_path_factory):
         cases["assets"].append(name)
     (golden / "cases.json").write_text(json.dumps(cases), encoding="utf-8")
 
-    output = compile_and_run(tmp_path / "classes", golden)
+    output = compile_and_run(toolchain, tmp_path / "classes", golden)
     # JUnit's progress dots may precede a line.
     found = {(m[1], m[2]): (int(m[3]), int(m[4]))
              for m in re.finditer(r"^[.E]*PARITY (\S+) (\S+) (\d+)/(\d+)$", output, flags=re.MULTILINE)}
