@@ -80,13 +80,21 @@ def _progress_printer():
 @click.option("--calibration-texts", type=click.Path(dir_okay=False), help="Texts (one per line) to calibrate full int8.")
 @click.option("--samples", type=click.Path(dir_okay=False), help="Texts (one per line) to verify against PyTorch [default: a built-in varied set].")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weight scales for dense layers: runs on tflite-runtime 2.14.")
-@click.option("--force", is_flag=True, help="Bundle a variant even if it fails verification.")
+@click.option("--calibration-samples", type=click.IntRange(min=1), default=100, show_default=True, help="How many calibration texts full int8 uses (the first N).")
+@click.option("--eval-data", type=click.Path(dir_okay=False, path_type=str), help="Labelled file (TSV/CSV/JSONL; SQuAD JSON for QA): score PyTorch and every variant, gate on the drop, default int8 calibration from its training split.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Percentage points a variant may lose against PyTorch on --eval-data.")
+@click.option("--text-column", default=None, help="Text column of --eval-data [default: sentence, else text].")
+@click.option("--text-pair-column", default=None, help="Second text column of --eval-data, for sentence pairs.")
+@click.option("--label-column", default="label", show_default=True, help="Label column of --eval-data (label names or integer ids).")
+@click.option("--force", is_flag=True, help="Bundle a variant even if it fails verification or the accuracy gate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at the output path.")
 @reports_errors
-def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_texts, samples, per_tensor, force, overwrite):
+def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_texts, samples, per_tensor,
+            calibration_samples, eval_data, max_accuracy_drop, text_column, text_pair_column, label_column, force, overwrite):
     """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
     from .converters.convert import convert_checkpoint
     from .converters.samples import read_text_lines
+    from .evaluate import accuracy_table
     from .report import conversion_table
 
     result = convert_checkpoint(
@@ -101,8 +109,20 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
         force=force,
         overwrite=overwrite,
         progress=_progress_printer(),
+        eval_data=eval_data,
+        max_accuracy_drop=max_accuracy_drop,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+        calibration_samples=calibration_samples,
     )
     click.echo(conversion_table(result.variants))
+    if result.reference_evaluation is not None:
+        click.echo("")
+        click.echo(accuracy_table(result.reference_evaluation, result.variants))
+    for variant in result.variants:
+        if not variant.passed:
+            click.echo(f"{variant.quantize}: {'FORCED' if variant.bundled else 'not bundled'}: {variant.failure}", err=True)
     if any(not v.bundled for v in result.variants):
         sys.exit(1)
 
@@ -165,6 +185,36 @@ def export_android(bundle, assets_dir, overwrite):
     length = result.android["sequence_length"] or "dynamic"
     click.echo(f"wrote {', '.join(sorted(result.files))} to {result.assets_dir} "
                f"({result.android['graph']} graph, input length {length})")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--text-column", default=None, help="Text column [default: sentence, else text].")
+@click.option("--text-pair-column", default=None, help="Second text column, for sentence pairs.")
+@click.option("--label-column", default="label", show_default=True, help="Label column (label names or integer ids).")
+@click.option("--reference", "reference_dir", type=click.Path(file_okay=False, path_type=str),
+              help="Hugging Face checkpoint to compare with (runs PyTorch: needs torch and transformers).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), help="Write the full report (predictions included) as JSON.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4).")
+@click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@reports_errors
+def evaluate(bundle, data, text_column, text_pair_column, label_column, reference_dir, json_out, threads, backend, batch_size):
+    """Score BUNDLE on labelled DATA: accuracy, macro P/R/F1, confusion (TSV/CSV/JSONL); EM/F1 (SQuAD JSON)."""
+    import json
+    from pathlib import Path
+
+    from .evaluate import evaluate_bundle, report_text
+
+    report = evaluate_bundle(bundle, data, text_column=text_column, text_pair_column=text_pair_column,
+                             label_column=label_column, reference_checkpoint=reference_dir, num_threads=threads,
+                             backend=backend, batch_size=batch_size, progress=_progress_printer())
+    click.echo(report_text(report))
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        click.echo(f"wrote {json_out}", err=True)
 
 
 if __name__ == "__main__":

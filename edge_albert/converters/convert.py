@@ -1,13 +1,17 @@
 """The `convert` pipeline: checkpoint -> graph -> .tflite variants -> verification -> bundles.
 
 Every variant is verified against the PyTorch reference before it is written; one that fails
-its tolerance is reported and not bundled unless `force` is set. Outputs are written
-atomically, so a failure leaves nothing at the output path.
+its tolerance is reported and not bundled unless `force` is set. With `eval_data`, the reference
+and every variant are also scored on that labelled file, and a variant that loses more than
+`max_accuracy_drop` percentage points is refused the same way. Outputs are written atomically,
+so a failure leaves nothing at the output path.
 """
 
 from __future__ import annotations
 
 import platform
+import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +20,18 @@ from typing import Callable, List, Optional, Sequence
 from .. import __version__
 from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, write_bundle
 from ..errors import ConversionError, VerificationError
+from ..evaluate import (
+    DEFAULT_LABEL_COLUMN,
+    DEFAULT_MAX_ACCURACY_DROP,
+    AccuracyGate,
+    EvalData,
+    EvaluationReport,
+    accuracy_gate,
+    evaluate_model,
+    load_eval_data,
+    reference_task_model,
+    task_model,
+)
 from . import samples as sample_sets
 from .checkpoint import AlbertCheckpoint, load_checkpoint
 from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES, GraphOptions, build_albert_module
@@ -39,12 +55,36 @@ class VariantResult:
     convert_seconds: float
     bundled: bool
     bundle: Optional[Bundle] = None
+    accuracy: Optional[AccuracyGate] = None  # measured when eval data was given
+    failure: str = ""  # why it failed verification or the accuracy gate
+
+    @property
+    def passed(self) -> bool:
+        return self.check.passed and (self.accuracy is None or self.accuracy.passed)
+
+
+@dataclass
+class CalibrationSet:
+    """Representative inputs for full-int8 calibration and where they came from (said and recorded)."""
+
+    texts: List[str]
+    pairs: List[Optional[str]]
+    source: str
+    origin: str
+
+    def describe(self) -> str:
+        return f"the first {len(self.texts)} texts of {self.source} ({self.origin})"
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "origin": self.origin, "texts": len(self.texts)}
 
 
 @dataclass
 class ConversionResult:
     checkpoint: AlbertCheckpoint
     variants: List[VariantResult] = field(default_factory=list)
+    reference_evaluation: Optional[EvaluationReport] = None
+    calibration: Optional[CalibrationSet] = None
 
     @property
     def bundle(self) -> Optional[Bundle]:
@@ -87,8 +127,18 @@ def convert_checkpoint(
     force: bool = False,
     overwrite: bool = False,
     progress: Optional[Progress] = None,
+    eval_data=None,
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+    text_column: Optional[str] = None,
+    text_pair_column: Optional[str] = None,
+    label_column: str = DEFAULT_LABEL_COLUMN,
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
 ) -> ConversionResult:
-    """Convert a Hugging Face ALBERT checkpoint into one verified bundle per quantization."""
+    """Convert a Hugging Face ALBERT checkpoint into one verified bundle per quantization.
+
+    `eval_data` (TSV/CSV/JSONL for classifiers, SQuAD JSON for QA) adds the accuracy gate:
+    each variant's metric may fall at most `max_accuracy_drop` percentage points below PyTorch's.
+    """
     say = progress or (lambda message: None)
     quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
     targets = output_paths(Path(output), quantizations)
@@ -114,6 +164,16 @@ def convert_checkpoint(
         f"{checkpoint.architecture}: {checkpoint.parameter_count():,} parameters, V={config.vocab_size} "
         f"E={config.embedding_size} H={config.hidden_size}, {config.num_hidden_layers} calls of one shared layer"
     )
+    data = None
+    if eval_data is not None:
+        if not max_accuracy_drop >= 0:
+            raise ConversionError(f"--max-accuracy-drop must be a number of percentage points >= 0, not {max_accuracy_drop}")
+        data = load_eval_data(eval_data, checkpoint.task, checkpoint.labels, text_column, text_pair_column, label_column)
+        say(f"evaluation data: {len(data)} examples from {eval_data}")
+    calibration = None
+    if "int8" in quantizations:
+        calibration = choose_calibration(checkpoint, calibration_texts, data, calibration_samples)
+        say(f"full int8 calibrates on {calibration.describe()}")
 
     texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(samples) if samples else None)
     fixed_length = max_seq_len if graph == "unrolled" else None
@@ -122,45 +182,110 @@ def convert_checkpoint(
     reference_model = load_reference_model(checkpoint)
     reference = reference_outputs(checkpoint, batches, reference_model)
 
-    result = ConversionResult(checkpoint=checkpoint)
+    result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
+    if data is not None:
+        say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
+        result.reference_evaluation = evaluate_model(
+            reference_task_model(checkpoint, max_seq_len, torch_model=reference_model), data, name="pytorch")
+        say(f"PyTorch reference: {result.reference_evaluation.metric_name} {result.reference_evaluation.headline:.2%}")
     modules = {}
     for quantization, target in zip(quantizations, targets):
         mask_bias = INT8_MASK_BIAS if quantization == "int8" else FLOAT_MASK_BIAS
         if mask_bias not in modules:
             say(f"building the TF graph ({graph} form, mask bias {mask_bias:g})")
             modules[mask_bias] = build_albert_module(checkpoint, GraphOptions(graph, max_seq_len, mask_bias))
-        calibration = None
+        feed = None
         if quantization == "int8":
-            calibration = _calibration_feed(checkpoint, calibration_texts, max_seq_len, fixed_length)
+            feed = _calibration_feed(checkpoint, calibration, max_seq_len, fixed_length)
         say(f"converting {quantization}")
         started = time.perf_counter()
-        model_bytes = convert_module(modules[mask_bias], quantization, calibration, per_channel_dense)
+        model_bytes = convert_module(modules[mask_bias], quantization, feed, per_channel_dense)
         model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
         seconds = time.perf_counter() - started
         say(f"verifying {quantization} against PyTorch")
         check = verify_variant(checkpoint, model_bytes, quantization, batches, reference)
-        bundled = check.passed or force
+        gate = None
+        if data is not None:
+            say(f"evaluating {quantization} on {len(data)} examples")
+            gate = _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data,
+                                     result.reference_evaluation, max_accuracy_drop)
+            say(f"{quantization}: {gate.message}")
+        passed = check.passed and (gate is None or gate.passed)
+        failure = "" if passed else (check.message if not check.passed else gate.message)
+        bundled = passed or force
         bundle = None
         if bundled:
-            manifest = build_manifest(checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check, forced=not check.passed)
+            manifest = build_manifest(
+                checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
+                forced=not passed, accuracy=gate.to_dict() if gate else None,
+                calibration=calibration.to_dict() if quantization == "int8" else None)
             bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
-            say(f"wrote {target}")
+            say(f"wrote {target}" + (" (forced)" if not passed else ""))
         else:
-            say(f"NOT bundled {quantization}: {check.message}")
-        result.variants.append(VariantResult(quantization, graph, target if bundled else None, inspection, check, seconds, bundled, bundle))
+            say(f"NOT bundled {quantization}: {failure}")
+        result.variants.append(VariantResult(quantization, graph, target if bundled else None, inspection, check, seconds,
+                                             bundled, bundle, gate, failure))
     failed = [v for v in result.variants if not v.bundled]
     if failed and len(failed) == len(result.variants):
-        raise VerificationError("; ".join(f"{v.quantize}: {v.check.message}" for v in failed))
+        raise VerificationError("; ".join(f"{v.quantize}: {v.failure}" for v in failed))
     return result
 
 
-def _calibration_feed(checkpoint, calibration_texts, max_seq_len, fixed_length):
-    if not calibration_texts:
-        raise ConversionError("full int8 needs --calibration-texts FILE (one representative text per line)")
-    texts = list(calibration_texts)[:DEFAULT_CALIBRATION_SAMPLES]
-    task = checkpoint.task
-    first, second = sample_sets.sample_inputs(task, texts)
-    batches = encode_samples(checkpoint, first, second, max_seq_len, fixed_length=fixed_length)
+def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: EvalData,
+                      reference: EvaluationReport, max_accuracy_drop: float) -> AccuracyGate:
+    """Score the converted model through the device runtime (same tokenizer and decoding as PyTorch's run)."""
+    from ..tokenizer import AlbertTokenizer
+
+    tokenizer = AlbertTokenizer.from_file(checkpoint.tokenizer_json,
+                                          pad_id=checkpoint.tokenizer_settings["special_tokens"]["pad_id"])
+    with tempfile.TemporaryDirectory(prefix="edge-albert-eval-") as scratch:
+        model_path = Path(scratch) / MODEL_FILE
+        model_path.write_bytes(model_bytes)
+        model = task_model(model_path, checkpoint.task, checkpoint.labels, tokenizer, max_seq_len)
+        report = evaluate_model(model, data, reference, name=quantization)
+    return accuracy_gate(quantization, reference, report, max_accuracy_drop)
+
+
+# Evaluation-split names, replaced by "train" to find the training split of the same data set.
+_EVAL_SPLIT = re.compile(r"(?<![a-z])(dev|validation|valid|val|eval|test)(?![a-z])", re.IGNORECASE)
+
+
+def training_counterpart(eval_path) -> Optional[Path]:
+    """dev.tsv -> train.tsv, sst2-validation.jsonl -> sst2-train.jsonl, beside the eval file, if it exists."""
+    eval_path = Path(eval_path)
+    name = _EVAL_SPLIT.sub("train", eval_path.name)
+    candidate = eval_path.with_name(name)
+    return candidate if name != eval_path.name and candidate.is_file() else None
+
+
+def choose_calibration(checkpoint: AlbertCheckpoint, calibration_texts: Optional[Sequence[str]],
+                       data: Optional[EvalData], samples: int = DEFAULT_CALIBRATION_SAMPLES) -> CalibrationSet:
+    """The user's texts; else the first `samples` inputs of the eval file's training split; else the eval file's.
+
+    Calibrating on the training split keeps the gate honest (ranges are not fitted to the very
+    texts it scores); the eval file is the fallback when no training file sits beside it.
+    """
+    if samples < 1:
+        raise ConversionError(f"--calibration-samples must be at least 1, not {samples}")
+    if calibration_texts:
+        texts = list(calibration_texts)[:samples]
+        first, second = sample_sets.sample_inputs(checkpoint.task, texts)
+        return CalibrationSet(first, second, "--calibration-texts", "given")
+    if data is None:
+        raise ConversionError("full int8 needs --calibration-texts FILE (one representative text per line), "
+                              "or --eval-data FILE to calibrate on its training split")
+    train_path = training_counterpart(data.path)
+    if train_path is not None:
+        train = load_eval_data(train_path, data.task, checkpoint.labels, data.text_column, data.text_pair_column,
+                               data.label_column or DEFAULT_LABEL_COLUMN)
+        texts, pairs = train.texts(samples)
+        return CalibrationSet(texts, pairs, str(train_path), f"the training counterpart of {data.path.name}")
+    texts, pairs = data.texts(samples)
+    return CalibrationSet(texts, pairs, str(data.path), "the eval data itself: no training split found beside it")
+
+
+def _calibration_feed(checkpoint, calibration: CalibrationSet, max_seq_len, fixed_length):
+    batches = encode_samples(checkpoint, calibration.texts, calibration.pairs, max_seq_len, fixed_length=fixed_length)
 
     def feed():
         for batch in batches:
@@ -187,6 +312,8 @@ def build_manifest(
     inspection: FlatbufferInspection,
     check: VariantCheck,
     forced: bool,
+    accuracy: Optional[dict] = None,
+    calibration: Optional[dict] = None,
 ) -> dict:
     """The self-describing manifest (bundle format v1, see DESIGN.md)."""
     config = checkpoint.config
@@ -213,6 +340,7 @@ def build_manifest(
             "per_channel_dense": per_channel_dense if quantization in ("dynamic-int8", "int8") else None,
             "attention_mask_bias": mask_bias,
             "min_runtime": MIN_RUNTIME[runtime_key],
+            **({"calibration": calibration} if calibration else {}),
         },
         "source": {
             "architecture": checkpoint.architecture,
@@ -229,7 +357,7 @@ def build_manifest(
             },
         },
         "inspection": inspection.to_dict(),
-        "validation": {**check.to_dict(), "forced": forced},
+        "validation": {**check.to_dict(), "forced": forced, **({"accuracy": accuracy} if accuracy else {})},
         "created_by": {"package": "edge-albert", "version": __version__, "python": platform.python_version(), **_library_versions()},
     }
 
