@@ -229,3 +229,17 @@ def test_evaluate_command_reports_a_bad_row_as_one_line(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and "bad.tsv:3: label 'neutral'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_evaluate_command_on_a_qa_bundle_with_its_reference(tmp_path):
+    bundle = bundle_for(tmp_path.parent, "question-answering")
+    checkpoint = checkpoint_for(tmp_path.parent, "question-answering")
+    out = tmp_path / "qa.json"
+    result = CliRunner().invoke(main, ["evaluate", str(bundle), str(SQUAD_SMALL), "--reference", str(checkpoint),
+                                       "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "exact match" in result.output and "unanswerable   6 questions" in result.output
+    report = json.loads(out.read_text())
+    assert report["agreement"] == 1.0  # fp32 bundle and PyTorch pick the same spans
+    assert report["reference"]["metrics"] == report["metrics"]
+    assert len(report["predictions"]) == 14
