@@ -237,11 +237,13 @@ def write_classification_golden(bundle: Path, texts: Sequence[str], out: Path) -
     rows = [{"logits": [float(x) for x in row], "label": prediction.label, "scores": prediction.scores}
             for row, prediction in zip(np.asarray(logits, dtype=np.float32), predictions)]
     # Extreme logits: softmax must not overflow and ties must keep the label order.
-    for extreme in ([1000.0, -1000.0], [-88.5, 88.5], [3.25, 3.25], [0.0, 1e-7]):
+    labels = classifier.labels
+    for first, rest in ((1000.0, -1000.0), (-88.5, 88.5), (3.25, 3.25), (0.0, 1e-7)):
+        extreme = [first] + [rest] * (len(labels) - 1)
         scores = np.exp(np.asarray(extreme) - max(extreme))
         scores = scores / scores.sum()
-        rows.append({"logits": extreme, "label": LABELS[int(np.argmax(scores))],
-                     "scores": dict(zip(LABELS, scores.tolist()))})
+        rows.append({"logits": extreme, "label": labels[int(np.argmax(scores))],
+                     "scores": dict(zip(labels, scores.tolist()))})
     out.write_text(json.dumps({"labels": classifier.labels, "rows": rows}), encoding="utf-8")
     return len(rows)
 
