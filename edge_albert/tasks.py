@@ -193,7 +193,8 @@ class TextClassifier(BundleModel):
 
     def _prediction(self, logits: np.ndarray, truncated: bool) -> Prediction:
         labels = self.labels or [f"LABEL_{i}" for i in range(len(logits))]
-        if self.bundle.manifest.get("problem_type") == "multi_label_classification":
+        source = self.bundle.manifest.get("source") or {}
+        if source.get("problem_type") == "multi_label_classification":
             probabilities = 1.0 / (1.0 + np.exp(-logits))
         else:
             probabilities = softmax(logits.astype(np.float64))
