@@ -217,5 +217,48 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
         click.echo(f"wrote {json_out}", err=True)
 
 
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
+@click.option("--target", default=None, help="Check budgets: rpi4, rpi5, android-arm64, x86-host or a .toml path; exit 3 when one is exceeded. ARM targets only on their device.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads [default: the target's, else up to 4].")
+@click.option("--seq-lens", default="16,32,64,128", show_default=True, help="Comma list of input lengths in tokens ([CLS] and [SEP] included).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Measured runs per length.")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs per length first.")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Stop measuring a length after this long.")
+@click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), help="Write the full result as JSON.")
+@click.option("--markdown", "markdown_out", type=click.Path(dir_okay=False, path_type=str), help="Write the result as Markdown.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=str), help="Write a latency chart (PNG; needs matplotlib).")
+@reports_errors
+def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, backend, json_out, markdown_out, plot_out):
+    """Measure BUNDLE per sequence length: latency percentiles, load time, first inference, memory."""
+    from . import bench as measure
+
+    lengths = measure.parse_seq_lens(seq_lens)
+    budget_target = None
+    if target:
+        budget_target, warnings = measure.target_for_bundle(target, bundle, batch=batch)
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        threads = threads or budget_target.threads
+    result = measure.run_benchmark(bundle, seq_lens=lengths, batch=batch, runs=runs, warmup=warmup,
+                                   max_seconds=max_seconds, threads=threads, backend=backend,
+                                   progress=measure.progress_printer(), target=target)
+    if budget_target is not None:
+        result.budget_check = measure.check_budgets(result, budget_target)
+    click.echo(measure.result_text(result))
+    for written in measure.write_outputs(result, json_out, markdown_out, plot_out):
+        click.echo(f"wrote {written}", err=True)
+    if result.budget_check is not None:
+        check = result.budget_check
+        if not check["passed"]:
+            click.echo(f"budget exceeded ({check['target']}, {check['file']}):", err=True)
+            for line in measure.exceeded_lines(check):
+                click.echo(f"  {line}", err=True)
+            sys.exit(measure.BUDGET_EXCEEDED_EXIT)
+        click.echo(f"all {len(check['checked'])} budgets of {check['target']} met", err=True)
+
+
 if __name__ == "__main__":
     main()
