@@ -236,17 +236,17 @@ def load_eval_data(
     digest = sha256_of_file(path)
     if task == "question-answering":
         return EvalData(path, task, digest, questions=read_squad(path))
-    columns = data_columns(path)
+    line, columns = data_columns(path)
     if text_column is None:
-        text_column = next((c for c in TEXT_COLUMN_CANDIDATES if columns and c in columns), None)
+        text_column = next((c for c in TEXT_COLUMN_CANDIDATES if c in (columns or TEXT_COLUMN_CANDIDATES)), None)
         if text_column is None:
-            raise DataError(f"{path}:1: no {' or '.join(map(repr, TEXT_COLUMN_CANDIDATES))} column "
-                            f"(columns: {', '.join(columns or [])}); pass --text-column NAME")
+            raise DataError(f"{path}:{line}: no {' or '.join(map(repr, TEXT_COLUMN_CANDIDATES))} column "
+                            f"(columns: {', '.join(columns)}); pass --text-column NAME")
     if columns is not None:
         for option, column in (("--text-column", text_column), ("--text-pair-column", text_pair_column),
                                ("--label-column", label_column)):
             if column is not None and column not in columns:
-                raise DataError(f"{path}:1: no column {column!r} (columns: {', '.join(columns)}); "
+                raise DataError(f"{path}:{line}: no column {column!r} (columns: {', '.join(columns)}); "
                                 f"pass {option} NAME")
     examples = read_examples(path, text_column=text_column, label_column=label_column,
                              pair_column=text_pair_column, labels=list(labels))
@@ -254,8 +254,8 @@ def load_eval_data(
                     label_column=label_column)
 
 
-def data_columns(path: Path) -> Optional[List[str]]:
-    """Column names of a TSV/CSV header, or the keys of a JSONL file's first object; None if unknown.
+def data_columns(path: Path) -> Tuple[int, Optional[List[str]]]:
+    """(line, column names) of a TSV/CSV header or of a JSONL file's first object; names None if unknown.
 
     Read here so that a wrong column name is reported against the header (line 1), once,
     instead of against every row.
@@ -263,23 +263,23 @@ def data_columns(path: Path) -> Optional[List[str]]:
     suffix = path.suffix.lower().lstrip(".")
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            for raw in handle:
+            for line, raw in enumerate(handle, start=1):
                 if not raw.strip():
                     continue
                 if suffix in ("tsv", "tab"):
-                    return [name.strip() for name in raw.rstrip("\r\n").split("\t")]
+                    return line, [name.strip() for name in raw.rstrip("\r\n").split("\t")]
                 if suffix == "csv":
                     import csv
 
-                    return [name.strip() for name in next(csv.reader([raw]))]
+                    return line, [name.strip() for name in next(csv.reader([raw]))]
                 try:
                     first = json.loads(raw)
                 except json.JSONDecodeError:
-                    return None  # the reader reports it with its line number
-                return [str(key) for key in first] if isinstance(first, dict) else None
+                    return line, None  # the reader reports it with its line number
+                return line, [str(key) for key in first] if isinstance(first, dict) else None
     except UnicodeDecodeError:
-        return None  # the reader reports it with its line number
-    return None
+        pass  # the reader reports it with its line number
+    return 1, None
 
 
 def read_squad(path) -> List[SquadQuestion]:

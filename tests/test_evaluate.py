@@ -110,6 +110,8 @@ def test_labels_may_be_names_or_integer_ids(tmp_path):
         ("empty-text.tsv", "sentence\tlabel\ngood\t1\n   \t0\n", {}, r"empty-text.tsv:3: field 'sentence' is empty"),
         ("wrong-text-column.tsv", "review\tlabel\ngood\t1\n", {},
          r"wrong-text-column.tsv:1: no 'sentence' or 'text' column \(columns: review, label\); pass --text-column"),
+        ("header-after-blank-line.tsv", "\nreview\tlabel\ngood\t1\n", {},
+         r"header-after-blank-line.tsv:2: no 'sentence' or 'text' column"),
         ("wrong-label-column.tsv", "sentence\tstars\ngood\t1\n", {},
          r"wrong-label-column.tsv:1: no column 'label' \(columns: sentence, stars\); pass --label-column"),
         ("wrong-given-column.csv", "sentence,label\ngood,1\n", {"text_column": "review"},
