@@ -164,13 +164,23 @@ def _parts_by_buffer(model, buffer_sizes: Dict[int, int]) -> Dict[int, str]:
     embedding, the rest the head.
     """
     main = model.subgraphs[0]
-    readers: Dict[int, List[int]] = {}
+    dequantize = _schema().BuiltinOperator.DEQUANTIZE
+    tensor_readers: Dict[int, List[int]] = {}
     for position, op in enumerate(main.operators):
         for tensor_index in op.inputs:
             if tensor_index >= 0:
-                buffer = main.tensors[tensor_index].buffer
-                if buffer in buffer_sizes:
-                    readers.setdefault(buffer, []).append(position)
+                tensor_readers.setdefault(tensor_index, []).append(position)
+    readers: Dict[int, List[int]] = {}
+    for position, op in enumerate(main.operators):
+        for tensor_index in op.inputs:
+            buffer = main.tensors[tensor_index].buffer if tensor_index >= 0 else None
+            if buffer not in buffer_sizes:
+                continue
+            if model.operatorCodes[op.opcodeIndex].builtinCode == dequantize:
+                # fp16 weights are dequantized up front; where the result is read is what counts
+                readers.setdefault(buffer, []).extend(tensor_readers.get(op.outputs[0], [position]))
+            else:
+                readers.setdefault(buffer, []).append(position)
     loop_positions = [
         position for position, op in enumerate(main.operators)
         if model.operatorCodes[op.opcodeIndex].builtinCode == _schema().BuiltinOperator.WHILE
@@ -180,6 +190,7 @@ def _parts_by_buffer(model, buffer_sizes: Dict[int, int]) -> Dict[int, str]:
         shared.update(t.buffer for t in subgraph.tensors if t.buffer in buffer_sizes)
     if loop_positions:
         first_shared = min(loop_positions)
+        shared.update(_buffers_passed_into_loops(model, main, loop_positions, buffer_sizes))
     else:
         # Small constants (reshape shapes, scalars) are read everywhere; only weights count here.
         shared = {b for b, positions in readers.items() if len(positions) > 1 and buffer_sizes[b] >= MIN_WEIGHT_BYTES}
@@ -196,6 +207,28 @@ def _parts_by_buffer(model, buffer_sizes: Dict[int, int]) -> Dict[int, str]:
         else:
             parts[buffer] = "unreferenced"
     return parts
+
+
+def _buffers_passed_into_loops(model, main, loop_positions: List[int], buffer_sizes: Dict[int, int]) -> set:
+    """Weights handed to WHILE as operands: fp16 models dequantize them in the main graph first."""
+    dequantize = _schema().BuiltinOperator.DEQUANTIZE
+    producer = {}
+    for op in main.operators:
+        for output in op.outputs:
+            producer[output] = op
+    found = set()
+    for position in loop_positions:
+        for tensor_index in main.operators[position].inputs:
+            source = main.tensors[tensor_index].buffer
+            if source in buffer_sizes:
+                found.add(source)
+                continue
+            op = producer.get(tensor_index)
+            if op is not None and model.operatorCodes[op.opcodeIndex].builtinCode == dequantize:
+                constant = main.tensors[op.inputs[0]].buffer
+                if constant in buffer_sizes:
+                    found.add(constant)
+    return found
 
 
 def inspect_flatbuffer(model_bytes: bytes, ideal: int, merged: int = 0, saved: int = 0) -> FlatbufferInspection:
