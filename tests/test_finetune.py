@@ -1,0 +1,235 @@
+"""edge_albert.finetune: data reader, tokenizer training, a tiny end-to-end run, the committed example."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from checkpoints import SHARED_DATA
+from edge_albert.errors import DataError, EdgeAlbertError
+from edge_albert.finetune import (
+    FinetuneConfig,
+    build_tokenizer,
+    check_tokenizer,
+    finetune,
+    predict,
+    read_examples,
+    train_sentencepiece,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "sst2-albert"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- reader
+
+
+def test_reads_tsv_with_index_and_name_labels(tmp_path):
+    path = write(tmp_path / "d.tsv", 'sentence\tlabel\n"quoted start is kept\t1\n\nbad film \t negative\n')
+    examples = read_examples(path)
+    assert [(e.text, e.label, e.line) for e in examples] == [('"quoted start is kept', 1, 2), ("bad film", 0, 4)]
+
+
+def test_reads_csv_with_pairs_quotes_and_multiline_records(tmp_path):
+    path = write(tmp_path / "d.csv", 'premise,hypothesis,label\n"a, b",c,1\n"two\nlines",d,0\n')
+    examples = read_examples(path, text_column="premise", pair_column="hypothesis", labels=["no", "yes"])
+    assert [(e.text, e.text_pair, e.label, e.line) for e in examples] == [
+        ("a, b", "c", 1, 2), ("two\nlines", "d", 0, 3)
+    ]
+
+
+def test_reads_jsonl_with_pairs(tmp_path):
+    rows = [{"q": "is it good?", "a": "yes it is", "y": 1}, {"q": "bad?", "a": "no", "y": "negative"}]
+    path = write(tmp_path / "d.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
+    examples = read_examples(path, text_column="q", pair_column="a", label_column="y")
+    assert [(e.text, e.text_pair, e.label) for e in examples] == [("is it good?", "yes it is", 1), ("bad?", "no", 0)]
+
+
+def test_reads_the_real_sst2_dev_split():
+    dev = SHARED_DATA / "glue-sst2" / "dev.tsv"
+    assert dev.is_file(), f"{dev} is missing: the tests need the project's shared data folder"
+    examples = read_examples(dev)
+    assert len(examples) == 872 and sum(e.label for e in examples) == 444
+
+
+@pytest.mark.parametrize(
+    "name, text, kwargs, message",
+    [
+        ("d.tsv", "sentence\tlabel\nok\t1\ntoo\tmany\t0\n", {}, r"d\.tsv:3: 3 fields but the header has 2"),
+        ("d.tsv", "sentence\tlabel\nok\t1\nfine\t2\n", {}, r"d\.tsv:3: label '2' is neither"),
+        ("d.tsv", "sentence\tlabel\nok\t1\nfine\tpositiv\n", {}, r"d\.tsv:3: label 'positiv'"),
+        ("d.tsv", "sentence\tlabel\nok\t1\n  \t0\n", {}, r"d\.tsv:3: field 'sentence' is empty"),
+        ("d.tsv", "text\tlabel\nok\t1\n", {}, r"d\.tsv:2: no 'sentence' field \(fields: text, label\)"),
+        ("d.tsv", "sentence\tlabel\n", {}, r"no examples"),
+        ("d.csv", 'sentence,label\nok,1\n"multi\nline",1\nbad,-1\n', {}, r"d\.csv:5: label '-1'"),
+        ("d.csv", 's,label\nok,1\n', {"pair_column": "p", "text_column": "s"}, r"d\.csv:2: no 'p' field"),
+        ("d.jsonl", '{"sentence": "ok", "label": 1}\n{"sentence": "x", "label": 1\n', {}, r"d\.jsonl:2: not valid JSON"),
+        ("d.jsonl", '{"sentence": "ok", "label": 1}\n\n[1, 2]\n', {}, r"d\.jsonl:3: expected a JSON object"),
+        ("d.jsonl", '{"sentence": "ok", "label": true}\n', {}, r"d\.jsonl:1: label True"),
+        ("d.jsonl", '{"sentence": "ok", "label": 0.5}\n', {}, r"d\.jsonl:1: label 0.5"),
+        ("d.jsonl", '{"sentence": 3, "label": 0}\n', {}, r"d\.jsonl:1: field 'sentence' must be text"),
+        ("d.txt", "sentence\tlabel\n", {}, r"cannot tell the format"),
+    ],
+)
+def test_bad_rows_raise_data_error_with_line_numbers(tmp_path, name, text, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        read_examples(write(tmp_path / name, text), **kwargs)
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_bytes(b"sentence\tlabel\nok\t1\nbad \xff byte\t0\n")
+    with pytest.raises(DataError, match=r"d\.tsv:3: not valid UTF-8"):
+        read_examples(path)
+
+
+def test_missing_file_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_examples(tmp_path / "absent.tsv")
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+POSITIVE = ["great", "wonderful", "superb", "moving", "delightful", "brilliant", "charming", "funny"]
+NEGATIVE = ["awful", "boring", "dreadful", "tedious", "clumsy", "bland", "painful", "stupid"]
+FILLER = ["the", "movie", "film", "story", "acting", "was", "is", "really", "quite", "a", "plot", "ending"]
+
+
+def synthetic_rows(count: int, seed: int = 0):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        label = i % 2
+        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append((" ".join(words).capitalize() + " .", label))
+    return rows
+
+
+def test_sentencepiece_has_albert_layout_and_hf_tokenizer_is_not_degenerate(tmp_path):
+    import sentencepiece as spm
+    from tokenizers import Tokenizer
+
+    texts = [t for t, _ in synthetic_rows(60)]
+    proto = train_sentencepiece(texts, vocab_size=120)
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    assert [processor.id_to_piece(i) for i in range(5)] == ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+    assert processor.bos_id() == -1 and processor.eos_id() == -1
+
+    tokenizer = build_tokenizer(proto, tmp_path / "tok", check_texts=texts)
+    assert {p.name for p in (tmp_path / "tok").iterdir()} >= {"spiece.model", "tokenizer.json", "tokenizer_config.json"}
+    assert (tmp_path / "tok" / "spiece.model").read_bytes() == proto
+    assert json.loads((tmp_path / "tok" / "tokenizer_config.json").read_text())["do_lower_case"] is True
+
+    ids = tokenizer("The Movie was GREAT .")["input_ids"]
+    assert ids[0] == 2 and ids[-1] == 3 and 1 not in ids
+    assert ids == tokenizer("the movie was great .")["input_ids"]  # lower-cased like ALBERT
+    assert Tokenizer.from_file(str(tmp_path / "tok" / "tokenizer.json")).encode("The Movie was GREAT .").ids == ids
+    pair = tokenizer("great film", "boring plot", return_token_type_ids=True)
+    assert pair["input_ids"].count(3) == 2 and set(pair["token_type_ids"]) == {0, 1}
+
+
+def test_check_tokenizer_refuses_the_all_unk_trap(tmp_path):
+    """transformers 5: AlbertTokenizer(vocab_file=...) encodes every word as <unk>; the check must catch it."""
+    import sentencepiece as spm
+    from transformers import AlbertTokenizer
+
+    texts = [t for t, _ in synthetic_rows(40)]
+    proto = train_sentencepiece(texts, vocab_size=100)
+    (tmp_path / "spiece.model").write_bytes(proto)
+    broken = AlbertTokenizer(vocab_file=str(tmp_path / "spiece.model"))
+    with pytest.raises(EdgeAlbertError, match="<unk>"):
+        check_tokenizer(broken, spm.SentencePieceProcessor(model_proto=proto), texts)
+
+
+# --------------------------------------------------------------------------- end to end
+
+TINY = dict(
+    vocab_size=150, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    intermediate_size=48, max_position_embeddings=32, max_length=32, dropout=0.0, classifier_dropout=0.0,
+    epochs=25, batch_size=8, learning_rate=3e-3, warmup_ratio=0.1, threads=1, eval_every_epoch=False,
+)
+
+
+def test_tiny_finetune_end_to_end(tmp_path):
+    from safetensors import safe_open
+
+    from edge_albert.converters.checkpoint import load_checkpoint
+
+    rows = synthetic_rows(56)
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows[:48]))
+    dev = write(tmp_path / "dev.jsonl", "".join(json.dumps({"sentence": t, "label": y}) + "\n" for t, y in rows[48:]))
+    out = tmp_path / "ckpt"
+    started = time.perf_counter()
+    result = finetune(train, out, dev, FinetuneConfig(**TINY), log=lambda line: None)
+    assert time.perf_counter() - started < 60
+
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "finetune_config.json", "model.safetensors", "spiece.model", "tokenizer.json",
+        "tokenizer_config.json",
+    ]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ckpt")], "staging directory left behind"
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["AlbertForSequenceClassification"]
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert (config["num_hidden_groups"], config["inner_group_num"], config["num_hidden_layers"]) == (1, 1, 2)
+    with safe_open(str(out / "model.safetensors"), "pt") as handle:
+        dtypes = {str(handle.get_slice(name).get_dtype()) for name in handle.keys()}
+    assert dtypes == {"F16"}
+
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.labels == ["negative", "positive"]
+    assert checkpoint.tokenizer_settings["special_tokens"]["cls_id"] == 2
+    assert checkpoint.config.vocab_size == result.vocab_size <= 150
+    assert result.tokenizer_agreement == 1.0
+
+    # The task is learnable (one sentiment word per sentence): the model must have learnt it,
+    # and the accuracy reported is the one of the saved float16 weights reloaded in float32.
+    assert result.history[-1]["train_loss"] < 0.2
+    assert result.dev_accuracy == pytest.approx(result.dev_accuracy_before_save, abs=0.13)
+    assert result.dev_accuracy >= 0.75
+    labels = [label for label, _ in predict(out, ["the film was great and superb .", "boring , awful plot ."])]
+    assert labels == ["positive", "negative"]
+
+    with pytest.raises(EdgeAlbertError, match="already exists"):
+        finetune(train, out, None, FinetuneConfig(**TINY), log=lambda line: None)
+
+
+def test_bad_training_file_fails_before_writing_anything(tmp_path):
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\nbad\t7\n")
+    with pytest.raises(DataError, match=r"train\.tsv:3"):
+        finetune(train, tmp_path / "ckpt", None, FinetuneConfig(**TINY), log=lambda line: None)
+    assert list(tmp_path.iterdir()) == [train]
+
+
+# --------------------------------------------------------------------------- committed example
+
+
+def test_committed_example_checkpoint():
+    """examples/sst2-albert: loads with the project's reader, small, and really classifies SST-2."""
+    from edge_albert.converters.checkpoint import load_checkpoint
+    from edge_albert.finetune import evaluate
+
+    assert EXAMPLE.is_dir(), f"{EXAMPLE} is missing"
+    size = sum(p.stat().st_size for p in EXAMPLE.iterdir())
+    assert size < 10 * 1024 * 1024
+    checkpoint = load_checkpoint(EXAMPLE)
+    assert checkpoint.architecture == "AlbertForSequenceClassification"
+    assert checkpoint.labels == ["negative", "positive"]
+    reference = SHARED_DATA / "albert-base-v2" / "spiece.model"
+    assert (EXAMPLE / "spiece.model").read_bytes() != reference.read_bytes()
+    labels = [label for label, _ in predict(EXAMPLE, ["a gorgeous, witty, seductive movie",
+                                                      "a dull, tedious and painfully unfunny mess"])]
+    assert labels == ["positive", "negative"]
+    dev = SHARED_DATA / "glue-sst2" / "dev.tsv"
+    assert dev.is_file(), f"{dev} is missing: the tests need the project's shared data folder"
+    assert evaluate(EXAMPLE, read_examples(dev)) >= 0.80
