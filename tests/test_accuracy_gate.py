@@ -1,6 +1,7 @@
 """convert --eval-data: every variant scored against PyTorch, a damaged variant refused, --force records the drop."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +200,18 @@ def test_bad_eval_data_fails_before_any_conversion(tiny_classifier_checkpoint, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.tsv"]
     with pytest.raises(ConversionError, match="max-accuracy-drop"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "x.edgealbert", eval_data=SST2_DEV, max_accuracy_drop=-1)
+
+
+@pytest.mark.slow
+def test_example_model_meets_the_issue_targets_on_sst2_dev(tmp_path):
+    """Issue 5's bar: PyTorch >= 80% on SST-2 dev, fp16 within 0.1 points of it, dynamic-int8 within 0.5."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "sst2-albert"
+    assert (example / "config.json").is_file(), f"{example} is missing: the example model must be committed"
+    result = convert_checkpoint(example, tmp_path / "sst2.edgealbert", quantize="fp16,dynamic-int8",
+                                eval_data=SST2_DEV, max_accuracy_drop=0.5)
+    assert result.reference_evaluation.n == 872
+    assert result.reference_evaluation.metrics.accuracy >= 0.80
+    fp16, int8 = result.variants
+    assert fp16.bundled and fp16.accuracy.drop_points <= 0.1 and fp16.accuracy.agreement >= 0.995
+    assert int8.bundled and int8.accuracy.drop_points <= 0.5 and int8.accuracy.agreement >= 0.98
+    assert load_bundle(int8.bundle_path).manifest["validation"]["accuracy"]["n"] == 872
