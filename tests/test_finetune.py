@@ -162,6 +162,7 @@ TINY = dict(
 
 def test_tiny_finetune_end_to_end(tmp_path):
     from safetensors import safe_open
+    from transformers import AlbertForSequenceClassification  # noqa: F401  (import time is not training time)
 
     from edge_albert.converters.checkpoint import load_checkpoint
 
@@ -202,6 +203,25 @@ def test_tiny_finetune_end_to_end(tmp_path):
 
     with pytest.raises(EdgeAlbertError, match="already exists"):
         finetune(train, out, None, FinetuneConfig(**TINY), log=lambda line: None)
+
+
+def test_maximal_texts_drops_phrases_cut_from_longer_texts():
+    from edge_albert.finetune import _maximal_texts
+
+    texts = ["a good movie", "good movie", "goodness", "good", "movie", "a good movie", "plot"]
+    assert sorted(_maximal_texts(texts)) == ["a good movie", "goodness", "plot"]
+
+
+def test_tiny_finetune_with_masked_lm_warmup(tmp_path):
+    rows = synthetic_rows(48, seed=1)
+    train = write(tmp_path / "train.csv", "sentence,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    lines = []
+    config = FinetuneConfig(**{**TINY, "epochs": 15, "mlm_epochs": 3, "token_mask_prob": 0.1})
+    result = finetune(train, tmp_path / "ckpt", None, config, log=lines.append)
+    assert any("masked-LM warm-up on 48 texts" in line for line in lines)
+    assert any(line.startswith("mlm step") for line in lines)
+    assert result.dev_accuracy is None and result.history[-1]["train_loss"] < 0.5
+    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
 
 
 def test_bad_training_file_fails_before_writing_anything(tmp_path):
