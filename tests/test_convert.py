@@ -216,3 +216,27 @@ def test_cli_convert_prints_the_report_and_inspect_shows_the_breakdown(tiny_clas
     assert "shared_layer" in inspect.output and "embeddings" in inspect.output
     as_json = CliRunner().invoke(main, ["inspect", str(out), "--json"])
     assert json.loads(as_json.output)["quantization"]["mode"] == "fp16"
+
+
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "sst2-albert"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["fp32", "int8"])
+def test_unrolled_example_stores_each_shared_weight_once(quantize, tmp_path):
+    """Every call of the unrolled layer reads the same weight buffers (no per-call folded copies)."""
+    result = convert_checkpoint(
+        EXAMPLE, tmp_path / "u.edgealbert", quantize=quantize, graph="unrolled", max_seq_len=64,
+        calibration_texts=BUILT_IN_TEXTS * 3, force=True,
+    )
+    variant = result.variants[0]
+    checkpoint = load_checkpoint(EXAMPLE)
+    schema = tflite_module._schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(variant.bundle.model_path.read_bytes()), 0)
+    hidden = checkpoint.config.hidden_size
+    square = {
+        t.buffer for t in model.subgraphs[0].tensors
+        if list(t.shape) == [hidden, hidden] and model.buffers[t.buffer].data is not None
+    }
+    assert len(square) == 5  # query, key, value, attention output, pooler: once each
+    assert variant.inspection.size_ratio <= tflite_module.SIZE_TOLERANCE

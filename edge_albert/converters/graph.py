@@ -88,7 +88,10 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         centered = x - mean
         variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
-        return centered * tf.math.rsqrt(variance + eps) * gamma + beta
+        # gamma scales the (dynamic) inverse deviation rather than the output, so the converter
+        # cannot fold it into the next dense layer's weights: in the unrolled form that fold makes a
+        # second copy of the query/key/value weights for the calls that follow a LayerNorm.
+        return centered * (tf.math.rsqrt(variance + eps) * gamma) + beta
 
     def embed(input_ids, token_type_ids):
         seq_len = tf.shape(input_ids)[1]

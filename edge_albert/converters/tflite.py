@@ -14,7 +14,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 import numpy as np
 
 from ..errors import ConversionError
-from .checkpoint import AlbertCheckpoint
+from .checkpoint import SHARED_LAYER_PREFIX, AlbertCheckpoint
 from .graph import INPUT_NAMES
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic-int8", "int8")
@@ -58,15 +58,28 @@ class FlatbufferInspection:
 
 
 def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
-    """Bytes the weights need at this precision: the floor a compact .tflite should approach."""
+    """Bytes the weights need at this precision: the floor a compact .tflite should approach.
+
+    int8 dense kernels carry a float32 scale and an int64 zero point per output channel (as
+    TFLite stores per-channel quantization); embedding tables one scale each. Vectors (biases,
+    LayerNorm) stay 32-bit; full int8 stores biases as int32 with per-channel parameters too, and
+    re-quantizes the shared layer's biases for each call (each call's input has its own scale).
+    """
+    per_channel_bytes = 4 + 8
+    layer_calls = checkpoint.config.num_hidden_layers
     total = 0
-    for value in checkpoint.weights.values():
+    for name, value in checkpoint.weights.items():
         if quantize == "fp32":
             total += 4 * value.size
         elif quantize == "fp16":
             total += 2 * value.size
-        else:  # int8 matrices; vectors (biases, LayerNorm) and small tables stay 32-bit
-            total += value.size if value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS else 4 * value.size
+        elif value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS:
+            total += value.size + (0 if name.startswith("embeddings.") else per_channel_bytes * value.shape[0])
+        elif quantize == "int8" and name.endswith(".bias"):
+            calls = layer_calls if name.startswith(SHARED_LAYER_PREFIX) else 1
+            total += (4 + per_channel_bytes) * value.size * calls
+        else:
+            total += 4 * value.size
     return int(total)
 
 
