@@ -215,3 +215,19 @@ def test_example_model_meets_the_issue_targets_on_sst2_dev(tmp_path):
     assert fp16.bundled and fp16.accuracy.drop_points <= 0.1 and fp16.accuracy.agreement >= 0.995
     assert int8.bundled and int8.accuracy.drop_points <= 0.5 and int8.accuracy.agreement >= 0.98
     assert load_bundle(int8.bundle_path).manifest["validation"]["accuracy"]["n"] == 872
+
+
+def test_int8_label_agreement_is_judged_on_the_evaluation_data():
+    """With labelled data, one flipped label among the 10 built-in samples no longer fails int8."""
+    from edge_albert.converters.convert import _judge_agreement_on_eval_data
+    from edge_albert.converters.verify import VariantCheck
+    from edge_albert.evaluate import AccuracyGate
+
+    few_samples = VariantCheck("int8", 10, 0.02, 0.005, None, 0.9, 0.99, 0.08, False, "logits", "90%")
+    gate = AccuracyGate("accuracy", "dev.tsv", "0" * 64, 872, 0.8085, 0.8062, 0.23, 1.0, 0.998, True, "ok")
+    judged = _judge_agreement_on_eval_data(few_samples, gate)
+    assert judged.passed and judged.label_agreement == 0.998 and "872 evaluation examples" in judged.message
+    poor = AccuracyGate("accuracy", "dev.tsv", "0" * 64, 872, 0.8085, 0.80, 0.85, 1.0, 0.95, True, "ok")
+    assert not _judge_agreement_on_eval_data(few_samples, poor).passed
+    fp32 = VariantCheck("fp32", 10, 2e-4, 1e-5, 1e-4, 1.0, None, 1e-4, False, "logits", "too far")
+    assert _judge_agreement_on_eval_data(fp32, gate) is fp32  # float variants keep their logit tolerance
