@@ -464,7 +464,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--only", help="comma list of backend keys to run (default: all prepared)")
     parser.add_argument("--load-note", default="", help="a sentence about machine load to put in the result")
     parser.add_argument("--tag", default="", help="suffix for the result files (<date>-<host>-<tag>.md)")
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
 
     started = time.perf_counter()
 
@@ -512,7 +513,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                      f"{cores} cores during the run, so absolute latencies are inflated; alternating blocks keep the "
                      "ratios between backends fairer than the absolute numbers")
     report = {
-        "date": date, "command": "python " + " ".join(shlex.quote(a) for a in [_rel(Path(sys.argv[0]))] + sys.argv[1:]),
+        "date": date, "command": "python " + " ".join(shlex.quote(a) for a in [_rel(Path(__file__))] + arguments),
         "machine": machine, "peak": peak, "versions": versions, "parameters": _parameters(args.work_dir),
         "model": _describe(config),
         "settings": {"threads": args.threads, "seq_lens": seq_lens, "rounds": args.rounds, "block_runs": args.block_runs,
