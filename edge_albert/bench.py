@@ -751,11 +751,19 @@ def parse_seq_lens(text: str) -> List[int]:
     return list(dict.fromkeys(values))
 
 
-def target_for_bundle(name_or_path: PathLike, bundle_path: PathLike, batch: int = 1) -> Tuple[Target, List[str]]:
-    """Load a target and confirm, before anything is measured, that this machine and bundle are its kind."""
+def target_for_bundle(name_or_path: PathLike, bundle_path: PathLike, batch: int = 1,
+                      seq_lens: Optional[Sequence[int]] = None) -> Tuple[Target, List[str]]:
+    """Load a target and confirm, before anything is measured, that this machine and bundle are its
+    kind and that it has a budget for the bundle's quantization at one of `seq_lens`."""
     from .bundle import load_bundle
 
     target = load_target(name_or_path)
     bundle = load_bundle(bundle_path, verify=False)  # run_benchmark verifies when it loads
-    warnings = check_target_applies(target, machine_info(), _model_summary(bundle), batch=batch)
+    model = _model_summary(bundle)
+    warnings = check_target_applies(target, machine_info(), model, batch=batch)
+    quantization = _budget_quantization(model)
+    if seq_lens is not None and not any(b.quantization == quantization and b.seq_len in seq_lens for b in target.budgets):
+        have = sorted({(b.quantization, b.seq_len) for b in target.budgets})
+        raise BenchError(f"target {target.name} has no budget for {quantization} at seq {', '.join(map(str, seq_lens))}; "
+                         f"it has {', '.join(f'{q}@{n}' for q, n in have)}")
     return target, warnings

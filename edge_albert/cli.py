@@ -238,7 +238,7 @@ def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, b
     lengths = measure.parse_seq_lens(seq_lens)
     budget_target = None
     if target:
-        budget_target, warnings = measure.target_for_bundle(target, bundle, batch=batch)
+        budget_target, warnings = measure.target_for_bundle(target, bundle, batch=batch, seq_lens=lengths)
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
         threads = threads or budget_target.threads
