@@ -1,4 +1,4 @@
-"""Write benchmarks/targets/*.toml: latency, memory and load budgets for albert-base-v2-shape bundles.
+"""Write edge_albert/targets/*.toml: latency, memory and load budgets for albert-base-v2-shape bundles.
 
     python benchmarks/make_targets.py [--measured benchmarks/results/x86-host]
 
@@ -200,7 +200,7 @@ def x86_target(measured: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--measured", type=Path, default=REPO / "benchmarks" / "results" / "x86-host")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "targets")
+    parser.add_argument("--out", type=Path, default=REPO / "edge_albert" / "targets")
     args = parser.parse_args()
     measured = read_measured(args.measured.resolve())
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ nothing here, but a model's cost must be measured on what it will see).
 
 Runtime-only imports (numpy, the runtime, the tokenizer): this runs on a Raspberry Pi with the
 light install. psutil is used when present, /proc otherwise; matplotlib only for a plot.
-Budgets live in benchmarks/targets/*.toml; a target's budgets are checked only on the kind of
+Budgets live in edge_albert/targets/*.toml; a target's budgets are checked only on the kind of
 machine they are for, so that no ARM figure is ever produced anywhere else.
 """
 
@@ -37,7 +37,7 @@ DEFAULT_SEQ_LENS = (16, 32, 64, 128)
 DEFAULT_RUNS = 50
 DEFAULT_WARMUP = 5
 DEFAULT_MAX_SECONDS = 60.0
-TARGETS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "targets"  # in a source checkout
+TARGETS_DIR = Path(__file__).resolve().parent / "targets"  # package data: works after pip install on a Pi
 BUDGET_EXCEEDED_EXIT = 3  # distinct from 1 (could not measure) so scripts can tell them apart
 MB = 1e6
 
@@ -506,14 +506,13 @@ def known_targets() -> List[str]:
 
 
 def load_target(name_or_path: PathLike) -> Target:
-    """A target by name (benchmarks/targets/NAME.toml in a source checkout) or by path to a .toml file."""
+    """A target by name (edge_albert/targets/NAME.toml, shipped with the package) or by path to a .toml file."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = TARGETS_DIR / f"{name_or_path}.toml"
         if not path.is_file():
             where = f"known: {', '.join(known_targets())}" if known_targets() else (
-                f"{TARGETS_DIR} is not here (an installed package has no benchmarks/ folder); "
-                "pass the path to a target .toml from the repository's benchmarks/targets/")
+                f"{TARGETS_DIR} holds no targets; pass the path to a target .toml")
             raise BenchError(f"unknown target {name_or_path!r}; {where}")
     data = _load_toml(path)
     meta = data.get("target") or {}

@@ -231,7 +231,7 @@ def test_cli_refuses_an_arm_target_here_and_prints_no_figure(int8_bundle):
 
 def test_budgets_for_another_model_shape_are_refused(int8_bundle):
     with pytest.raises(bench.BenchError, match="another model shape: .*hidden_size=32 \\(budget for 768\\)"):
-        bench.target_for_bundle(REPO / "benchmarks" / "targets" / "x86-host.toml", int8_bundle)
+        bench.target_for_bundle(REPO / "edge_albert" / "targets" / "x86-host.toml", int8_bundle)
 
 
 def test_a_budget_without_its_source_is_refused(tmp_path):

@@ -52,6 +52,12 @@ def test_file_sizes_track_the_precision(classifier_bundles, tiny_classifier_chec
     assert 0.22 < sizes["dynamic-int8"] / sizes["fp32"] < 0.30
 
 
+def test_loop_fp16_carries_its_cpu_speed_warning(classifier_bundles):
+    notes = {v.quantize: v.bundle.manifest["quantization"]["note"] for v in classifier_bundles.variants}
+    assert "slower than fp32 on CPU" in notes["fp16"]
+    assert notes["fp32"] is None and notes["dynamic-int8"] is None
+
+
 def test_loop_form_runs_the_shared_layer_in_one_while(classifier_bundles, tiny_classifier_checkpoint):
     bundle = classifier_bundles.variants[0].bundle
     assert _operators(bundle)["WHILE"] == 1
