@@ -7,7 +7,6 @@ weights_only=True) and transformers only to build `tokenizer.json` from a bare `
 from __future__ import annotations
 
 import json
-import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..bundle import sha256_of_file
 from ..errors import CheckpointError
 
 TASK_BY_ARCHITECTURE = {
@@ -97,20 +97,12 @@ def load_checkpoint(path) -> AlbertCheckpoint:
         weights=weights,
         labels=labels,
         weights_file=weights_file,
-        weights_sha256=_sha256(weights_file),
+        weights_sha256=sha256_of_file(weights_file),
         tokenizer_json=tokenizer_json,
         spiece_model=spiece_model,
         tokenizer_settings=_tokenizer_settings(path, tokenizer_json),
         problem_type=raw_config.get("problem_type"),
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_config(path: Path) -> dict:
