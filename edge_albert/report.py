@@ -48,7 +48,7 @@ def inspection_text(manifest: dict) -> str:
         f"graph:         {manifest.get('graph')}  max_seq_len: {manifest.get('max_seq_len')}",
         f"quantization:  {manifest.get('quantization', {}).get('mode')}  min runtime: {manifest.get('quantization', {}).get('min_runtime')}",
         f"source:        {source.get('architecture')}, {source.get('parameters', 0):,} parameters",
-        f"validation:    {validation.get('message')} ({validation.get('samples')} samples vs {validation.get('reference')})",
+        f"validation:    {validation.get('message')} (reference: {validation.get('reference')})",
     ]
     if inspection:
         lines.append(
