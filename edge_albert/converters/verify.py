@@ -122,9 +122,12 @@ def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Seque
     return results
 
 
-def _valid_positions(task: str, mask: np.ndarray, output: np.ndarray) -> np.ndarray:
+SEQUENCE_LEVEL_OUTPUTS = {("text-classification", "logits"), ("feature-extraction", "pooler_output")}
+
+
+def _valid_positions(task: str, name: str, mask: np.ndarray, output: np.ndarray) -> np.ndarray:
     """Token-level outputs are compared at real tokens only; sequence-level outputs whole."""
-    if task in ("text-classification",) or output.ndim == 2 and output.shape[:2] != mask.shape:
+    if (task, name) in SEQUENCE_LEVEL_OUTPUTS:
         return output.reshape(output.shape[0], -1)
     return output[mask.astype(bool)]
 
@@ -167,7 +170,7 @@ def compare_outputs(
         for name in ref:
             if ref[name].shape != got[name].shape:
                 return _failed(variant, f"output {name} has shape {got[name].shape}, reference {ref[name].shape}")
-            diff = np.abs(_valid_positions(task, mask, ref[name]) - _valid_positions(task, mask, got[name]))
+            diff = np.abs(_valid_positions(task, name, mask, ref[name]) - _valid_positions(task, name, mask, got[name]))
             if diff.size and float(diff.max()) > max_diff:
                 max_diff, worst = float(diff.max()), name
             total_diff += float(diff.sum())
