@@ -81,7 +81,7 @@ def load_checkpoint(path) -> AlbertCheckpoint:
     architecture = _architecture(raw_config, path)
     config = _config_view(raw_config, path)
     weights_file, raw_weights = _read_weights(path)
-    weights = _strip_prefix(raw_weights, architecture)
+    weights = _strip_prefix(raw_weights)
     _check_shapes(weights, config, architecture, path)
     if architecture == "AlbertForQuestionAnswering" and config.num_labels != 2:
         raise CheckpointError(
@@ -227,7 +227,7 @@ def _read_torch_bin(path: Path) -> Dict[str, np.ndarray]:
     }
 
 
-def _strip_prefix(weights: Dict[str, np.ndarray], architecture: str) -> Dict[str, np.ndarray]:
+def _strip_prefix(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Drop the "albert." prefix that task models put before the encoder's names."""
     stripped = {}
     for name, value in weights.items():
