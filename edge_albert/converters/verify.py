@@ -53,29 +53,23 @@ def encode_samples(
     fixed_length: Optional[int] = None,
     batch_size: int = BATCH_SIZE,
 ) -> List[Batch]:
-    """Tokenize with the checkpoint's tokenizer.json and pad per batch (or to `fixed_length`)."""
-    from tokenizers import Tokenizer
+    """Tokenize with the runtime's tokenizer (proven identical to transformers) and pad per batch
+    (or every row to `fixed_length`, for unrolled models)."""
+    from ..tokenizer import AlbertTokenizer
 
-    tokenizer = Tokenizer.from_file(str(checkpoint.tokenizer_json))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_seq_len, strategy="longest_first")
     pad_id = checkpoint.tokenizer_settings["special_tokens"]["pad_id"] or 0
-    encodings = [
-        tokenizer.encode(text, pair) if pair is not None else tokenizer.encode(text)
-        for text, pair in zip(texts, pairs)
-    ]
+    tokenizer = AlbertTokenizer.from_file(checkpoint.tokenizer_json, pad_id=pad_id)
+    text_pairs = None if all(pair is None for pair in pairs) else [pair or "" for pair in pairs]
+    encoded = tokenizer.encode(list(texts), text_pairs, max_length=max_seq_len, truncation="longest_first")
     size = 1 if fixed_length else batch_size
     batches = []
-    for start in range(0, len(encodings), size):
-        chunk = encodings[start : start + size]
-        length = fixed_length or max(len(e.ids) for e in chunk)
-        batch = {name: np.zeros((len(chunk), length), dtype=np.int32) for name in INPUT_NAMES}
-        batch["input_ids"][:] = pad_id
-        for row, encoding in enumerate(chunk):
-            n = len(encoding.ids)
-            batch["input_ids"][row, :n] = encoding.ids
-            batch["attention_mask"][row, :n] = 1
-            batch["token_type_ids"][row, :n] = encoding.type_ids
+    for start in range(0, encoded.num_rows, size):
+        chunk = encoded.rows(slice(start, start + size))
+        batch = {name: getattr(chunk, name) for name in INPUT_NAMES}
+        if fixed_length:
+            padding = ((0, 0), (0, fixed_length - chunk.length))
+            batch = {name: np.pad(batch[name], padding, constant_values=pad_id if name == "input_ids" else 0)
+                     for name in INPUT_NAMES}
         batches.append(batch)
     return batches
 
