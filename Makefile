@@ -25,7 +25,7 @@ system-deps:
 
 demo: $(STAMP)
 	$(BIN)/edge-albert convert $(EXAMPLE) -o $(DEMO_OUT) --quantize fp32,fp16,dynamic-int8 --overwrite \
-		$$(test -f ../shared/data/glue-sst2/dev.tsv && echo --eval-data ../shared/data/glue-sst2/dev.tsv)
+		$$(test -f data/glue-sst2/dev.tsv && echo --eval-data data/glue-sst2/dev.tsv)
 	$(BIN)/edge-albert inspect out/sst2-albert-dynamic-int8.edgealbert
 	$(BIN)/edge-albert predict out/sst2-albert-dynamic-int8.edgealbert \
 		"a gorgeous, witty, seductive movie" "a dull, lifeless and tedious mess"

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from edge_albert import bench  # noqa: E402
 
-SST2_TRAIN = REPO.parent / "shared" / "data" / "glue-sst2" / "train.tsv"
+SST2_TRAIN = REPO / "data" / "glue-sst2" / "train.tsv"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 QUANTIZATIONS = ("fp32", "fp16", "dynamic-int8")
 ISSUE_TARGETS = {  # issue 4's acceptance figures for edge-albert loop dynamic-int8

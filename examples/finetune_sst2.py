@@ -3,7 +3,7 @@
     python examples/finetune_sst2.py                 # the recipe behind examples/sst2-albert
     python examples/finetune_sst2.py --epochs 1 --out /tmp/sst2-quick
 
-Reads ../shared/data/glue-sst2/{train,dev}.tsv next to the repository (or --data-dir), trains the
+Reads data/glue-sst2/{train,dev}.tsv from the repository (or --data-dir), trains the
 SentencePiece tokenizer and the classifier, saves the checkpoint with float16-stored weights and
 prints the dev accuracy of those saved weights reloaded in float32.
 """
@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from edge_albert.finetune import FinetuneConfig, finetune, predict  # noqa: E402
 
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "glue-sst2"
+DEFAULT_DATA = REPO / "data" / "glue-sst2"
 SANITY = [
     ("a gorgeous, witty, seductive movie", "positive"),
     ("a dull, tedious and painfully unfunny mess", "negative"),

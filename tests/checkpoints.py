@@ -6,8 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-ALBERT_SPIECE = SHARED_DATA / "albert-base-v2" / "spiece.model"
+from project_data import ALBERT_SPIECE  # noqa: F401  (re-exported for the tests that import it from here)
 
 TINY_SHAPE = dict(
     vocab_size=30000, embedding_size=16, hidden_size=32, num_hidden_layers=3,
@@ -29,7 +28,7 @@ ARCHITECTURES = {
 def require_shared_data() -> Path:
     if not ALBERT_SPIECE.is_file():
         raise FileNotFoundError(
-            f"{ALBERT_SPIECE} is missing: the tests need the project's shared data folder next to the repository"
+            f"{ALBERT_SPIECE} is missing: it is part of the repository (data/README.md)"
         )
     return ALBERT_SPIECE
 

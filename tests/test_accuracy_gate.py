@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoints import SHARED_DATA, make_albert_checkpoint
+from checkpoints import make_albert_checkpoint
+from project_data import DATA_DIR
 from click.testing import CliRunner
 
 from edge_albert.bundle import load_bundle
@@ -24,8 +25,8 @@ from edge_albert.evaluate import (
 )
 
 MAX_SEQ_LEN = 32
-SST2_DEV = SHARED_DATA / "glue-sst2" / "dev.tsv"
-SQUAD_SMALL = SHARED_DATA / "squad-dev-v2.0-small.json"
+SST2_DEV = DATA_DIR / "glue-sst2" / "dev.tsv"
+SQUAD_SMALL = DATA_DIR / "squad-dev-v2.0-small.json"
 
 
 def _dev_texts(count):

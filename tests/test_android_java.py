@@ -7,11 +7,11 @@ class GoldenParityTest compares the Java core to all of them exactly and prints 
 "PARITY <tokenizer> <set> <same>/<total>" line per text set; this test requires every line it
 expects, with every text identical, so a golden file that silently shrank cannot pass.
 
-Tokenizers: the real albert-base-v2 spiece.model (shared data), the example model's tokenizer
+Tokenizers: the real albert-base-v2 spiece.model (data/), the example model's tokenizer
 (examples/sst2-albert once committed; until then one trained here with the same recipe,
 edge_albert.finetune), and variants of albert-base-v2's tokenizer.json that exercise the other
 pipeline steps the exporter accepts (keep_accents, cased, the transformers-4 layout, byte fallback).
-Texts: all of SST-2 dev, the shared adversarial set (texts and both sides of its pairs), and a
+Texts: all of SST-2 dev, the adversarial set (texts and both sides of its pairs), and a
 seeded fuzz set of mixed scripts, marks, emoji, controls and special-token strings.
 
 Needs javac/java (JDK 11+) and JUnit 4 + Hamcrest jars: scripts/ci_java_deps.sh installs them on
@@ -33,10 +33,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 
+from project_data import data_file
+
 from edge_albert.android_export import build_vocab, canonical_tokenizer_json, export_android
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 ADVERSARIAL = Path(__file__).resolve().parent / "data" / "tokenizer_adversarial.json"
 EXAMPLE_TOKENIZER = REPO / "examples" / "sst2-albert" / "tokenizer.json"
 JAVA_ROOT = REPO / "android_demo" / "app" / "src"
@@ -54,16 +55,9 @@ pytestmark = pytest.mark.slow
 # --------------------------------------------------------------------------- inputs
 
 
-def shared_file(relative: str) -> Path:
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the Java parity tests need the project's shared data folder "
-                                f"at {SHARED_DATA} (next to the repository)")
-    return path
-
 
 def sst2(split: str) -> List[str]:
-    with open(shared_file(f"glue-sst2/{split}.tsv"), newline="", encoding="utf-8") as handle:
+    with open(data_file(f"glue-sst2/{split}.tsv"), newline="", encoding="utf-8") as handle:
         return [row["sentence"] for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
 
 
@@ -311,7 +305,7 @@ def test_java_core_equals_python_side(tmp_path, tmp_path_factory):
     toolchain = java_toolchain()  # before the slow golden files: a missing JDK fails at once
     golden = tmp_path / "golden"
     golden.mkdir()
-    albert_json = hf_tokenizer_json(tmp_path / "albert-base-v2", shared_file("albert-base-v2/spiece.model").read_bytes())
+    albert_json = hf_tokenizer_json(tmp_path / "albert-base-v2", data_file("albert-base-v2/spiece.model").read_bytes())
     example_name, example_json = example_tokenizer_json(tmp_path / "example")
     tokenizer_files = {"albert-base-v2": albert_json, example_name: example_json,
                        **variants(albert_json, tmp_path / "variants")}

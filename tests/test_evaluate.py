@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from checkpoints import SHARED_DATA
+from project_data import DATA_DIR
 from click.testing import CliRunner
 from runtime_bundles import bundle_for, checkpoint_for
 
@@ -22,7 +22,7 @@ from edge_albert.evaluate import (
 )
 
 LABELS = ["negative", "positive"]
-SQUAD_SMALL = SHARED_DATA / "squad-dev-v2.0-small.json"
+SQUAD_SMALL = DATA_DIR / "squad-dev-v2.0-small.json"
 
 
 def _write(path, text):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import SHARED_DATA
+from project_data import DATA_DIR
 from edge_albert.errors import DataError, EdgeAlbertError
 from edge_albert.finetune import (
     FinetuneConfig,
@@ -55,8 +55,8 @@ def test_reads_jsonl_with_pairs(tmp_path):
 
 
 def test_reads_the_real_sst2_dev_split():
-    dev = SHARED_DATA / "glue-sst2" / "dev.tsv"
-    assert dev.is_file(), f"{dev} is missing: the tests need the project's shared data folder"
+    dev = DATA_DIR / "glue-sst2" / "dev.tsv"
+    assert dev.is_file(), f"{dev} is missing: it is part of the repository (data/README.md)"
     examples = read_examples(dev)
     assert len(examples) == 872 and sum(e.label for e in examples) == 444
 
@@ -245,11 +245,11 @@ def test_committed_example_checkpoint():
     checkpoint = load_checkpoint(EXAMPLE)
     assert checkpoint.architecture == "AlbertForSequenceClassification"
     assert checkpoint.labels == ["negative", "positive"]
-    reference = SHARED_DATA / "albert-base-v2" / "spiece.model"
+    reference = DATA_DIR / "albert-base-v2" / "spiece.model"
     assert (EXAMPLE / "spiece.model").read_bytes() != reference.read_bytes()
     labels = [label for label, _ in predict(EXAMPLE, ["a gorgeous, witty, seductive movie",
                                                       "a dull, tedious and painfully unfunny mess"])]
     assert labels == ["positive", "negative"]
-    dev = SHARED_DATA / "glue-sst2" / "dev.tsv"
-    assert dev.is_file(), f"{dev} is missing: the tests need the project's shared data folder"
+    dev = DATA_DIR / "glue-sst2" / "dev.tsv"
+    assert dev.is_file(), f"{dev} is missing: it is part of the repository (data/README.md)"
     assert evaluate(EXAMPLE, read_examples(dev)) >= 0.80

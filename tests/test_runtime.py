@@ -18,31 +18,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from project_data import data_file
+
 from edge_albert import (BundleError, FeatureExtractor, QuestionAnswerer, RuntimeBackendError, TextClassifier,
                          TokenClassifier, load_model)
 from edge_albert.runtime import bucket_length, describe_min_runtime, find_backend
 from runtime_bundles import MAX_SEQ_LEN, bundle_for, checkpoint_for
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 ADVERSARIAL = json.loads((Path(__file__).parent / "data" / "tokenizer_adversarial.json").read_text())
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def shared_file(relative: str) -> Path:
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the runtime tests need the shared data folder {SHARED_DATA}")
-    return path
-
 
 def sst2_texts(count: int) -> list:
-    with open(shared_file("glue-sst2/dev.tsv"), newline="", encoding="utf-8") as handle:
+    with open(data_file("glue-sst2/dev.tsv"), newline="", encoding="utf-8") as handle:
         return [row["sentence"] for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)][:count]
 
 
 def squad_pairs() -> list:
-    data = json.loads(shared_file("squad-dev-v2.0-small.json").read_text())
+    data = json.loads(data_file("squad-dev-v2.0-small.json").read_text())
     return [(qa["question"], p["context"]) for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]]
 
 

@@ -15,24 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from project_data import data_file
+
 from edge_albert.tokenizer import AlbertTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 ADVERSARIAL = Path(__file__).resolve().parent / "data" / "tokenizer_adversarial.json"
 BATCH = 32
 
 
-def shared_file(relative: str) -> Path:
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the tokenizer parity tests need the project's shared data "
-                                f"folder at {SHARED_DATA} (next to the repository)")
-    return path
-
 
 def sst2_sentences(split: str = "dev") -> list:
-    with open(shared_file(f"glue-sst2/{split}.tsv"), newline="", encoding="utf-8") as handle:
+    with open(data_file(f"glue-sst2/{split}.tsv"), newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
     return [row["sentence"] for row in rows]
 
@@ -42,7 +36,7 @@ def adversarial() -> dict:
 
 
 def squad_pairs() -> list:
-    data = json.loads(shared_file("squad-dev-v2.0-small.json").read_text(encoding="utf-8"))
+    data = json.loads(data_file("squad-dev-v2.0-small.json").read_text(encoding="utf-8"))
     return [(qa["question"], paragraph["context"])
             for article in data["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
 
@@ -81,7 +75,7 @@ def tokenizers_pair(request, tmp_path_factory):
 
     root = tmp_path_factory.mktemp(request.param)
     if request.param == "albert-base-v2":
-        spiece = shared_file("albert-base-v2/spiece.model")
+        spiece = data_file("albert-base-v2/spiece.model")
     else:
         spiece = train_small_spiece(root / "trained.model")
     directory = hf_tokenizer_dir(root / "ckpt", spiece)
