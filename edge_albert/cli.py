@@ -31,8 +31,12 @@ def reports_errors(command):
 
 @click.group()
 @click.version_option(__version__, prog_name="edge-albert")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show the libraries' own logs (TensorFlow, LiteRT, transformers).")
+def main(verbose: bool) -> None:
     """Convert fine-tuned ALBERT checkpoints to TensorFlow Lite bundles and run them on edge devices."""
+    from .verbosity import set_verbose
+
+    set_verbose(verbose)
 
 
 @main.command()
