@@ -27,3 +27,7 @@ class RuntimeBackendError(EdgeAlbertError):
 
 class DataError(EdgeAlbertError):
     """An input data file (texts, labelled examples) has a bad row or column."""
+
+
+class MissingExtraError(EdgeAlbertError):
+    """A workstation command runs on the light (device) install, without TensorFlow/torch/transformers."""

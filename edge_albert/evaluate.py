@@ -434,6 +434,10 @@ def evaluate_bundle(
 ) -> EvaluationReport:
     """Evaluate a bundle on a labelled file; with `reference_checkpoint`, also the PyTorch model."""
     say = progress or (lambda message: None)
+    if reference_checkpoint is not None:
+        from .converters.quiet import require_workstation
+
+        require_workstation("evaluate --reference", ("torch", "transformers", "safetensors"))
     model = load_model(bundle_path, num_threads=num_threads, backend=backend, batch_size=batch_size)
     data = load_eval_data(data_path, model.task, model.labels, text_column, text_pair_column, label_column)
     reference = None

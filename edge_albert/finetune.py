@@ -103,8 +103,10 @@ def _decode(path: Path) -> str:
 
 
 def _jsonl_rows(text: str, path: Path) -> Iterable[Tuple[int, dict]]:
+    from .converters.samples import split_text_lines  # LF, CRLF, CR: a U+2028 inside a JSON string is text
+
     rows = []
-    for line, raw in enumerate(text.splitlines(), start=1):
+    for line, raw in enumerate(split_text_lines(text), start=1):
         if not raw.strip():
             continue
         try:
@@ -316,6 +318,68 @@ class FinetuneConfig:
     eval_every_epoch: bool = True
 
 
+# Workstation libraries finetune needs; on the light install it names the extra instead.
+FINETUNE_MODULES = ("torch", "transformers", "sentencepiece", "safetensors")
+SAVE_DTYPES = ("float16", "float32")
+
+
+def check_config(config: FinetuneConfig) -> None:
+    """Refuse settings that cannot train (zero vocabulary, non-positive epochs, ...) before any work."""
+    def fail(name: str, value, valid: str):
+        raise EdgeAlbertError(f"finetune: {name} must be {valid}, not {value!r}")
+
+    def integer(name: str, minimum: int):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            fail(name, value, f"an integer >= {minimum}")
+
+    def number(name: str, low: float, high: float, low_open: bool = False, high_open: bool = False):
+        value = getattr(config, name)
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and \
+            (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        if not ok:
+            bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            fail(name, value, f"a number in {bounds}")
+
+    integer("vocab_size", len(SPECIAL_PIECES) + 1)
+    for name in ("embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                 "batch_size"):
+        integer(name, 1)
+    integer("max_position_embeddings", 3)
+    integer("max_length", 3)  # [CLS] one piece [SEP]
+    integer("seed", 0)
+    if config.threads is not None:
+        integer("threads", 1)
+    if config.hidden_size % config.num_attention_heads:
+        raise EdgeAlbertError(f"finetune: hidden_size {config.hidden_size} must be a multiple of "
+                              f"num_attention_heads {config.num_attention_heads}")
+    if config.max_length > config.max_position_embeddings:
+        raise EdgeAlbertError(f"finetune: max_length {config.max_length} exceeds max_position_embeddings "
+                              f"{config.max_position_embeddings}")
+    number("epochs", 0, math.inf, low_open=True, high_open=True)
+    number("learning_rate", 0, math.inf, low_open=True, high_open=True)
+    number("mlm_epochs", 0, math.inf, high_open=True)
+    number("mlm_learning_rate", 0, math.inf, low_open=True, high_open=True)
+    number("weight_decay", 0, math.inf, high_open=True)
+    number("warmup_ratio", 0, 1)
+    for name in ("dropout", "classifier_dropout", "token_mask_prob"):
+        number(name, 0, 1, high_open=True)
+    from .converters.checkpoint import SUPPORTED_ACTIVATIONS  # what convert can take afterwards
+
+    if config.hidden_act not in SUPPORTED_ACTIVATIONS:
+        fail("hidden_act", config.hidden_act, f"one of {', '.join(SUPPORTED_ACTIVATIONS)}")
+    if config.save_dtype not in SAVE_DTYPES:
+        fail("save_dtype", config.save_dtype, f"one of {', '.join(SAVE_DTYPES)}")
+
+
+def check_labels(labels: Sequence[str]) -> List[str]:
+    """Label names: at least two, none empty, no repeats (a repeat would make two classes one)."""
+    names = [str(name).strip() for name in labels]
+    if len(names) < 2 or any(not name for name in names) or len(set(names)) != len(names):
+        raise EdgeAlbertError(f"finetune: labels must be two or more distinct non-empty names, not {list(labels)!r}")
+    return names
+
+
 @dataclass
 class FinetuneResult:
     """What a run produced; dev_accuracy is measured on the saved weights reloaded in float32."""
@@ -348,10 +412,18 @@ def finetune(
     The directory is written under a temporary sibling and renamed into place, so an
     interrupted run never leaves a half-written checkpoint where a converter would read it.
     """
+    from .converters.output_check import check_writable_output
+    from .converters.quiet import quiet_transformers, require_workstation
+
     config = config or FinetuneConfig()
+    check_config(config)
+    labels = check_labels(labels)
+    require_workstation("finetune", FINETUNE_MODULES)
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise EdgeAlbertError(f"{out_dir} already exists; choose another directory or allow overwriting")
+    check_writable_output(out_dir)
+    quiet_transformers()
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)
     train = read_examples(train_path, **read)
     dev = read_examples(dev_path, **read) if dev_path else []

@@ -22,6 +22,9 @@ def conversion_table(variants) -> str:
     """One row per variant: size, ratio to ideal, parity, agreement, time, where it went."""
     rows: List[list] = []
     for v in variants:
+        if v.check is None:  # the converter itself failed: nothing to measure
+            rows.append([v.quantize, v.graph, "-", "-", "-", "-", "FAIL", f"{v.convert_seconds:.1f}s", "not converted"])
+            continue
         agreement = "-" if v.check.label_agreement is None else f"{v.check.label_agreement:.1%}"
         rows.append([
             v.quantize,

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, write_bundle
-from ..errors import ConversionError, VerificationError
+from ..errors import BundleError, ConversionError, VerificationError
 from ..evaluate import (
     DEFAULT_LABEL_COLUMN,
     DEFAULT_MAX_ACCURACY_DROP,
@@ -36,18 +36,17 @@ from ..evaluate import (
 )
 from . import samples as sample_sets
 from .checkpoint import AlbertCheckpoint, load_checkpoint
-from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES, GraphOptions, build_albert_module
-from .tflite import MIN_RUNTIME, QUANTIZATIONS, FlatbufferInspection, compact_and_check, convert_module
+from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES
+from .output_check import check_writable_output
+from .quiet import require_workstation
+from .tflite import MIN_RUNTIME, QUANTIZATIONS, ConversionJob, FlatbufferInspection, compact_and_check, convert_in_child, ideal_bytes
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, load_reference_model, reference_outputs, verify_variant
 
 Progress = Callable[[str], None]
 DEFAULT_CALIBRATION_SAMPLES = 100
 DEFAULT_MAX_SEQ_LEN = 128
-# Measured in benchmarks/results: loop fp16 ran 3x slower than loop fp32 with more memory.
-FP16_LOOP_NOTE = (
-    "fp16 in the loop form runs slower than fp32 on CPU: the converter dequantizes the weights outside "
-    "the WHILE, so XNNPACK cannot pack them; fp16 pays off on GPU delegates, which need --graph unrolled"
-)
+# The libraries convert needs; on the light (device) install it says which extra to add instead.
+WORKSTATION_MODULES = ("tensorflow", "torch", "transformers", "safetensors")
 
 
 @dataclass
@@ -57,8 +56,8 @@ class VariantResult:
     quantize: str
     graph: str
     bundle_path: Optional[Path]
-    inspection: FlatbufferInspection
-    check: VariantCheck
+    inspection: Optional[FlatbufferInspection]  # None when the converter itself failed
+    check: Optional[VariantCheck]
     convert_seconds: float
     bundled: bool
     bundle: Optional[Bundle] = None
@@ -67,7 +66,7 @@ class VariantResult:
 
     @property
     def passed(self) -> bool:
-        return self.check.passed and (self.accuracy is None or self.accuracy.passed)
+        return self.check is not None and self.check.passed and (self.accuracy is None or self.accuracy.passed)
 
 
 @dataclass
@@ -147,9 +146,11 @@ def convert_checkpoint(
     each variant's metric may fall at most `max_accuracy_drop` percentage points below PyTorch's.
     """
     say = progress or (lambda message: None)
+    require_workstation("convert", WORKSTATION_MODULES)
     quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
     targets = output_paths(Path(output), quantizations)
     for target in targets:
+        check_writable_output(target)  # before anything else: a too-long name cannot even be stat()ed
         if target.exists() and not overwrite:
             raise ConversionError(f"{target} already exists; pass --overwrite to replace it")
     if graph not in ("loop", "unrolled"):
@@ -163,6 +164,8 @@ def convert_checkpoint(
     say(f"loading checkpoint {checkpoint_dir}")
     checkpoint = load_checkpoint(checkpoint_dir)
     config = checkpoint.config
+    needed = sum(ideal_bytes(checkpoint, q) for q in quantizations) + len(quantizations) * _tokenizer_bytes(checkpoint)
+    check_writable_output(targets[0], needed)  # the variants go side by side: free space for all of them
     if max_seq_len is None:
         max_seq_len = min(DEFAULT_MAX_SEQ_LEN, config.max_position_embeddings)
     if not 1 <= max_seq_len <= config.max_position_embeddings:
@@ -195,50 +198,77 @@ def convert_checkpoint(
         result.reference_evaluation = evaluate_model(
             reference_task_model(checkpoint, max_seq_len, torch_model=reference_model), data, name="pytorch")
         say(f"PyTorch reference: {result.reference_evaluation.metric_name} {result.reference_evaluation.headline:.2%}")
-    modules = {}
-    for quantization, target in zip(quantizations, targets):
-        mask_bias = INT8_MASK_BIAS if quantization == "int8" else FLOAT_MASK_BIAS
-        if mask_bias not in modules:
-            say(f"building the TF graph ({graph} form, mask bias {mask_bias:g})")
-            modules[mask_bias] = build_albert_module(checkpoint, GraphOptions(graph, max_seq_len, mask_bias))
-        feed = None
+    jobs = []
+    for quantization in quantizations:
+        samples_for_int8 = None
         if quantization == "int8":
-            feed = _calibration_feed(checkpoint, calibration, max_seq_len, fixed_length)
-        if quantization == "fp16" and graph == "loop":
-            say(f"note: {FP16_LOOP_NOTE}")
-        say(f"converting {quantization}")
-        started = time.perf_counter()
-        model_bytes = convert_module(modules[mask_bias], quantization, feed, per_channel_dense)
+            samples_for_int8 = _calibration_samples(checkpoint, calibration, max_seq_len, fixed_length)
+        jobs.append(ConversionJob(quantization, str(checkpoint.path), graph, max_seq_len, _mask_bias(quantization),
+                                  per_channel_dense, samples_for_int8))
+    say(f"building the TF graph ({graph} form) and converting {', '.join(quantizations)} in a worker process")
+    started = time.perf_counter()
+    converted = convert_in_child(jobs)
+    seconds = (time.perf_counter() - started) / len(jobs)  # per variant, on average
+    for quantization, target, model_bytes in zip(quantizations, targets, converted):
+        if isinstance(model_bytes, ConversionError):
+            say(f"NOT converted {quantization}: {model_bytes}")
+            result.variants.append(VariantResult(quantization, graph, None, None, None, seconds, False,
+                                                 failure=str(model_bytes)))
+            continue
         model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
-        seconds = time.perf_counter() - started
-        say(f"verifying {quantization} against PyTorch")
-        check = verify_variant(checkpoint, model_bytes, quantization, batches, reference)
-        gate = None
-        if data is not None:
-            say(f"evaluating {quantization} on {len(data)} examples")
-            gate = _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data,
-                                     result.reference_evaluation, max_accuracy_drop)
-            say(f"{quantization}: {gate.message}")
-            check = _judge_agreement_on_eval_data(check, gate)
-        passed = check.passed and (gate is None or gate.passed)
-        failure = "" if passed else (check.message if not check.passed else gate.message)
-        bundled = passed or force
-        bundle = None
-        if bundled:
-            manifest = build_manifest(
-                checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
-                forced=not passed, accuracy=gate.to_dict() if gate else None,
-                calibration=calibration.to_dict() if quantization == "int8" else None)
-            bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
-            say(f"wrote {target}" + (" (forced)" if not passed else ""))
-        else:
-            say(f"NOT bundled {quantization}: {failure}")
-        result.variants.append(VariantResult(quantization, graph, target if bundled else None, inspection, check, seconds,
-                                             bundled, bundle, gate, failure))
+        result.variants.append(_verify_and_bundle(
+            checkpoint, quantization, graph, target, model_bytes, inspection, seconds, batches, reference, data,
+            result, calibration, max_seq_len, _mask_bias(quantization), per_channel_dense, max_accuracy_drop, force,
+            overwrite, say))
     failed = [v for v in result.variants if not v.bundled]
     if failed and len(failed) == len(result.variants):
-        raise VerificationError("; ".join(f"{v.quantize}: {v.failure}" for v in failed))
+        message = "; ".join(f"{v.quantize}: {v.failure}" for v in failed)
+        if all(v.check is None for v in failed):
+            raise ConversionError(message)
+        raise VerificationError(message)
     return result
+
+
+def _verify_and_bundle(checkpoint, quantization, graph, target, model_bytes, inspection, seconds, batches, reference,
+                       data, result, calibration, max_seq_len, mask_bias, per_channel_dense, max_accuracy_drop, force,
+                       overwrite, say) -> VariantResult:
+    """Check one converted variant against PyTorch (and the accuracy gate) and bundle it if it passes."""
+    say(f"verifying {quantization} against PyTorch")
+    check = verify_variant(checkpoint, model_bytes, quantization, batches, reference)
+    gate = None
+    if data is not None:
+        say(f"evaluating {quantization} on {len(data)} examples")
+        gate = _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data,
+                                 result.reference_evaluation, max_accuracy_drop)
+        say(f"{quantization}: {gate.message}")
+        check = _judge_agreement_on_eval_data(check, gate)
+    passed = check.passed and (gate is None or gate.passed)
+    failure = "" if passed else (check.message if not check.passed else gate.message)
+    bundled = passed or force
+    bundle = None
+    if bundled:
+        manifest = build_manifest(
+            checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
+            forced=not passed, accuracy=gate.to_dict() if gate else None,
+            calibration=calibration.to_dict() if quantization == "int8" else None)
+        try:
+            bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
+        except OSError as exc:  # e.g. the disk filled up during the conversion
+            raise BundleError(f"cannot write {target}: {exc.strerror or exc}") from None
+        say(f"wrote {target}" + (" (forced)" if not passed else ""))
+    else:
+        say(f"NOT bundled {quantization}: {failure}")
+    return VariantResult(quantization, graph, target if bundled else None, inspection, check, seconds,
+                         bundled, bundle, gate, failure)
+
+
+def _mask_bias(quantization: str) -> float:
+    return INT8_MASK_BIAS if quantization == "int8" else FLOAT_MASK_BIAS
+
+
+def _tokenizer_bytes(checkpoint: AlbertCheckpoint) -> int:
+    files = [checkpoint.tokenizer_json] + ([checkpoint.spiece_model] if checkpoint.spiece_model else [])
+    return sum(path.stat().st_size for path in files)
 
 
 def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: EvalData,
@@ -314,15 +344,11 @@ def _judge_agreement_on_eval_data(check: VariantCheck, gate: AccuracyGate) -> Va
     return replace(check, label_agreement=gate.agreement, passed=passed, message=message)
 
 
-def _calibration_feed(checkpoint, calibration: CalibrationSet, max_seq_len, fixed_length):
+def _calibration_samples(checkpoint, calibration: CalibrationSet, max_seq_len, fixed_length) -> List[dict]:
+    """One input dict per calibration text (batch of one), as the conversion worker feeds them."""
     batches = encode_samples(checkpoint, calibration.texts, calibration.pairs, max_seq_len, fixed_length=fixed_length)
-
-    def feed():
-        for batch in batches:
-            for row in range(batch["input_ids"].shape[0]):
-                yield {name: batch[name][row : row + 1] for name in INPUT_NAMES}
-
-    return feed
+    return [{name: batch[name][row : row + 1] for name in INPUT_NAMES}
+            for batch in batches for row in range(batch["input_ids"].shape[0])]
 
 
 def _bundle_files(checkpoint: AlbertCheckpoint, model_bytes: bytes) -> dict:
@@ -369,7 +395,7 @@ def build_manifest(
             "mode": quantization,
             "per_channel_dense": per_channel_dense if quantization in ("dynamic-int8", "int8") else None,
             "attention_mask_bias": mask_bias,
-            "note": FP16_LOOP_NOTE if quantization == "fp16" and graph == "loop" else None,
+            "note": None,
             "min_runtime": MIN_RUNTIME[runtime_key],
             **({"calibration": calibration} if calibration else {}),
         },
@@ -407,11 +433,16 @@ def _output_shape(checkpoint: AlbertCheckpoint, name: str, input_shape: list) ->
 
 
 def _library_versions() -> dict:
+    """Installed versions, read from package metadata: importing TensorFlow just for its version costs seconds."""
+    from importlib import metadata
+
     versions = {}
-    for module_name in ("tensorflow", "torch", "transformers"):
-        try:
-            module = __import__(module_name)
-            versions[module_name] = getattr(module, "__version__", "unknown")
-        except ImportError:
-            pass
+    for module_name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("torch", ("torch",)),
+                                       ("transformers", ("transformers",))):
+        for distribution in distributions:
+            try:
+                versions[module_name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return versions

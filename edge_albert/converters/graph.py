@@ -1,11 +1,11 @@
 """ALBERT as a TensorFlow graph, built explicitly from Hugging Face weights.
 
 Read top to bottom: the name table, the embedding, the ONE shared layer, the heads, and the
-two encoder forms. The shared layer's weights are single constants captured by every layer
-call, so the .tflite stores them once. In the `loop` form the layer runs inside a
-tf.while_loop (one WHILE op), so XNNPACK packs its weights once at run time too; the
-`unrolled` form calls it num_hidden_layers times (needed for full-int8 calibration and for
-delegates that cannot run WHILE).
+two encoder forms. The shared layer's weights are stored once in the .tflite. In the `loop`
+form the layer runs inside a tf.while_loop (one WHILE op) whose body holds the weights as its
+own constants, so XNNPACK packs them once at run time, fp16 ones included (their DEQUANTIZE
+stays in the body); the `unrolled` form captures single constants in num_hidden_layers calls
+(needed for full-int8 calibration and for delegates that cannot run WHILE).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def _weight_groups(checkpoint: AlbertCheckpoint) -> Dict[str, Dict[str, np.ndarr
 
 def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
     """Return a tf.Module whose `serving_default` tf.function maps int32 inputs to named outputs."""
-    import tensorflow as tf
+    from .quiet import import_tensorflow
+
+    tf = import_tensorflow()
 
     if options.form not in GRAPH_FORMS:
         raise ValueError(f"graph form must be one of {GRAPH_FORMS}, got {options.form!r}")
@@ -71,7 +73,11 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         return tf.constant(np.ascontiguousarray(array, dtype=np.float32), name=name)
 
     emb = {key: const(value, f"embeddings/{key}") for key, value in groups["embedding"].items()}
-    layer = {key: const(value, "shared_layer/" + key.replace(".", "/")) for key, value in groups["shared_layer"].items()}
+
+    def layer_constants():
+        return {key: const(value, "shared_layer/" + key.replace(".", "/")) for key, value in groups["shared_layer"].items()}
+
+    layer = layer_constants()
     head = {key: const(value, "head/" + key.replace(".", "/")) for key, value in groups["head"].items()}
     num_heads, head_size, hidden = config.num_attention_heads, config.head_size, config.hidden_size
     eps = config.layer_norm_eps
@@ -107,7 +113,7 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         x = tf.reshape(x, [batch, seq_len, num_heads, head_size])
         return tf.transpose(x, [0, 2, 1, 3])
 
-    def shared_layer(hidden_states, mask_bias):
+    def shared_layer(hidden_states, mask_bias, layer):
         """One ALBERT layer (attention + FFN); the same weights for every call."""
         batch, seq_len = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
         query = split_heads(dense(hidden_states, layer["attention.query.weight"], layer["attention.query.bias"]))
@@ -125,11 +131,14 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
     def encoder(hidden_states, mask_bias):
         if options.form == "unrolled":
             for _ in range(config.num_hidden_layers):
-                hidden_states = shared_layer(hidden_states, mask_bias)
+                hidden_states = shared_layer(hidden_states, mask_bias, layer)
             return hidden_states
 
         def body(index, states):
-            return index + 1, shared_layer(states, mask_bias)
+            # The body makes its own constants instead of capturing the outer ones: captured
+            # weights become WHILE operands, and fp16 ones are then dequantized in the main graph,
+            # out of XNNPACK's reach; constants of the body stay (with their DEQUANTIZE) inside it.
+            return index + 1, shared_layer(states, mask_bias, layer_constants())
 
         _, hidden_states = tf.while_loop(
             lambda index, _: index < config.num_hidden_layers,
@@ -175,7 +184,9 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
 
 
 def _activation(name: str):
-    import tensorflow as tf
+    from .quiet import import_tensorflow
+
+    tf = import_tensorflow()
 
     if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
         return lambda x: tf.nn.gelu(x, approximate=True)

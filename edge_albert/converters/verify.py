@@ -79,6 +79,9 @@ def load_reference_model(checkpoint: AlbertCheckpoint):
     import torch
     import transformers
 
+    from .quiet import quiet_transformers
+
+    quiet_transformers()
     model_class = getattr(transformers, checkpoint.architecture)
     return model_class.from_pretrained(str(checkpoint.path), dtype=torch.float32).eval()
 
@@ -97,21 +100,25 @@ def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 2):
     """An interpreter for verification on the workstation (LiteRT if present, else tf.lite)."""
+    from .quiet import import_tensorflow, native_stderr_silenced
+
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    return Interpreter(model_content=model_bytes, num_threads=num_threads)
+        Interpreter = import_tensorflow().lite.Interpreter
+    with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate" and similar
+        return Interpreter(model_content=model_bytes, num_threads=num_threads)
 
 
 def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Sequence[str]) -> List[Dict[str, np.ndarray]]:
+    from .quiet import native_stderr_silenced
+
     interpreter = make_interpreter(model_bytes)
     runner = interpreter.get_signature_runner("serving_default")
     results = []
     for batch in batches:
-        output = runner(**batch)
+        with native_stderr_silenced():  # the XNNPACK delegate announces itself on the first run
+            output = runner(**batch)
         results.append({name: np.asarray(output[name]) for name in output_names})
     return results
 

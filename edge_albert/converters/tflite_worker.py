@@ -1,0 +1,69 @@
+"""Conversion worker: `python -m edge_albert.converters.tflite_worker WORK_DIR` (started by convert_in_child).
+
+For each job of WORK_DIR/request.json, in order: touch N.started, then write N.tflite, or N.error
+(one line) when the conversion fails in Python. A native abort ends the process; the parent sees
+which job had started without finishing, reports it, and starts a new worker for the rest.
+The worker reads the checkpoint and builds the TF graph itself, so the parent never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgeAlbertError
+from .checkpoint import load_checkpoint
+from .graph import INPUT_NAMES, GraphOptions, build_albert_module
+from .quiet import native_stderr_silenced
+from .tflite import REQUEST_FILE, convert_module
+
+
+def load_calibration(path):
+    if path is None:
+        return None
+    with np.load(path) as arrays:
+        count = len(arrays.files) // len(INPUT_NAMES)
+        return [{name: arrays[f"{i}/{name}"] for name in INPUT_NAMES} for i in range(count)]
+
+
+class Converter:
+    """Converts jobs one by one, building each (checkpoint, graph options) module once."""
+
+    def __init__(self):
+        self.checkpoints = {}
+        self.modules = {}
+
+    def __call__(self, job: dict) -> bytes:
+        options = GraphOptions(job["graph"], job["max_seq_len"], job["mask_bias"])
+        key = (job["checkpoint"], options)
+        if key not in self.modules:
+            if job["checkpoint"] not in self.checkpoints:
+                self.checkpoints[job["checkpoint"]] = load_checkpoint(job["checkpoint"])
+            with native_stderr_silenced():
+                self.modules[key] = build_albert_module(self.checkpoints[job["checkpoint"]], options)
+        return convert_module(self.modules[key], job["quantize"], load_calibration(job["calibration"]),
+                              job["per_channel_dense"])
+
+
+def main(work_dir: str, convert=None) -> int:
+    work = Path(work_dir)
+    convert = convert or Converter()
+    for job in json.loads((work / REQUEST_FILE).read_text()):
+        index = job["index"]
+        (work / f"{index}.started").touch()
+        try:
+            model = convert(job)
+        except EdgeAlbertError as exc:
+            (work / f"{index}.error").write_text(f"{exc}\n")
+            continue
+        staging = work / f"{index}.tflite.part"
+        staging.write_bytes(model)
+        staging.replace(work / f"{index}.tflite")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
