@@ -334,7 +334,7 @@ def test_a_native_crash_costs_one_variant_and_the_process_survives(tiny_classifi
     assert not variants["fp16"].bundled and variants["fp16"].bundle_path is None
     assert variants["fp16"].failure.startswith("the TFLite converter crashed converting fp16 (SIGABRT)")
     assert variants["fp32"].bundled and variants["fp32"].check.passed  # converted by a fresh worker
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-fp32.edgealbert"]
+    assert sorted(p.name for p in tmp_path.glob("*.edgealbert")) == ["m-fp32.edgealbert"]
 
 
 def test_cli_reports_a_converter_crash_in_one_error_line(tiny_classifier_checkpoint, tmp_path, crashing_worker):
