@@ -72,7 +72,7 @@ def test_loop_fp16_dequantizes_the_shared_weights_inside_the_while(classifier_bu
         if op is not None and model.operatorCodes[op.opcodeIndex].builtinCode == dequantize:
             weight = model.buffers[main.tensors[op.inputs[0]].buffer].data
             assert weight is None or len(weight) < tflite_module.MIN_WEIGHT_BYTES
-    assert body_dequantizes >= 16  # the shared layer's 8 matrices and 8 vectors
+    assert body_dequantizes >= 6  # at least the shared layer's six matrices (vectors this small stay float32)
     assert fp16.bundle.manifest["quantization"]["note"] is None
 
 
