@@ -6,10 +6,12 @@ One process times every backend on the same inputs (real text of exactly 32 and 
 the same thread count, in alternating blocks with a pause between blocks: machine noise then
 hits every backend alike, and ONNX Runtime's or OpenMP's spinning worker threads cannot steal
 the CPU from the backend that runs next. Peak memory is measured per backend in a fresh
-subprocess that imports only that backend, so numbers do not mix. Models are prepared once
-into --work-dir (conversion, ONNX export, quantization) and reused by later runs.
+subprocess that imports only that backend, so numbers do not mix. Models are prepared into
+--work-dir (conversion, ONNX export, quantization) and reused by later runs that name it; without
+it, a private temporary directory is used and removed afterwards (--keep-work-dir keeps it).
 
-Writes benchmarks/results/<date>-<host>.md, .json and .png.
+Writes benchmarks/results/<date>-<host>.md, .json and .png, or <date>-<host>-2.* and so on: a result
+file that exists is never overwritten.
 """
 
 from __future__ import annotations

@@ -214,7 +214,27 @@ def train_sentencepiece(texts: Sequence[str], vocab_size: int = 8000, seed_sente
     prepared = [albert_preprocess(text) for text in texts if text.strip()]
     if not prepared:
         raise DataError("no text to train the SentencePiece model on")
+    characters = len(set("".join(prepared)))
+    if vocab_size < characters + len(SPECIAL_PIECES):
+        raise EdgeAlbertError(f"finetune: vocab_size {vocab_size} is smaller than the {characters} distinct characters "
+                              f"of the training text plus {len(SPECIAL_PIECES)} special pieces; use at least "
+                              f"{characters + len(SPECIAL_PIECES)}")
     model = io.BytesIO()
+    try:
+        _train_sentencepiece_model(spm, prepared, model, vocab_size, seed_sentencepiece_size)
+    except RuntimeError as exc:  # the trainer's own checks (its C++ CHECK messages)
+        reason = str(exc).strip().splitlines()[0].split("] ")[-1] if str(exc).strip() else type(exc).__name__
+        raise EdgeAlbertError(f"finetune: SentencePiece cannot train a {vocab_size}-piece vocabulary here: {reason}") from None
+    proto = model.getvalue()
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    found = [processor.id_to_piece(i) for i in range(len(SPECIAL_PIECES))]
+    if found != list(SPECIAL_PIECES):
+        raise EdgeAlbertError(f"SentencePiece put the special pieces at ids 0..4 as {found}, not {list(SPECIAL_PIECES)}")
+    return proto
+
+
+def _train_sentencepiece_model(spm, prepared: List[str], model: io.BytesIO, vocab_size: int,
+                               seed_sentencepiece_size: int) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(prepared),
         model_writer=model,
@@ -229,12 +249,6 @@ def train_sentencepiece(texts: Sequence[str], vocab_size: int = 8000, seed_sente
         num_threads=1,  # deterministic and polite on a shared machine
         minloglevel=2,
     )
-    proto = model.getvalue()
-    processor = spm.SentencePieceProcessor(model_proto=proto)
-    found = [processor.id_to_piece(i) for i in range(len(SPECIAL_PIECES))]
-    if found != list(SPECIAL_PIECES):
-        raise EdgeAlbertError(f"SentencePiece put the special pieces at ids 0..4 as {found}, not {list(SPECIAL_PIECES)}")
-    return proto
 
 
 def build_tokenizer(spiece_model: bytes, out_dir, model_max_length: int = 512, check_texts: Sequence[str] = ()):

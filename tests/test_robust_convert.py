@@ -214,6 +214,13 @@ def test_cli_finetune_refuses_impossible_settings_in_one_line(train_file, tmp_pa
     assert not (tmp_path / "o").exists()
 
 
+def test_a_vocabulary_smaller_than_the_text_alphabet_is_one_error_line(train_file, tmp_path):
+    result = CliRunner().invoke(cli, ["finetune", str(train_file), "-o", str(tmp_path / "o"), "--vocab-size", "6"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: finetune: vocab_size 6 is smaller than the ")
+    assert not (tmp_path / "o").exists() and [p.name for p in tmp_path.iterdir()] == ["train.tsv"]
+
+
 # --------------------------------------------------------------------------- line endings
 
 
