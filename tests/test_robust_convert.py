@@ -54,7 +54,7 @@ def _no_conversion(monkeypatch):
         raise AssertionError("conversion started although the input was refused")
 
     monkeypatch.setattr(convert_module, "load_reference_model", refuse)
-    monkeypatch.setattr(convert_module, "convert_in_child", refuse)
+    monkeypatch.setattr(convert_module, "start_conversion", refuse)
 
 
 # --------------------------------------------------------------------------- config.json

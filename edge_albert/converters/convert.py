@@ -39,7 +39,7 @@ from .checkpoint import AlbertCheckpoint, load_checkpoint
 from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES
 from .output_check import check_writable_output
 from .quiet import require_workstation
-from .tflite import MIN_RUNTIME, QUANTIZATIONS, ConversionJob, FlatbufferInspection, compact_and_check, convert_in_child, ideal_bytes
+from .tflite import MIN_RUNTIME, QUANTIZATIONS, ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, load_reference_model, reference_outputs, verify_variant
 
 Progress = Callable[[str], None]
@@ -188,16 +188,6 @@ def convert_checkpoint(
     texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(samples) if samples else None)
     fixed_length = max_seq_len if graph == "unrolled" else None
     batches = encode_samples(checkpoint, texts, pairs, max_seq_len, fixed_length=fixed_length)
-    say(f"running the PyTorch reference on {len(texts)} sample texts")
-    reference_model = load_reference_model(checkpoint)
-    reference = reference_outputs(checkpoint, batches, reference_model)
-
-    result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
-    if data is not None:
-        say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
-        result.reference_evaluation = evaluate_model(
-            reference_task_model(checkpoint, max_seq_len, torch_model=reference_model), data, name="pytorch")
-        say(f"PyTorch reference: {result.reference_evaluation.metric_name} {result.reference_evaluation.headline:.2%}")
     jobs = []
     for quantization in quantizations:
         samples_for_int8 = None
@@ -206,18 +196,28 @@ def convert_checkpoint(
         jobs.append(ConversionJob(quantization, str(checkpoint.path), graph, max_seq_len, _mask_bias(quantization),
                                   per_channel_dense, samples_for_int8))
     say(f"building the TF graph ({graph} form) and converting {', '.join(quantizations)} in a worker process")
-    started = time.perf_counter()
-    converted = convert_in_child(jobs)
-    seconds = (time.perf_counter() - started) / len(jobs)  # per variant, on average
-    for quantization, target, model_bytes in zip(quantizations, targets, converted):
+    result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
+    with start_conversion(jobs) as conversion:  # converts while PyTorch runs here
+        say(f"running the PyTorch reference on {len(texts)} sample texts")
+        reference_model = load_reference_model(checkpoint)
+        reference = reference_outputs(checkpoint, batches, reference_model)
+        if data is not None:
+            say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
+            result.reference_evaluation = evaluate_model(
+                reference_task_model(checkpoint, max_seq_len, torch_model=reference_model), data, name="pytorch")
+            say(f"PyTorch reference: {result.reference_evaluation.metric_name} "
+                f"{result.reference_evaluation.headline:.2%}")
+        converted = conversion.results()
+        seconds = conversion.seconds
+    for index, (quantization, target, model_bytes) in enumerate(zip(quantizations, targets, converted)):
         if isinstance(model_bytes, ConversionError):
             say(f"NOT converted {quantization}: {model_bytes}")
-            result.variants.append(VariantResult(quantization, graph, None, None, None, seconds, False,
+            result.variants.append(VariantResult(quantization, graph, None, None, None, seconds[index], False,
                                                  failure=str(model_bytes)))
             continue
         model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
         result.variants.append(_verify_and_bundle(
-            checkpoint, quantization, graph, target, model_bytes, inspection, seconds, batches, reference, data,
+            checkpoint, quantization, graph, target, model_bytes, inspection, seconds[index], batches, reference, data,
             result, calibration, max_seq_len, _mask_bias(quantization), per_channel_dense, max_accuracy_drop, force,
             overwrite, say))
     failed = [v for v in result.variants if not v.bundled]

@@ -91,7 +91,7 @@ def convert_module(
 ) -> bytes:
     """Convert the module's serving_default function to .tflite bytes at the given precision.
 
-    Runs in a conversion worker process (see convert_in_child): the converter can abort natively.
+    Runs in a conversion worker process (see BackgroundConversion): the converter can abort natively.
     """
     from .quiet import import_tensorflow
 
@@ -148,64 +148,102 @@ class ConversionJob:
     calibration: Optional[List[Dict[str, np.ndarray]]] = None
 
 
-def convert_in_child(jobs: Sequence[ConversionJob]) -> List[object]:
-    """Build the graph and run convert_module for every job in a worker process; bytes or a ConversionError each.
+class BackgroundConversion:
+    """Build the graph and run convert_module for every job in worker processes, started at once.
 
     The TFLite converter can die of a signal inside convert() (it once took a whole test run
     with it). In a worker that costs one variant, reported in one line naming it; a new worker
-    takes the remaining jobs. One worker serves all jobs normally, so TensorFlow loads once.
+    takes the remaining jobs. One worker serves all jobs normally, so TensorFlow loads once, and
+    it works while this process runs the PyTorch reference. Use as a context manager: leaving
+    it early (an error, Ctrl-C) stops the worker and removes its scratch directory.
     """
-    import json
-    import os
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
 
-    from ..verbosity import is_verbose
+    def __init__(self, jobs: Sequence[ConversionJob]):
+        import os
+        import tempfile
+        from pathlib import Path
 
-    results: List[object] = [None] * len(jobs)
-    with tempfile.TemporaryDirectory(prefix="edge-albert-convert-") as work:
-        work = Path(work)
-        requests = []
+        self.work = Path(tempfile.mkdtemp(prefix="edge-albert-convert-"))
+        self.requests = []
+        self.results_by_index: List[object] = [None] * len(jobs)
+        self.seconds: List[float] = [0.0] * len(jobs)  # each job's conversion time in the worker
         for index, job in enumerate(jobs):
             calibration = None
             if job.calibration:
-                calibration = str(work / f"{index}.calibration.npz")
+                calibration = str(self.work / f"{index}.calibration.npz")
                 np.savez(calibration, **{f"{i}/{name}": np.asarray(sample[name], dtype=np.int32)
                                          for i, sample in enumerate(job.calibration) for name in INPUT_NAMES})
-            requests.append({"index": index, "checkpoint": job.checkpoint, "graph": job.graph,
-                             "max_seq_len": job.max_seq_len, "mask_bias": job.mask_bias, "quantize": job.quantize,
-                             "per_channel_dense": job.per_channel_dense, "calibration": calibration})
-        env = dict(os.environ)
+            self.requests.append({"index": index, "checkpoint": job.checkpoint, "graph": job.graph,
+                                  "max_seq_len": job.max_seq_len, "mask_bias": job.mask_bias, "quantize": job.quantize,
+                                  "per_channel_dense": job.per_channel_dense, "calibration": calibration})
+        self.env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[2])  # the edge_albert this process runs
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-        pending = requests
-        while pending:
-            (work / REQUEST_FILE).write_text(json.dumps(pending))
-            log_path = work / "worker.log"
-            with open(log_path, "wb") as log:
-                completed = subprocess.run([sys.executable, "-m", WORKER_MODULE, str(work)], env=env,
-                                           stdin=subprocess.DEVNULL, stdout=log, stderr=None if is_verbose() else log)
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, self.env.get("PYTHONPATH", "")) if p)
+        self.process = None
+        self.pending = self.requests
+        self._start()
+
+    def _start(self) -> None:
+        import json
+        import subprocess
+        import sys
+
+        from ..verbosity import is_verbose
+
+        (self.work / REQUEST_FILE).write_text(json.dumps(self.pending))
+        self.log_path = self.work / "worker.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(self.work)], env=self.env,
+                                            stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=None if is_verbose() else log)
+
+    def results(self) -> List[object]:
+        """Wait for the workers: the .tflite bytes, or a ConversionError, per job in order."""
+        while self.pending:
+            returncode = self.process.wait()
             remaining = []
-            for request in pending:
+            for request in self.pending:
                 index = request["index"]
-                model, error, started = (work / f"{index}.tflite", work / f"{index}.error", work / f"{index}.started")
+                model, error = self.work / f"{index}.tflite", self.work / f"{index}.error"
+                if (self.work / f"{index}.seconds").is_file():
+                    self.seconds[index] = float((self.work / f"{index}.seconds").read_text())
                 if model.is_file():
-                    results[index] = model.read_bytes()
+                    self.results_by_index[index] = model.read_bytes()
                 elif error.is_file():
-                    results[index] = ConversionError(error.read_text().strip())
-                elif started.is_file():
-                    results[index] = ConversionError(_worker_death(request["quantize"], completed.returncode, log_path))
+                    self.results_by_index[index] = ConversionError(error.read_text().strip())
+                elif (self.work / f"{index}.started").is_file():
+                    self.results_by_index[index] = ConversionError(
+                        _worker_death(request["quantize"], returncode, self.log_path))
                 else:
                     remaining.append(request)
-            if len(remaining) == len(pending):  # the worker died before it started any job
+            if len(remaining) == len(self.pending):  # the worker died before it started any job
                 for request in remaining:
-                    results[request["index"]] = ConversionError(
-                        _worker_death(request["quantize"], completed.returncode, log_path))
+                    self.results_by_index[request["index"]] = ConversionError(
+                        _worker_death(request["quantize"], returncode, self.log_path))
                 remaining = []
-            pending = remaining
-    return results
+            self.pending = remaining
+            if remaining:
+                self._start()
+        return self.results_by_index
+
+    def close(self) -> None:
+        import shutil
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self) -> "BackgroundConversion":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def start_conversion(jobs: Sequence[ConversionJob]) -> BackgroundConversion:
+    """Start converting `jobs` in a worker process now; collect with .results() (a context manager)."""
+    return BackgroundConversion(jobs)
 
 
 def _worker_death(quantize: str, returncode: int, log_path) -> str:

@@ -1,4 +1,4 @@
-"""Conversion worker: `python -m edge_albert.converters.tflite_worker WORK_DIR` (started by convert_in_child).
+"""Conversion worker: `python -m edge_albert.converters.tflite_worker WORK_DIR` (started by BackgroundConversion).
 
 For each job of WORK_DIR/request.json, in order: touch N.started, then write N.tflite, or N.error
 (one line) when the conversion fails in Python. A native abort ends the process; the parent sees
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ class Converter:
     def __init__(self):
         self.checkpoints = {}
         self.modules = {}
+        self.seconds = 0.0
 
     def __call__(self, job: dict) -> bytes:
         options = GraphOptions(job["graph"], job["max_seq_len"], job["mask_bias"])
@@ -44,8 +46,12 @@ class Converter:
                 self.checkpoints[job["checkpoint"]] = load_checkpoint(job["checkpoint"])
             with native_stderr_silenced():
                 self.modules[key] = build_albert_module(self.checkpoints[job["checkpoint"]], options)
-        return convert_module(self.modules[key], job["quantize"], load_calibration(job["calibration"]),
-                              job["per_channel_dense"])
+        started = time.perf_counter()
+        try:
+            return convert_module(self.modules[key], job["quantize"], load_calibration(job["calibration"]),
+                                  job["per_channel_dense"])
+        finally:
+            self.seconds = time.perf_counter() - started  # the conversion alone, not the graph building
 
 
 def main(work_dir: str, convert=None) -> int:
@@ -54,11 +60,15 @@ def main(work_dir: str, convert=None) -> int:
     for job in json.loads((work / REQUEST_FILE).read_text()):
         index = job["index"]
         (work / f"{index}.started").touch()
+        started = time.perf_counter()
         try:
             model = convert(job)
         except EdgeAlbertError as exc:
             (work / f"{index}.error").write_text(f"{exc}\n")
             continue
+        finally:
+            seconds = getattr(convert, "seconds", None) or time.perf_counter() - started
+            (work / f"{index}.seconds").write_text(f"{seconds:.3f}\n")
         staging = work / f"{index}.tflite.part"
         staging.write_bytes(model)
         staging.replace(work / f"{index}.tflite")
