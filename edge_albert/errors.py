@@ -27,3 +27,7 @@ class RuntimeBackendError(EdgeAlbertError):
 
 class DataError(EdgeAlbertError):
     """An input data file (texts, labelled examples) has a bad row or column."""
+
+
+class OutputError(EdgeAlbertError):
+    """An output path cannot be written: it exists, a parent is a file, the disk is full or read-only."""
