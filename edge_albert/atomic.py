@@ -59,13 +59,16 @@ def check_writable_output(
     path: PathLike,
     overwrite: bool = False,
     needed_bytes: int = 0,
+    replaceable: Optional[Callable[[Path], Optional[str]]] = None,
     error: Type[EdgeAlbertError] = OutputError,
 ) -> None:
     """Refuse, with one clear message, an output directory that cannot be written.
 
     Call it before expensive work: it checks the name length, that every existing parent is a
-    directory, that the target is not a file (and does not exist unless `overwrite`), and writes
-    a probe into the nearest existing parent to find a read-only or full file system.
+    directory, that the target is not a file (and does not exist unless `overwrite`; `replaceable`
+    may give a reason not to replace the existing directory), and writes
+    a probe into the nearest existing parent to find a read-only or full file system. It first
+    cleans up after killed writers (clean_leftovers), so a backup they left is back in place.
     """
     target = Path(os.path.abspath(path))
     name = target.name
@@ -76,11 +79,22 @@ def check_writable_output(
     if len(os.fsencode(name)) > name_max:
         raise error(f"cannot write {path}: its name is {len(os.fsencode(name))} bytes long and the file "
                     f"system allows at most {name_max}; choose a shorter name")
+    restored = None
+    if existing == target.parent:
+        try:
+            with _parent_lock(existing):
+                restored = clean_leftovers(target)
+        except OSError as exc:
+            raise _output_error(path, exc, error) from None
     if os.path.lexists(target):
         if not os.path.isdir(target):
             raise error(f"{path} exists and is not a directory; remove it or choose another path")
         if not overwrite:
-            raise error(f"{path} already exists; pass --overwrite to replace it")
+            how = f" (put back from {restored.name}, which an interrupted write had left)" if restored else ""
+            raise error(f"{path} already exists{how}; pass --overwrite to replace it")
+        reason = replaceable(target) if replaceable else None
+        if reason:
+            raise error(f"refusing to replace {path}: {reason}")
     try:
         with _parent_lock(existing):  # so that no writer's clean-up takes the probe for a leftover
             probe = existing / staging_name(target, "probe")
@@ -117,19 +131,16 @@ def replacing_directory(
     directory is removed and `target` is untouched.
     """
     target = _resolve(Path(target))
-    check_writable_output(target, overwrite=overwrite, error=error)
+    check_writable_output(target, overwrite=overwrite, replaceable=replaceable, error=error)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _output_error(target, exc, error) from None
     with _parent_lock(target.parent):
         try:
-            restored = clean_leftovers(target)
+            clean_leftovers(target)  # again: a writer may have died since the check
         except OSError as exc:
             raise _output_error(target, exc, error) from None
-        if restored is not None and not overwrite:
-            raise error(f"{target} already exists: an interrupted write had left it as {restored.name}, now put "
-                        f"back; pass --overwrite to replace it")
         staging, owner_fd = _make_staging(target, error)
     try:
         try:

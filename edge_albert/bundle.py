@@ -13,10 +13,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Type, Union
 
-from .atomic import readable_backup, replacing_directory
-from .errors import BundleError
+from .atomic import check_writable_output, readable_backup, replacing_directory
+from .errors import BundleError, EdgeAlbertError
 
 FORMAT_NAME = "edge-albert-bundle"
 FORMAT_VERSION = 1
@@ -104,6 +104,16 @@ def write_bundle(
         full_manifest["files"] = file_records
         (staging / MANIFEST_FILE).write_text(json.dumps(full_manifest, indent=2, sort_keys=False) + "\n")
     return Bundle(path=out_dir, manifest=full_manifest)
+
+
+def check_bundle_output(
+    path: Union[str, os.PathLike],
+    overwrite: bool = False,
+    needed_bytes: int = 0,
+    error: Type[EdgeAlbertError] = BundleError,
+) -> None:
+    """Refuse, before any conversion work, a bundle path that write_bundle could not write (atomic.py)."""
+    check_writable_output(path, overwrite=overwrite, needed_bytes=needed_bytes, replaceable=_not_a_bundle, error=error)
 
 
 def _not_a_bundle(path: Path) -> Optional[str]:

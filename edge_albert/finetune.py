@@ -349,7 +349,7 @@ def finetune(
     """
     config = config or FinetuneConfig()
     out_dir = Path(out_dir)
-    check_writable_output(out_dir, overwrite=overwrite)
+    check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint)
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)
     train = read_examples(train_path, **read)
     dev = read_examples(dev_path, **read) if dev_path else []

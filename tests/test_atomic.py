@@ -352,7 +352,10 @@ def test_leftovers_of_earlier_versions_are_recognised(tmp_path):
     (tmp_path / ".b.edgealbert.k3j_9x2a.tmp" / "model.tflite").write_bytes(b"half")
     (tmp_path / ".unrelated").mkdir()
     assert whole_bundle_tag(out) == "old"  # a reader finds the backup
-    with pytest.raises(BundleError, match="already exists: an interrupted write had left it as .b.edgealbert.old-4242"):
+    with pytest.raises(OutputError, match=r"already exists \(put back from .b.edgealbert.old-4242, which an "
+                                          r"interrupted write had left\); pass --overwrite"):
+        check_writable_output(out)
+    with pytest.raises(BundleError, match="already exists; pass --overwrite"):
         write(out, "new", overwrite=False)
     assert whole_bundle_tag(out) == "old" and leftovers(tmp_path) == [".unrelated"]
 
@@ -365,3 +368,17 @@ def test_a_live_writers_staging_directory_is_not_cleaned(tmp_path):
         assert clean_leftovers(out) is None and staging.is_dir()  # we hold its flock
         write(other, "x")
     assert not staging.exists() and (out / "half").read_text() == "being written"
+
+
+def test_check_bundle_output_refuses_what_write_bundle_would_refuse(tmp_path):
+    from edge_albert.bundle import check_bundle_output
+    from edge_albert.errors import ConversionError
+
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConversionError, match="not an edge-albert bundle"):
+        check_bundle_output(tmp_path / "home", overwrite=True, error=ConversionError)
+    write(tmp_path / "b.edgealbert", "old")
+    check_bundle_output(tmp_path / "b.edgealbert", overwrite=True)
+    with pytest.raises(BundleError, match="already exists"):
+        check_bundle_output(tmp_path / "b.edgealbert")
