@@ -66,35 +66,12 @@ def check_writable_output(
 
     Call it before expensive work: it checks the name length, that every existing parent is a
     directory, that the target is not a file (and does not exist unless `overwrite`; `replaceable`
-    may give a reason not to replace the existing directory), and writes
-    a probe into the nearest existing parent to find a read-only or full file system. It first
-    cleans up after killed writers (clean_leftovers), so a backup they left is back in place.
+    may give a reason not to replace the existing directory), and writes a probe into the nearest
+    existing parent to find a read-only or full file system. It first cleans up after killed
+    writers (clean_leftovers), so a backup one of them left is back in place.
     """
     target = Path(os.path.abspath(path))
-    name = target.name
-    if not name:
-        raise error(f"{path} names no directory to write")
-    existing = _nearest_existing_ancestor(target.parent, path, error)
-    name_max = _name_max(existing)
-    if len(os.fsencode(name)) > name_max:
-        raise error(f"cannot write {path}: its name is {len(os.fsencode(name))} bytes long and the file "
-                    f"system allows at most {name_max}; choose a shorter name")
-    restored = None
-    if existing == target.parent:
-        try:
-            with _parent_lock(existing):
-                restored = clean_leftovers(target)
-        except OSError as exc:
-            raise _output_error(path, exc, error) from None
-    if os.path.lexists(target):
-        if not os.path.isdir(target):
-            raise error(f"{path} exists and is not a directory; remove it or choose another path")
-        if not overwrite:
-            how = f" (put back from {restored.name}, which an interrupted write had left)" if restored else ""
-            raise error(f"{path} already exists{how}; pass --overwrite to replace it")
-        reason = replaceable(target) if replaceable else None
-        if reason:
-            raise error(f"refusing to replace {path}: {reason}")
+    existing = _check_target(target, path, overwrite, replaceable, error)
     try:
         with _parent_lock(existing):  # so that no writer's clean-up takes the probe for a leftover
             probe = existing / staging_name(target, "probe")
@@ -116,6 +93,36 @@ def check_writable_output(
                         f"{_mib(free)} free")
 
 
+def _check_target(target: Path, shown: PathLike, overwrite: bool,
+                  replaceable: Optional[Callable[[Path], Optional[str]]], error: Type[EdgeAlbertError]) -> Path:
+    """check_writable_output without the probe; returns the nearest existing ancestor of `target`."""
+    name = target.name
+    if not name:
+        raise error(f"{shown} names no directory to write")
+    existing = _nearest_existing_ancestor(target.parent, shown, error)
+    name_max = _name_max(existing)
+    if len(os.fsencode(name)) > name_max:
+        raise error(f"cannot write {shown}: its name is {len(os.fsencode(name))} bytes long and the file "
+                    f"system allows at most {name_max}; choose a shorter name")
+    restored = None
+    if existing == target.parent:
+        try:
+            with _parent_lock(existing):
+                restored = clean_leftovers(target)
+        except OSError as exc:
+            raise _output_error(shown, exc, error) from None
+    if os.path.lexists(target):
+        if not os.path.isdir(target):
+            raise error(f"{shown} exists and is not a directory; remove it or choose another path")
+        if not overwrite:
+            how = f" (put back from {restored.name}, which an interrupted write had left)" if restored else ""
+            raise error(f"{shown} already exists{how}; pass --overwrite to replace it")
+        reason = replaceable(target) if replaceable else None
+        if reason:
+            raise error(f"refusing to replace {shown}: {reason}")
+    return existing
+
+
 @contextmanager
 def replacing_directory(
     target: PathLike,
@@ -131,7 +138,7 @@ def replacing_directory(
     directory is removed and `target` is untouched.
     """
     target = _resolve(Path(target))
-    check_writable_output(target, overwrite=overwrite, replaceable=replaceable, error=error)
+    _check_target(target, target, overwrite, replaceable, error)  # creating the staging directory is the probe
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

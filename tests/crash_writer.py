@@ -75,6 +75,7 @@ def main(argv) -> int:
         write(out, tag, size)
     elif mode == "loop":
         out, tags, size, count = argv[1], argv[2].split(","), int(argv[3]), int(argv[4])
+        print("ready", flush=True)
         for index in range(count):
             write(out, tags[index % len(tags)], size)
     elif mode == "create":

@@ -106,7 +106,8 @@ def test_sigkill_at_random_times_always_leaves_a_whole_bundle(tmp_path):
         fallback = ["fallback"] if run % 3 == 2 else []
         child = subprocess.Popen([sys.executable, str(CHILD), "loop", str(out), "alpha,beta,gamma", str(SIZE), "1000",
                                   *fallback], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.2, 0.6))  # when to kill varies; nothing asserted depends on it
+        assert child.stdout.readline() == b"ready\n"  # imports done: the kill lands among the writes
+        time.sleep(rng.uniform(0.0, 0.2))  # when to kill varies; nothing asserted depends on it
         child.send_signal(signal.SIGKILL)
         _, stderr = child.communicate(timeout=60)
         assert child.returncode == -signal.SIGKILL, stderr.decode()
@@ -128,6 +129,7 @@ def test_concurrent_writers_raise_no_oserror_and_leave_no_orphans(tmp_path):
         stdout, stderr = child.communicate(timeout=120)
         assert child.returncode == 0 and "Traceback" not in stderr, stderr
         outcomes.append(stdout)
+    assert all(stdout.startswith("ready\n") for stdout in outcomes[:len(children)])
     for stdout in outcomes[len(children):]:
         assert stdout.startswith("refused: ") and "already exists" in stdout or stdout == "finished\n", stdout
     assert whole_bundle_tag(out) in set(tags) | {f"c{index}" for index in range(3)}
