@@ -21,7 +21,7 @@ import pytest
 import edge_albert.atomic as atomic
 import edge_albert.bundle as bundle_module
 from edge_albert.atomic import check_writable_output, clean_leftovers
-from edge_albert.bundle import load_bundle, write_bundle
+from edge_albert.bundle import check_bundle_output, load_bundle, write_bundle
 from edge_albert.errors import BundleError, OutputError
 
 CHILD = Path(__file__).resolve().parent / "crash_writer.py"
@@ -373,7 +373,6 @@ def test_a_live_writers_staging_directory_is_not_cleaned(tmp_path):
 
 
 def test_check_bundle_output_refuses_what_write_bundle_would_refuse(tmp_path):
-    from edge_albert.bundle import check_bundle_output
     from edge_albert.errors import ConversionError
 
     (tmp_path / "home").mkdir()
@@ -384,3 +383,38 @@ def test_check_bundle_output_refuses_what_write_bundle_would_refuse(tmp_path):
     check_bundle_output(tmp_path / "b.edgealbert", overwrite=True)
     with pytest.raises(BundleError, match="already exists"):
         check_bundle_output(tmp_path / "b.edgealbert")
+
+
+# --------------------------------------------------------------------------- the real command
+
+
+KILLING_CLI = (
+    "import os, signal, sys\n"
+    "import edge_albert.atomic as atomic\n"
+    "step = sys.argv.pop(1)\n"
+    "atomic.fault_hook = lambda reached: os.kill(os.getpid(), signal.SIGKILL) if reached == step else None\n"
+    "from edge_albert.cli import main\n"
+    "main()\n"
+)
+
+
+@pytest.mark.slow
+def test_convert_overwrite_killed_at_the_swap_keeps_a_whole_bundle(tiny_classifier_checkpoint, tmp_path):
+    """`edge-albert convert --overwrite`, SIGKILLed just before and just after the swap (the steps above, end to end)."""
+    out = tmp_path / "c.edgealbert"
+    convert = ["convert", str(tiny_classifier_checkpoint), "-o", str(out), "--quantize", "fp32", "--overwrite"]
+    env = {**os.environ, "PYTHONPATH": str(CHILD.parents[1])}
+    first = subprocess.run([sys.executable, "-c", KILLING_CLI, "never", *convert], env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    directory = os.stat(out).st_ino  # conversion is deterministic: the directory tells old from new
+    for step, survivor in (("exchanging", "old"), ("swapped", "new")):
+        killed = subprocess.run([sys.executable, "-c", KILLING_CLI, step, *convert], env=env, capture_output=True,
+                                text=True, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        load_bundle(out)  # a whole, verified bundle
+        assert (os.stat(out).st_ino == directory) == (survivor == "old"), step
+        directory = os.stat(out).st_ino
+    assert leftovers(tmp_path)  # the old bundle, killed before it was deleted
+    check_bundle_output(out, overwrite=True)  # the check convert should run first also cleans up
+    assert leftovers(tmp_path) == []
