@@ -31,3 +31,7 @@ class DataError(EdgeAlbertError):
 
 class MissingExtraError(EdgeAlbertError):
     """A workstation command runs on the light (device) install, without TensorFlow/torch/transformers."""
+
+
+class OutputError(EdgeAlbertError):
+    """An output path cannot be written: it exists, a parent is a file, the disk is full or read-only."""

@@ -20,8 +20,8 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from .. import __version__
-from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, write_bundle
-from ..errors import BundleError, ConversionError, VerificationError
+from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bundle_output, write_bundle
+from ..errors import ConversionError, VerificationError
 from ..evaluate import (
     DEFAULT_LABEL_COLUMN,
     DEFAULT_MAX_ACCURACY_DROP,
@@ -37,7 +37,6 @@ from ..evaluate import (
 from . import samples as sample_sets
 from .checkpoint import AlbertCheckpoint, load_checkpoint
 from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES
-from .output_check import check_writable_output
 from .quiet import require_workstation
 from .tflite import MIN_RUNTIME, QUANTIZATIONS, ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, load_reference_model, reference_outputs, verify_variant
@@ -149,10 +148,8 @@ def convert_checkpoint(
     require_workstation("convert", WORKSTATION_MODULES)
     quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
     targets = output_paths(Path(output), quantizations)
-    for target in targets:
-        check_writable_output(target)  # before anything else: a too-long name cannot even be stat()ed
-        if target.exists() and not overwrite:
-            raise ConversionError(f"{target} already exists; pass --overwrite to replace it")
+    for target in targets:  # before any work: exists, parent a file, name too long, read-only, ...
+        check_bundle_output(target, overwrite=overwrite, error=ConversionError)
     if graph not in ("loop", "unrolled"):
         raise ConversionError(f"--graph must be loop or unrolled, not {graph!r}")
     if "int8" in quantizations and graph != "unrolled":
@@ -165,7 +162,8 @@ def convert_checkpoint(
     checkpoint = load_checkpoint(checkpoint_dir)
     config = checkpoint.config
     needed = sum(ideal_bytes(checkpoint, q) for q in quantizations) + len(quantizations) * _tokenizer_bytes(checkpoint)
-    check_writable_output(targets[0], needed)  # the variants go side by side: free space for all of them
+    # the variants go side by side: free space for all of them
+    check_bundle_output(targets[0], overwrite=overwrite, needed_bytes=needed, error=ConversionError)
     if max_seq_len is None:
         max_seq_len = min(DEFAULT_MAX_SEQ_LEN, config.max_position_embeddings)
     if not 1 <= max_seq_len <= config.max_position_embeddings:
@@ -251,10 +249,7 @@ def _verify_and_bundle(checkpoint, quantization, graph, target, model_bytes, ins
             checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
             forced=not passed, accuracy=gate.to_dict() if gate else None,
             calibration=calibration.to_dict() if quantization == "int8" else None)
-        try:
-            bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
-        except OSError as exc:  # e.g. the disk filled up during the conversion
-            raise BundleError(f"cannot write {target}: {exc.strerror or exc}") from None
+        bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
         say(f"wrote {target}" + (" (forced)" if not passed else ""))
     else:
         say(f"NOT bundled {quantization}: {failure}")
