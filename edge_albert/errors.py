@@ -27,3 +27,7 @@ class RuntimeBackendError(EdgeAlbertError):
 
 class DataError(EdgeAlbertError):
     """An input data file (texts, labelled examples) has a bad row or column."""
+
+
+class ServeError(EdgeAlbertError):
+    """`edge-albert serve` cannot start as asked (address, token file, model names, limits)."""
