@@ -100,6 +100,7 @@ class _Gate:
                 status = message["status"]
             await send(message)
 
+        self.metrics.in_flight.inc()
         try:
             if self.expected is not None and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
                 response = _error(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
@@ -108,6 +109,7 @@ class _Gate:
             else:
                 await self.app(scope, receive, send_and_note)
         finally:
+            self.metrics.in_flight.dec()
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(label, scope["method"], str(status)).inc()

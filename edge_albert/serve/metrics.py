@@ -10,7 +10,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class ServerMetrics:
-    """Requests, errors by kind, latency, batch sizes and queue depth."""
+    """Requests, errors by kind, latency, batch sizes, queue depth and requests in flight."""
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -26,6 +26,8 @@ class ServerMetrics:
                                            ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.batch_size = Histogram("edge_albert_batch_size", "Records per model call", ["model"],
                                     buckets=BATCH_BUCKETS, registry=self.registry)
+        self.in_flight = Gauge("edge_albert_requests_in_flight", "HTTP requests received and not yet answered",
+                               registry=self.registry)
         self.queue_depth = Gauge("edge_albert_queue_depth", "Requests waiting for the model", ["model"],
                                  registry=self.registry)
 
