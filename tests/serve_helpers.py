@@ -35,11 +35,11 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def serve_process(bundles: Sequence[Path], *options: str) -> Iterator[ServerProcess]:
-    """`edge-albert serve BUNDLES --port 0 OPTIONS` with this checkout first on the path; stopped at exit."""
+def serve_process(bundles: Sequence[Path], *options: str, verbose: bool = False) -> Iterator[ServerProcess]:
+    """`edge-albert [-v] serve BUNDLES --port 0 OPTIONS` with this checkout first on the path; stopped at exit."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    command = [sys.executable, "-c", "from edge_albert.cli import main; main()", *options, "serve",
-               *map(str, bundles), "--host", "127.0.0.1", "--port", "0", "--threads", "1"]
+    command = [sys.executable, "-c", "from edge_albert.cli import main; main()", *(["--verbose"] if verbose else []),
+               "serve", *map(str, bundles), "--host", "127.0.0.1", "--port", "0", "--threads", "1", *options]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: List[str] = []
     arrived: "queue.Queue[str]" = queue.Queue()

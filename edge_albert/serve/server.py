@@ -19,6 +19,7 @@ from ..verbosity import is_verbose
 from .app import ServeConfig, create_app
 
 SHUTDOWN_MARGIN_S = 5.0
+LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
 def is_loopback(host: str) -> bool:
@@ -78,6 +79,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)  # connections made once the address is printed wait here, not refused
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
