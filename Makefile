@@ -22,6 +22,7 @@ install: $(STAMP)
 system-deps:
 	bash scripts/ci_system_deps.sh
 	bash scripts/ci_java_deps.sh
+	bash scripts/ci_browser_deps.sh
 
 demo: $(STAMP)
 	$(BIN)/edge-albert convert $(EXAMPLE) -o $(DEMO_OUT) --quantize fp32,fp16,dynamic-int8 --overwrite \
