@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# constraints pin torch to the CPU wheel; an unpinned torch pulls a multi-GB CUDA build
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[convert,bench,dev,serve]"
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[convert,bench,dev,serve,cluster]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -232,8 +232,13 @@ def test_slow_request_gets_504(monkeypatch, classifier):
         assert response.status_code == 504 and "no result within 0.2 s (--timeout)" == response.json()["error"]
 
 
-def test_micro_batches_give_the_results_of_one_at_a_time(classifier):
-    """Twenty requests submitted together run in few model calls; each result equals a lone run."""
+@pytest.mark.parametrize("quantize", ["fp32", "dynamic-int8"])
+def test_micro_batches_give_the_results_of_one_at_a_time(bundle_root, quantize):
+    """Twenty requests submitted together run in few model calls; each result equals a lone run.
+
+    dynamic-int8 too: its activations are quantized per row, so batch-mates cannot change a result.
+    """
+    classifier = load_model(bundle_for(bundle_root, "text-classification", quantize=quantize), num_threads=1)
     records = [{"text": text} for text in TEXTS] + [{"text": f"review number {i} " * (i % 5)} for i in range(12)]
     alone = [predict_batch(classifier, [record], echo_inputs=False)[0] for record in records]
     metrics = ServerMetrics()

@@ -42,6 +42,7 @@ class ServeConfig:
 
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
+    model_batch_size: int = 4  # rows per interpreter call: a micro-batch runs length-sorted in chunks this big
     max_queue: int = 64
     max_texts: int = 64
     max_body_bytes: int = 1 << 20

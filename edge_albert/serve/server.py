@@ -61,7 +61,7 @@ def model_name(path: str) -> str:
 
 
 def load_models(paths: Sequence[str], num_threads: Optional[int] = None,
-                backend: Optional[str] = None, batch_size: int = 32) -> Dict[str, BundleModel]:
+                backend: Optional[str] = None, batch_size: int = 4) -> Dict[str, BundleModel]:
     """Load (and verify) every bundle once, keyed by its URL name; two bundles may not share a name."""
     models: Dict[str, BundleModel] = {}
     for path in paths:
@@ -97,7 +97,7 @@ def run_server(bundles: Sequence[str], host: str = "127.0.0.1", port: int = 8080
     if token_file:
         config.token = read_token(token_file)
     warning = check_exposure(host, config.token, allow_unauthenticated)
-    models = load_models(bundles, num_threads=num_threads, backend=backend, batch_size=config.max_batch_size)
+    models = load_models(bundles, num_threads=num_threads, backend=backend, batch_size=config.model_batch_size)
     app = create_app(models, config)
     sock = bind_socket(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
