@@ -38,10 +38,13 @@ from edge_albert.tasks import load_model  # noqa: E402
 
 LOCUSTFILE = Path(__file__).with_name("serve_locustfile.py")
 ADDRESS = re.compile(r"serving on (http://127\.0\.0\.1:\d+)/")
-CONFIGS = {"micro-batching (default: 32 records, 2 ms, model calls of 4 rows)": ["--max-batch-size", "32", "--max-wait-ms", "2"],
-           "micro-batching, one padded model call per batch": ["--max-batch-size", "32", "--max-wait-ms", "2",
-                                                               "--model-batch-size", "32"],
-           "no batching": ["--max-batch-size", "1"]}
+CONFIGS = {
+    "greedy micro-batching (--max-wait-ms 0: what waited during the last call)": ["--max-wait-ms", "0"],
+    "micro-batching, 2 ms wait": ["--max-wait-ms", "2"],
+    "micro-batching, 2 ms wait, one padded model call per batch": ["--max-wait-ms", "2", "--model-batch-size", "32"],
+    "no batching (--max-batch-size 1)": ["--max-batch-size", "1"],
+}
+OVERLOAD_CONFIG = "greedy micro-batching (--max-wait-ms 0: what waited during the last call)"
 
 
 def load_average() -> List[float]:
@@ -166,6 +169,7 @@ def markdown(result: dict) -> str:
                        f"{run['load_average_after'][0]} |")
     over = result["overload"]
     out += ["", f"## Overload: {over['users']} clients against --max-queue {over['max_queue']}", "",
+            f"Server: {over['server']}.", "",
             "| round | requests | answered 200 | refused 503 | other failures | req/s | RSS after (MB) |",
             "|---|---|---|---|---|---|---|"]
     for number, run in enumerate(over["rounds"], start=1):
@@ -186,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="result path without suffix (.json and .md are written)")
     parser.add_argument("--users", default="1,8,64")
-    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--max-requests", type=int, default=20000)
     parser.add_argument("--overload-users", type=int, default=256)
     parser.add_argument("--overload-queue", type=int, default=8)
@@ -214,23 +218,26 @@ def main(argv: Optional[List[str]] = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         texts, first_text = sst2_texts(work)
-        for name, options in CONFIGS.items():
-            server = Server(args.bundle, options)
-            try:
-                runs = []
-                for count in users:
-                    runs.append(run_locust(server.base_url, count, args.seconds, args.max_requests, texts, work, model))
-                    print(f"{name}: {runs[-1]}", file=sys.stderr)
-                result["load"][name] = runs
+        # Every configuration's server runs at once (idle ones cost nothing) and the configurations
+        # take turns at each client count, so a change in the other jobs' load hits them alike.
+        servers = {name: Server(args.bundle, options) for name, options in CONFIGS.items()}
+        try:
+            for count in users:
+                for name, server in servers.items():
+                    run = run_locust(server.base_url, count, args.seconds, args.max_requests, texts, work, model)
+                    result["load"].setdefault(name, []).append(run)
+                    print(f"{name}: {run}", file=sys.stderr)
+            for name, server in servers.items():
                 result["overhead"][name] = overhead(args.bundle, server.base_url, model, first_text, args.overhead_runs)
                 print(f"{name} overhead: {result['overhead'][name]}", file=sys.stderr)
-            finally:
+        finally:
+            for server in servers.values():
                 server.stop()
-        server = Server(args.bundle, ["--max-queue", str(args.overload_queue)])
+        server = Server(args.bundle, [*CONFIGS[OVERLOAD_CONFIG], "--max-queue", str(args.overload_queue)])
         try:
             # Warm-up at the same load: the interpreter meets its batch shapes and the allocator its peak.
             run_locust(server.base_url, args.overload_users, 10, args.max_requests, texts, work, model)
-            overload = {"users": args.overload_users, "max_queue": args.overload_queue,
+            overload = {"users": args.overload_users, "max_queue": args.overload_queue, "server": OVERLOAD_CONFIG,
                         "rss_before_mb": rss_mb(server.process.pid), "rounds": []}
             for _ in range(args.overload_rounds):
                 run = run_locust(server.base_url, args.overload_users, args.seconds, args.max_requests, texts, work, model)

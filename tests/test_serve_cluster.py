@@ -21,6 +21,7 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Using extra keyword arguments on `Field`")  # inside ray 2.60 with pydantic 2.14
 def test_two_replicas_answer_like_the_library(tmp_path_factory):
     from ray import serve
 
