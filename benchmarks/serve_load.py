@@ -160,13 +160,21 @@ def markdown(result: dict) -> str:
            f"Server: uvicorn {result['uvicorn']} (loop {result['uvicorn_loop']}), interpreter threads "
            f"{result['threads']}; {result['seconds']} s per run, at most {result['max_requests']} requests.", "",
            "## Throughput and latency (closed-loop clients, one SST-2 sentence per request)", "",
-           "| server | clients | requests | failed | req/s | p50 ms | p99 ms | load avg before → after |",
-           "|---|---|---|---|---|---|---|---|"]
+           f"Each configuration ran {result['repeats']} times per client count, the configurations taking turns "
+           "in alternating order; req/s is the median of those runs (range in brackets), p50/p99 of the run "
+           "with the median req/s.", "",
+           "| server | clients | req/s | p50 ms | p99 ms | failed |", "|---|---|---|---|---|---|"]
     for name, runs in result["load"].items():
-        for run in runs:
-            out.append(f"| {name} | {run['users']} | {run['requests']} | {run['failures']} | {run['requests_per_s']} | "
-                       f"{run['p50_ms']:g} | {run['p99_ms']:g} | {run['load_average_before'][0]} → "
-                       f"{run['load_average_after'][0]} |")
+        for count in sorted({run["users"] for run in runs}):
+            same = sorted((run for run in runs if run["users"] == count), key=lambda run: run["requests_per_s"])
+            middle = same[(len(same) - 1) // 2]
+            rates = [run["requests_per_s"] for run in same]
+            out.append(f"| {name} | {count} | {statistics.median(rates):.1f} ({min(rates):g}-{max(rates):g}) | "
+                       f"{middle['p50_ms']:g} | {middle['p99_ms']:g} | {sum(run['failures'] for run in same)} |")
+    out += ["", "Every run: " + "; ".join(
+        f"{name.split(' (')[0]} x{run['users']}: {run['requests']} requests, {run['requests_per_s']} req/s, "
+        f"load {run['load_average_before'][0]}→{run['load_average_after'][0]}"
+        for name, runs in result["load"].items() for run in runs) + "."]
     over = result["overload"]
     out += ["", f"## Overload: {over['users']} clients against --max-queue {over['max_queue']}", "",
             f"Server: {over['server']}.", "",
@@ -192,6 +200,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--users", default="1,8,64")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--max-requests", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per configuration and client count, in alternating order")
     parser.add_argument("--overload-users", type=int, default=256)
     parser.add_argument("--overload-queue", type=int, default=8)
     parser.add_argument("--overload-rounds", type=int, default=3)
@@ -205,7 +214,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                                                                       if Path(sys.argv[0]).is_absolute() else sys.argv[0]),
                                                                  *(argv if argv is not None else sys.argv[1:])]),
         "bundle": str(args.bundle), "machine": machine_info(), "seconds": args.seconds,
-        "max_requests": args.max_requests, "uvicorn": uvicorn.__version__,
+        "max_requests": args.max_requests, "repeats": args.repeats, "uvicorn": uvicorn.__version__,
         "threads": "default (min(4, cores))", "load": {}, "overhead": {},
     }
     try:
@@ -223,10 +232,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         servers = {name: Server(args.bundle, options) for name, options in CONFIGS.items()}
         try:
             for count in users:
-                for name, server in servers.items():
-                    run = run_locust(server.base_url, count, args.seconds, args.max_requests, texts, work, model)
-                    result["load"].setdefault(name, []).append(run)
-                    print(f"{name}: {run}", file=sys.stderr)
+                for repeat in range(args.repeats):
+                    order = list(servers.items())
+                    for name, server in (order if repeat % 2 == 0 else order[::-1]):
+                        run = run_locust(server.base_url, count, args.seconds, args.max_requests, texts, work, model)
+                        run["repeat"] = repeat
+                        result["load"].setdefault(name, []).append(run)
+                        print(f"{name}: {run}", file=sys.stderr)
             for name, server in servers.items():
                 result["overhead"][name] = overhead(args.bundle, server.base_url, model, first_text, args.overhead_runs)
                 print(f"{name} overhead: {result['overhead'][name]}", file=sys.stderr)

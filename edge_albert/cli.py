@@ -70,7 +70,7 @@ def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, bat
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding a bearer token every request except / and /healthz must carry.")
 @click.option("--insecure-no-token", is_flag=True, help="Allow a non-loopback --host without --token-file.")
 @click.option("--max-batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Records gathered into one micro-batch (1: no micro-batching).")
-@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=2.0, show_default=True, help="How long a batch waits for more requests.")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="How long a batch waits for more requests (0: takes only those that arrived while the model was busy).")
 @click.option("--model-batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Rows per interpreter call: a micro-batch runs sorted by length in chunks this big, so short texts are not padded to long ones.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=64, show_default=True, help="Requests waiting per model before 503.")
 @click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")

@@ -41,7 +41,7 @@ class ServeConfig:
     """Batching, limits and auth; the CLI options of `edge-albert serve` map one to one."""
 
     max_batch_size: int = 32
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0  # greedy: batch what arrived during the last call (waiting measured no gain)
     model_batch_size: int = 4  # rows per interpreter call: a micro-batch runs length-sorted in chunks this big
     max_queue: int = 64
     max_texts: int = 64
