@@ -345,3 +345,24 @@ def test_model_names_and_cli_errors(classifier_bundle, tmp_path):
     assert missing.exit_code == 1 and missing.stderr.startswith("error: ") and "Traceback" not in missing.output
     exposed = runner.invoke(main, ["serve", str(classifier_bundle), "--host", "0.0.0.0"])
     assert exposed.exit_code == 1 and "--token-file" in exposed.stderr
+
+
+def test_server_imports_no_heavy_library(classifier_bundle):
+    """The server runs on the device install: loading it and a model pulls in no TensorFlow, PyTorch or transformers."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys
+        from starlette.testclient import TestClient
+        from edge_albert.serve import ServeConfig, create_app
+        from edge_albert.serve.server import load_models
+        with TestClient(create_app(load_models([{str(classifier_bundle)!r}]), ServeConfig())) as client:
+            assert client.post("/v1/models/text-classification-fp32-loop/predict", json={{"text": "hi"}}).status_code == 200
+        print("HEAVY", sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "torch", "transformers", "keras")))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=str(Path(__file__).resolve().parents[1]))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY []" in result.stdout, result.stdout
