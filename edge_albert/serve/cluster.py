@@ -95,12 +95,17 @@ def deploy(bundles, host: str = "127.0.0.1", port: int = 8000, replicas: int = 2
     """
     from .server import model_name
 
-    serve.start(http_options={"host": host, "port": port})
+    from ..verbosity import is_verbose
+
+    # Ray's own INFO lines (replica starts, access lines) only with `edge-albert -v`; neither carries texts.
+    logging_config = {"log_level": "INFO" if is_verbose() else "WARNING", "enable_access_log": is_verbose()}
+    serve.start(http_options={"host": host, "port": port}, logging_config=logging_config)
     names = []
     for path in bundles:
         name = model_name(str(path))
         serve.run(bundle_application(str(path), name, replicas=replicas, max_texts=max_texts, token=token,
-                                     num_threads=num_threads), name=name, route_prefix=f"/v1/models/{name}")
+                                     num_threads=num_threads), name=name, route_prefix=f"/v1/models/{name}",
+                  logging_config=logging_config)
         names.append(name)
     return names
 
