@@ -35,3 +35,7 @@ class MissingExtraError(EdgeAlbertError):
 
 class OutputError(EdgeAlbertError):
     """An output path cannot be written: it exists, a parent is a file, the disk is full or read-only."""
+
+
+class ServeError(EdgeAlbertError):
+    """`edge-albert serve` cannot start as asked (address, token file, model names, limits)."""
