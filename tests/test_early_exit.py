@@ -311,3 +311,11 @@ def test_a_bad_rule_is_one_error_line(tiny_classifier_checkpoint, tmp_path):
                                        "--early-exit", "patience=two"])
     assert result.exit_code == 1
     assert result.output.strip() == "error: --early-exit patience= needs a number, not 'two'"
+
+
+def test_export_android_refuses_an_early_exit_bundle_in_one_line(entropy_bundle, tmp_path):
+    assets = tmp_path / "assets"
+    result = CliRunner().invoke(main, ["export-android", str(entropy_bundle.bundle_path), str(assets)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: the bundle stops early (entropy=0.5)") and result.output.count("\n") == 1
+    assert not assets.exists()
