@@ -258,10 +258,18 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), help="Write the full result as JSON.")
 @click.option("--markdown", "markdown_out", type=click.Path(dir_okay=False, path_type=str), help="Write the result as Markdown.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=str), help="Write a latency chart (PNG; needs matplotlib).")
+@click.option("--texts", "texts_file", type=click.Path(dir_okay=False, path_type=str), help="Text classifiers: time each real text of FILE alone instead (one text a line, or a labelled TSV/CSV/JSONL); early-exit bundles also report the exit distribution.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="With --texts: passes over the texts (each text's median counts).")
+@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
 @reports_errors
-def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, backend, json_out, markdown_out, plot_out):
+def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, backend, json_out, markdown_out, plot_out,
+          texts_file, repeats, exit_value):
     """Measure BUNDLE per sequence length: latency percentiles, load time, first inference, memory."""
     from . import bench as measure
+
+    if texts_file:
+        _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out)
+        return
 
     lengths = measure.parse_seq_lens(seq_lens)
     budget_target = None
@@ -286,6 +294,39 @@ def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, b
                 click.echo(f"  {line}", err=True)
             sys.exit(measure.BUDGET_EXCEEDED_EXIT)
         click.echo(f"all {len(check['checked'])} budgets of {check['target']} met", err=True)
+
+
+def _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out) -> None:
+    import json
+    from pathlib import Path
+
+    from .bench import run_texts_benchmark, texts_result_text
+    from .tasks import TextClassifier, load_model
+
+    model = load_model(bundle, num_threads=threads, backend=backend, batch_size=1)
+    if not isinstance(model, TextClassifier):
+        raise EdgeAlbertError(f"bench --texts measures text classifiers; {bundle} is {model.task}")
+    if exit_value is not None:
+        _set_exit_value(model, exit_value)
+    result = run_texts_benchmark(model, _read_texts(texts_file, model.labels), repeats=repeats, warmup=warmup)
+    click.echo(texts_result_text(result))
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(result.to_dict(with_rows=True), indent=2) + "\n")
+        click.echo(f"wrote {json_out}", err=True)
+
+
+def _read_texts(path: str, labels) -> list:
+    """Texts of a labelled TSV/CSV/JSONL file (its text column), else one text per line."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() in (".tsv", ".csv", ".jsonl"):
+        from .evaluate import load_eval_data
+
+        return load_eval_data(path, "text-classification", labels).texts()[0]
+    from .converters.samples import read_text_lines
+
+    return read_text_lines(path)
 
 
 if __name__ == "__main__":

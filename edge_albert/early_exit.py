@@ -146,3 +146,10 @@ def call_distribution(calls: Sequence[int], depth: int) -> Dict[str, Any]:
         "max_calls": depth,
         "exits_per_call": {str(i + 1): n for i, n in enumerate(counts)},
     }
+
+
+def describe_calls(summary: Dict[str, Any]) -> str:
+    """'early exit patience=2: mean 2.41 of 4 layer calls; exits after call 1/2/3/4: 0/512/203/157'."""
+    exits = summary["exits_per_call"]
+    return (f"early exit {summary['rule']}: mean {summary['mean_calls']:.2f} of {summary['max_calls']} layer calls; "
+            f"exits after call {'/'.join(exits)}: {'/'.join(str(n) for n in exits.values())}")

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .early_exit import CALLS_OUTPUT, ExitRule, call_distribution
+from .early_exit import CALLS_OUTPUT, ExitRule, call_distribution, describe_calls
 from .errors import DataError, EdgeAlbertError
 from .finetune import Example, read_examples
 from .tasks import TASK_CLASSES, BundleModel, QuestionAnswerer, TextClassifier, load_model
@@ -615,7 +615,7 @@ def report_text(report: EvaluationReport) -> str:
     if isinstance(m, ClassificationMetrics):
         lines += [f"accuracy         {m.accuracy:.4f}"]
         if report.early_exit is not None:
-            lines.append(early_exit_line(report.early_exit))
+            lines.append(describe_calls(report.early_exit))
         lines += [f"macro precision  {m.macro_precision:.4f}  recall {m.macro_recall:.4f}  F1 {m.macro_f1:.4f}", ""]
         rows = [[label, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", v["support"]]
                 for label, v in m.per_label.items()]
@@ -635,17 +635,10 @@ def report_text(report: EvaluationReport) -> str:
         ref = report.reference
         lines += ["", f"reference {ref.model}: {ref.metric_name} {ref.headline:.4f}"]
         if ref.early_exit is not None:
-            lines.append("reference " + early_exit_line(ref.early_exit))
+            lines.append("reference " + describe_calls(ref.early_exit))
         lines.append(f"agreement with the reference's predictions: {report.agreement:.4f} "
                      f"({round(report.agreement * report.n)} of {report.n})")
     return "\n".join(lines)
-
-
-def early_exit_line(summary: dict) -> str:
-    """'early exit patience=2: mean 2.41 of 4 layer calls; exits after call 1/2/3/4: 0/512/203/157'."""
-    exits = summary["exits_per_call"]
-    return (f"early exit {summary['rule']}: mean {summary['mean_calls']:.2f} of {summary['max_calls']} layer calls; "
-            f"exits after call {'/'.join(exits)}: {'/'.join(str(n) for n in exits.values())}")
 
 
 def accuracy_table(reference: EvaluationReport, variants) -> str:

@@ -319,3 +319,24 @@ def test_export_android_refuses_an_early_exit_bundle_in_one_line(entropy_bundle,
     assert result.exit_code == 1
     assert result.output.startswith("error: the bundle stops early (entropy=0.5)") and result.output.count("\n") == 1
     assert not assets.exists()
+
+
+def test_bench_on_real_texts_reports_latency_and_the_exit_distribution(entropy_bundle, tmp_path):
+    from edge_albert.bench import run_texts_benchmark
+    from edge_albert.tasks import TextClassifier
+
+    model = TextClassifier.load(entropy_bundle.bundle_path, batch_size=1)
+    result = run_texts_benchmark(model, TEXTS, repeats=2, warmup=1)
+    logits, calls = model.logits_and_calls(TEXTS)
+    assert result.layer_calls == calls.tolist() and result.labels == logits.argmax(-1).tolist()
+    assert result.early_exit["mean_calls"] == pytest.approx(calls.mean())
+    assert result.latency.runs == len(TEXTS) and len(result.per_text_ms) == len(TEXTS)
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(t.replace("\t", " ") for t in TEXTS) + "\n")
+    out = tmp_path / "bench.json"
+    cli = CliRunner().invoke(main, ["bench", str(entropy_bundle.bundle_path), "--texts", str(texts), "--repeats", "1",
+                                    "--exit-value", "0", "--threads", "1", "--json", str(out)])
+    assert cli.exit_code == 0, cli.output
+    assert "early exit entropy=0: mean 3.00 of 3 layer calls" in cli.output
+    assert json.loads(out.read_text())["layer_calls"] == [3] * len(TEXTS)
