@@ -34,7 +34,7 @@ from edge_albert.early_exit import call_distribution  # noqa: E402
 DEFAULT_CHECKPOINT = REPO / "examples" / "sst2-albert-early-exit"
 DEFAULT_DATA = REPO / "data" / "glue-sst2" / "dev.tsv"
 DEFAULT_PATIENCE = (0, 1, 2, 3, 4)
-DEFAULT_ENTROPY = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+DEFAULT_ENTROPY = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
 def measure(configs: Dict[str, tuple], texts: Sequence[str], gold: Optional[Sequence[int]], repeats: int,
@@ -61,7 +61,11 @@ def measure(configs: Dict[str, tuple], texts: Sequence[str], gold: Optional[Sequ
         row.update(call_distribution(first.layer_calls, depth) if first.layer_calls else {"mean_calls": None})
         if any(r.labels != first.labels or r.layer_calls != first.layer_calls for r in results[1:]):
             raise SystemExit(f"{name}: predictions differ between passes (nondeterministic runtime?)")
+        row["labels"] = first.labels
         rows.append(row)
+    full_labels = np.asarray(rows[0]["labels"])  # the first config is full depth
+    for row in rows:
+        row["agreement_with_full_depth"] = float(np.mean(np.asarray(row.pop("labels")) == full_labels))
     return rows
 
 
@@ -76,14 +80,14 @@ def markdown(rows: List[dict], header: dict) -> str:
              f"{header['machine']['architecture']} ({', '.join(header['machine'].get('simd') or [])}), "
              f"1 interpreter thread, {header['backend']}; load average {header['machine'].get('load_average')} before, "
              f"{header['load_after']} after",
-             "", "| config | accuracy | points vs full | mean calls | exits after call 1..L | p50 ms | mean ms | "
-             "mean speed-up | p50 speed-up |", "|---|---|---|---|---|---|---|---|---|"]
+             "", "| config | accuracy | points vs full | same label as full | mean calls | exits after call 1..L | "
+             "p50 ms | mean ms | mean speed-up | p50 speed-up |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         accuracy = f"{r['accuracy']:.2%}" if "accuracy" in r else "-"
         points = f"{100 * (r['accuracy'] - full['accuracy']):+.2f}" if "accuracy" in r else "-"
         calls = "-" if r["mean_calls"] is None else f"{r['mean_calls']:.2f}"
         exits = "-" if r["mean_calls"] is None else "/".join(str(n) for n in r["exits_per_call"].values())
-        lines.append(f"| {r['config']} | {accuracy} | {points} | {calls} | {exits} | {r['p50_ms']:.2f} | "
+        lines.append(f"| {r['config']} | {accuracy} | {points} | {r['agreement_with_full_depth']:.1%} | {calls} | {exits} | {r['p50_ms']:.2f} | "
                      f"{r['mean_ms']:.2f} | {full['mean_ms'] / r['mean_ms']:.2f}x | {full['p50_ms'] / r['p50_ms']:.2f}x |")
     return "\n".join(lines) + "\n"
 
