@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 import tempfile
 import time
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
     from edge_albert.tasks import TextClassifier
 
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    command = "python benchmarks/early_exit.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/early_exit.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="edge-albert-early-exit-") as scratch:
         checkpoint = args.checkpoint
@@ -143,10 +145,10 @@ def main(argv=None) -> int:
         configs.update({f"entropy={t:g}": (models["entropy"], t) for t in thresholds})
         rows = measure(configs, texts, gold, args.repeats, say)
         layers = models["full"].bundle.manifest["source"]["config"]["num_hidden_layers"]
-    import os
 
-    header = {"title": "albert-base-v2 shape, random weights (speed only)" if args.base_shape else str(args.checkpoint),
-              "command": command, "checkpoint": "BASE_SHAPE random" if args.base_shape else str(args.checkpoint),
+    shown = os.path.relpath(args.checkpoint, REPO) if args.checkpoint.resolve().is_relative_to(REPO) else str(args.checkpoint)
+    header = {"title": "albert-base-v2 shape, random weights (speed only)" if args.base_shape else shown,
+              "command": command, "checkpoint": "BASE_SHAPE random" if args.base_shape else shown,
               "layers": layers, "texts": len(texts), "data": args.data.name, "repeats": args.repeats,
               "machine": machine, "backend": f"{models['full'].session.backend}",
               "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -154,8 +156,8 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = markdown(rows, header)
     if args.base_shape:
-        report += ("\nRandom weights: accuracy means nothing here, and the near-uniform logits keep the same label "
-                   "at every call, so patience p exits after p + 1 calls.\n")
+        report += ("\nRandom weights: accuracy and agreement mean nothing here; the exits show where a random "
+                   "model's label happens to stay unchanged, so read the table as latency against calls.\n")
     args.out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(report)
     print(report)
