@@ -428,7 +428,7 @@ def _load_initial(checkpoint_dir, staging: Path, labels: Sequence[str]):
         raise EdgeAlbertError(f"{source} has labels {found}, the data {list(labels)}")
     for name in ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         if (source / name).is_file():
-            shutil.copyfile(source / name, staging / name)
+            (staging / name).write_bytes((source / name).read_bytes())
     return AutoTokenizer.from_pretrained(str(source)), model, 1.0
 
 
