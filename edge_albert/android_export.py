@@ -5,9 +5,10 @@ vocab.json: the bundle's tokenizer.json reduced to what the Java core implements
 and scores, added tokens, normaliser and pre-tokenizer steps with the precompiled charsmap, the
 [CLS]/[SEP] template), plus labels and max_seq_len. Everything the app cannot run is refused
 here, on the workstation, with a message that says what to convert instead: a task other than
-text classification, inputs or outputs the app does not feed or read, a graph whose input shape
-it cannot drive, a quantization without fast CPU kernels, ops outside LiteRT's builtin set, and a
-tokenizer pipeline step the Java core does not implement.
+text classification, inputs or outputs the app does not feed or read (an early-exit bundle's
+threshold input and layer-calls output among them), a graph whose input shape it cannot drive, a
+quantization without fast CPU kernels, ops outside LiteRT's builtin set, and a tokenizer pipeline
+step the Java core does not implement.
 
 examples.json holds a few texts with the ids the `tokenizers` library gives and the logits this
 machine's interpreter gives, for the app's instrumented test to compare against on a device.
@@ -135,6 +136,12 @@ def check_manifest(manifest: JsonDict) -> str:
     max_seq_len = manifest.get("max_seq_len")
     if not isinstance(max_seq_len, int) or max_seq_len < 3:
         raise BundleError(f"the bundle's max_seq_len is {max_seq_len!r}; the app needs an integer of at least 3")
+    early_exit = manifest.get("early_exit")
+    if early_exit:
+        raise BundleError(
+            f"the bundle stops early ({early_exit.get('rule')}={early_exit.get('default')}): the Android demo feeds "
+            "three inputs and reads logits only, not the exit threshold input or the layer calls output; convert "
+            "without --early-exit for the app")
     graph = manifest.get("graph")
     if graph not in ("loop", "unrolled"):
         raise BundleError(f"the bundle's graph is {graph!r}; the app drives the loop form (any length up to "

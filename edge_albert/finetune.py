@@ -329,6 +329,11 @@ class FinetuneConfig:
     threads: Optional[int] = None
     save_dtype: str = "float16"  # storage only; config.json says float32 and loaders cast up
     eval_every_epoch: bool = True
+    # Early exit: train the one classifier after every call of the shared layer, losses weighted by
+    # depth (PABEE), so every depth predicts well; the checkpoint gains no parameters.
+    multi_depth: bool = False
+    # Continue from this checkpoint (its tokenizer, shape and weights) instead of training from scratch.
+    init_from: Optional[str] = None
 
 
 # Workstation libraries finetune needs; on the light install it names the extra instead.
@@ -446,21 +451,25 @@ def finetune(
     started = time.perf_counter()
     with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
         texts = _unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
-        log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
-        spiece = train_sentencepiece(texts, config.vocab_size)
-        rng = random.Random(config.seed)
-        tokenizer = build_tokenizer(
-            spiece, staging, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
-        )
-        agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
+        from transformers import AlbertForSequenceClassification
+
+        if config.init_from:
+            log(f"{len(train)} training rows, {len(dev)} dev rows; continuing from {config.init_from}")
+            tokenizer, model, agreement = _load_initial(config.init_from, staging, labels)
+        else:
+            log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
+            spiece = train_sentencepiece(texts, config.vocab_size)
+            rng = random.Random(config.seed)
+            tokenizer = build_tokenizer(
+                spiece, staging, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
+            )
+            agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
+            model = AlbertForSequenceClassification(_model_config(config, len(tokenizer), labels))
         vocab_size = len(tokenizer)
+        model_config = model.config
         train_enc = _encode(tokenizer, train, config.max_length)
         dev_enc = _encode(tokenizer, dev, config.max_length)
 
-        model_config = _model_config(config, vocab_size, labels)
-        from transformers import AlbertForSequenceClassification
-
-        model = AlbertForSequenceClassification(model_config)
         if config.mlm_epochs > 0:
             mlm_texts = _maximal_texts(texts)
             log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
@@ -489,6 +498,22 @@ def finetune(
         history=history,
     )
     return result
+
+
+def _load_initial(checkpoint_dir, staging: Path, labels: Sequence[str]):
+    """Tokenizer (files copied into `staging`) and float32 model of the checkpoint a run continues from."""
+    import torch
+    from transformers import AlbertForSequenceClassification, AutoTokenizer
+
+    source = Path(checkpoint_dir)
+    model = AlbertForSequenceClassification.from_pretrained(str(source), dtype=torch.float32)
+    found = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if found != list(labels):
+        raise EdgeAlbertError(f"{source} has labels {found}, the data {list(labels)}")
+    for name in ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).is_file():
+            (staging / name).write_bytes((source / name).read_bytes())
+    return AutoTokenizer.from_pretrained(str(source)), model, 1.0
 
 
 def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, batch_size: int = 128) -> float:
@@ -679,7 +704,7 @@ def _train_classifier(model, train: _Encoded, dev: _Encoded, config: FinetuneCon
             batch = _tensors(train, index)
             if config.token_mask_prob > 0:
                 batch["input_ids"] = _mask_tokens(batch["input_ids"], config.token_mask_prob)
-            loss = model(**batch).loss
+            loss = _multi_depth_loss(model, batch) if config.multi_depth else model(**batch).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -692,9 +717,35 @@ def _train_classifier(model, train: _Encoded, dev: _Encoded, config: FinetuneCon
                  "seconds": round(time.perf_counter() - started, 1)}
         if dev and (config.eval_every_epoch or step >= total_steps):
             entry["dev_accuracy"] = _accuracy(model, dev, config.batch_size * 2)
+            if config.multi_depth:
+                entry["dev_accuracy_per_call"] = depth_accuracies(model, dev, config.batch_size * 2)
         history.append(entry)
         log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
     return history
+
+
+def _multi_depth_loss(model, batch):
+    from .converters.early_exit import multi_depth_loss
+
+    inputs = dict(batch)
+    return multi_depth_loss(model, inputs.pop("labels"), **inputs)
+
+
+def depth_accuracies(model, data: "_Encoded", batch_size: int) -> List[float]:
+    """Accuracy of the classifier read after each layer call (call 1..L): what early exit can use."""
+    import torch
+
+    from .converters.early_exit import per_call_logits
+
+    model.eval()
+    correct = None
+    with torch.no_grad():
+        for index in _batches([len(ids) for ids in data.input_ids], batch_size, random.Random(0), shuffle=False):
+            batch = _tensors(data, index)
+            labels = batch.pop("labels")
+            hits = (per_call_logits(model, **batch).argmax(-1) == labels).sum(-1)
+            correct = hits if correct is None else correct + hits
+    return [int(c) / len(data) for c in correct]
 
 
 def _mask_tokens(input_ids, probability: float):

@@ -146,6 +146,7 @@ class ConversionJob:
     mask_bias: float
     per_channel_dense: bool = True
     calibration: Optional[List[Dict[str, np.ndarray]]] = None
+    early_exit: Optional[str] = None  # the rule as text ("entropy=0.4"), parsed again in the worker
 
 
 class BackgroundConversion:
@@ -175,7 +176,8 @@ class BackgroundConversion:
                                          for i, sample in enumerate(job.calibration) for name in INPUT_NAMES})
             self.requests.append({"index": index, "checkpoint": job.checkpoint, "graph": job.graph,
                                   "max_seq_len": job.max_seq_len, "mask_bias": job.mask_bias, "quantize": job.quantize,
-                                  "per_channel_dense": job.per_channel_dense, "calibration": calibration})
+                                  "per_channel_dense": job.per_channel_dense, "calibration": calibration,
+                                  "early_exit": job.early_exit})
         self.env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[2])  # the edge_albert this process runs
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, self.env.get("PYTHONPATH", "")) if p)

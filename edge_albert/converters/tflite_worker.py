@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..early_exit import parse_rule
 from ..errors import EdgeAlbertError
 from .checkpoint import load_checkpoint
 from .graph import INPUT_NAMES, GraphOptions, build_albert_module
@@ -39,7 +40,8 @@ class Converter:
         self.seconds = 0.0
 
     def __call__(self, job: dict) -> bytes:
-        options = GraphOptions(job["graph"], job["max_seq_len"], job["mask_bias"])
+        rule = parse_rule(job["early_exit"]) if job.get("early_exit") else None
+        options = GraphOptions(job["graph"], job["max_seq_len"], job["mask_bias"], rule)
         key = (job["checkpoint"], options)
         if key not in self.modules:
             if job["checkpoint"] not in self.checkpoints:
