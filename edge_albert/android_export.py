@@ -364,6 +364,9 @@ def _write_assets(bundle: Bundle, assets_dir: Path, staged: Dict[str, bytes], an
 
 
 def _load_interpreter(model_path: Path):
+    from .tflite_check import check_model_file
+
+    check_model_file(model_path)
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:

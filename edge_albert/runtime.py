@@ -151,6 +151,9 @@ class ModelSession:
         return RuntimeBackendError(f"{self.backend} cannot run {self.model_path}: {detail}; {need}")
 
     def _create(self, weight_cache):
+        from .tflite_check import check_model_file
+
+        check_model_file(self.model_path)  # the interpreter trusts the flatbuffer; a crafted one can crash it
         if weight_cache is not None:
             return _CompiledModelRunner(self, Path(weight_cache))
         try:
