@@ -431,10 +431,12 @@ def evaluate_bundle(
     backend: Optional[str] = None,
     batch_size: int = 16,
     progress: Optional[Progress] = None,
+    trusted_key=None,
 ) -> EvaluationReport:
     """Evaluate a bundle on a labelled file; with `reference_checkpoint`, also the PyTorch model."""
     say = progress or (lambda message: None)
-    model = load_model(bundle_path, num_threads=num_threads, backend=backend, batch_size=batch_size)
+    model = load_model(bundle_path, num_threads=num_threads, backend=backend, batch_size=batch_size,
+                       trusted_key=trusted_key)
     data = load_eval_data(data_path, model.task, model.labels, text_column, text_pair_column, label_column)
     reference = None
     if reference_checkpoint is not None:

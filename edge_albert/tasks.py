@@ -16,13 +16,20 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .errors import BundleError
-from .runtime import ModelSession
+from .runtime import ModelSession, check_batch
 from .tokenizer import AlbertTokenizer, Encoded
 
 PathLike = Union[str, os.PathLike]
 TextOrTexts = Union[str, Sequence[str]]
 DEFAULT_BATCH_SIZE = 16
 
+# Outputs each task reads: name -> rank, and whether the last axis holds one value per label.
+REQUIRED_OUTPUTS = {
+    "text-classification": {"logits": (2, True)},
+    "question-answering": {"start_logits": (2, False), "end_logits": (2, False)},
+    "token-classification": {"logits": (3, True)},
+    "feature-extraction": {"pooler_output": (2, False), "last_hidden_state": (3, False)},
+}
 SEQUENCE_OUTPUTS = {
     "text-classification": (),
     "question-answering": ("start_logits", "end_logits"),
@@ -96,6 +103,22 @@ class Features:
                 "truncated": self.truncated}
 
 
+def check_outputs(bundle: Bundle, outputs: Dict[str, List[int]]) -> None:
+    """Refuse a bundle whose model lacks an output its task reads, or has one logit per label too few or many."""
+    for name, (rank, per_label) in REQUIRED_OUTPUTS[bundle.task].items():
+        if name not in outputs:
+            raise BundleError(f"{bundle.model_path} has no output {name!r} (it has {', '.join(sorted(outputs)) or 'none'}); "
+                              f"a {bundle.task} bundle needs {', '.join(REQUIRED_OUTPUTS[bundle.task])}")
+        shape = outputs[name]
+        if len(shape) != rank:
+            raise BundleError(f"{bundle.model_path}: output {name!r} has shape {shape}; a {bundle.task} model "
+                              f"gives rank {rank}")
+        if per_label and bundle.labels and shape[-1] != len(bundle.labels):
+            raise BundleError(f"{bundle.path / 'manifest.json'}: field 'labels' names {len(bundle.labels)} labels "
+                              f"but the model gives {shape[-1]} logits per {'token' if rank == 3 else 'text'}; "
+                              f"it needs exactly one label name per logit")
+
+
 def _as_list(texts: TextOrTexts) -> List[str]:
     return [texts] if isinstance(texts, str) else list(texts)
 
@@ -116,17 +139,17 @@ class BundleModel:
         self.bundle = bundle
         self.session = session
         self.tokenizer = tokenizer
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = check_batch(batch_size)
 
     @classmethod
     def load(cls, path: PathLike, num_threads: Optional[int] = None, backend: Optional[str] = None,
              batch_size: int = DEFAULT_BATCH_SIZE, weight_cache: Optional[PathLike] = None,
-             verify: bool = True) -> "BundleModel":
-        """Load and verify a bundle (sha256 of every file) and create its interpreter once."""
-        bundle = load_bundle(path, verify=verify)
-        target = TASK_CLASSES.get(bundle.task)
-        if target is None:
-            raise BundleError(f"{path}: unknown task {bundle.task!r} in the manifest")
+             verify: bool = True, trusted_key: Optional[PathLike] = None) -> "BundleModel":
+        """Load and verify a bundle (sha256 of every file; with `trusted_key`, its signature) and
+        create its interpreter once."""
+        check_batch(batch_size)
+        bundle = load_bundle(path, verify=verify, trusted_key=trusted_key)
+        target = TASK_CLASSES[bundle.task]  # load_bundle accepts only known tasks
         if cls is not BundleModel and not issubclass(target, cls):
             raise BundleError(f"{path} is a {bundle.task} bundle; load it with {target.__name__}, not {cls.__name__}")
         special = (bundle.manifest.get("tokenizer") or {}).get("special_tokens") or {}
@@ -136,6 +159,7 @@ class BundleModel:
             pad_id=tokenizer.pad_id, sequence_outputs=SEQUENCE_OUTPUTS[bundle.task],
             min_runtime=(bundle.manifest.get("quantization") or {}).get("min_runtime"), weight_cache=weight_cache,
         )
+        check_outputs(bundle, session.output_shapes())
         return target(bundle, session, tokenizer, batch_size=batch_size)
 
     @property
@@ -345,7 +369,11 @@ TASK_CLASSES = {
 
 
 def load_model(path: PathLike, num_threads: Optional[int] = None, backend: Optional[str] = None,
-               batch_size: int = DEFAULT_BATCH_SIZE, weight_cache: Optional[PathLike] = None) -> BundleModel:
-    """Load a bundle as the task object its manifest names (TextClassifier, QuestionAnswerer, ...)."""
+               batch_size: int = DEFAULT_BATCH_SIZE, weight_cache: Optional[PathLike] = None,
+               trusted_key: Optional[PathLike] = None) -> BundleModel:
+    """Load a bundle as the task object its manifest names (TextClassifier, QuestionAnswerer, ...).
+
+    With `trusted_key` (or $EDGE_ALBERT_TRUSTED_KEY), only a bundle signed by that key loads.
+    """
     return BundleModel.load(path, num_threads=num_threads, backend=backend, batch_size=batch_size,
-                            weight_cache=weight_cache)
+                            weight_cache=weight_cache, trusted_key=trusted_key)
