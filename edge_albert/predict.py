@@ -11,7 +11,7 @@ import sys
 from typing import Iterable, Iterator, List, Optional
 
 from .errors import DataError
-from .tasks import BundleModel, QuestionAnswerer, TextClassifier
+from .tasks import MAX_QA_CONTEXT_CHARS, BundleModel, QuestionAnswerer, TextClassifier
 from .tokenizer import clean_text
 
 TEXT_FIELDS = ("text", "text_pair", "question", "context")
@@ -60,6 +60,9 @@ def _check_fields(record: dict, number: int) -> None:
         if key in record and not isinstance(record[key], str):
             raise DataError(f"input line {number}: field {key!r} must be a string, "
                             f"not {type(record[key]).__name__}")
+    if has_qa and len(record["context"]) > MAX_QA_CONTEXT_CHARS:
+        raise DataError(f"input line {number}: 'context' has {len(record['context']):,} characters; question "
+                        f"answering reads at most {MAX_QA_CONTEXT_CHARS:,} per context: split the document")
 
 
 def _batches(records: Iterable[dict], size: int) -> Iterator[List[dict]]:

@@ -55,8 +55,8 @@ def inspection_text(manifest: dict) -> str:
     ]
     if inspection:
         lines.append(
-            f"model.tflite:  {megabytes(inspection['file_bytes'])}, {inspection['size_ratio']:.3f}x ideal, "
-            f"{inspection['weight_buffers']} weight buffers, {inspection['subgraphs']} subgraphs"
+            f"model.tflite:  {megabytes(inspection.get('file_bytes', 0))}, {inspection.get('size_ratio', 0):.3f}x ideal, "
+            f"{inspection.get('weight_buffers', '?')} weight buffers, {inspection.get('subgraphs', '?')} subgraphs"
         )
         parts = inspection.get("bytes_by_part", {})
         total = sum(parts.values()) or 1

@@ -15,13 +15,16 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .errors import BundleError
+from .errors import BundleError, DataError
 from .runtime import ModelSession, check_batch
 from .tokenizer import AlbertTokenizer, Encoded
 
 PathLike = Union[str, os.PathLike]
 TextOrTexts = Union[str, Sequence[str]]
 DEFAULT_BATCH_SIZE = 16
+# QA reads a whole context in overlapping windows, so memory and time grow with its length (1 M characters
+# at max_seq_len 32: +240 MB, 18 s on one core). Longer contexts are refused rather than run out of memory.
+MAX_QA_CONTEXT_CHARS = 1 << 20
 
 # Outputs each task reads: name -> rank, and whether the last axis holds one value per label.
 REQUIRED_OUTPUTS = {
@@ -149,7 +152,10 @@ class BundleModel:
         create its interpreter once."""
         check_batch(batch_size)
         bundle = load_bundle(path, verify=verify, trusted_key=trusted_key)
-        target = TASK_CLASSES[bundle.task]  # load_bundle accepts only known tasks
+        target = TASK_CLASSES.get(bundle.task)
+        if target is None:
+            raise BundleError(f"{bundle.path / 'manifest.json'}: field 'task' is {bundle.task!r}; this edge-albert "
+                              f"runs {', '.join(TASK_CLASSES)}")
         if cls is not BundleModel and not issubclass(target, cls):
             raise BundleError(f"{path} is a {bundle.task} bundle; load it with {target.__name__}, not {cls.__name__}")
         special = (bundle.manifest.get("tokenizer") or {}).get("special_tokens") or {}
@@ -277,6 +283,10 @@ class QuestionAnswerer(BundleModel):
         questions, contexts = _as_list(questions), _as_list(contexts)
         if len(questions) != len(contexts):
             raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
+        for index, context in enumerate(contexts):
+            if context is not None and len(context) > MAX_QA_CONTEXT_CHARS:
+                raise DataError(f"context {index} has {len(context):,} characters; question answering reads at most "
+                                f"{MAX_QA_CONTEXT_CHARS:,} per context: split the document")
         max_question = min(64, self.max_seq_len // 2)
         shortened = [self.tokenizer.shorten(q, max_question) for q in questions]
         questions = [q for q, _ in shortened]

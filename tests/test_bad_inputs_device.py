@@ -88,7 +88,7 @@ def _set(path, value):
 
 
 @pytest.mark.parametrize("path, value, named", [
-    (["task"], KeyError, "'task'"), (["task"], 5, "'task'"), (["task"], "translation", "'task'"),
+    (["task"], KeyError, "'task'"), (["task"], 5, "'task'"), (["task"], "", "'task'"),
     (["max_seq_len"], KeyError, "'max_seq_len'"), (["max_seq_len"], "32", "'max_seq_len'"),
     (["max_seq_len"], True, "'max_seq_len'"), (["max_seq_len"], 10 ** 9, "'max_seq_len'"),
     (["files"], KeyError, "'files'"), (["files"], [], "'files'"),
@@ -116,6 +116,12 @@ def test_bad_manifest_is_one_line_for_every_command(classifier, tmp_path):
         line = one_error_line(cli(*args))
         assert "field 'max_seq_len' must be an integer from 3 to 8192" in line
     assert not (tmp_path / "assets").exists()
+
+
+def test_unknown_task_is_named(classifier, tmp_path):
+    bad = copy_with_manifest(classifier, tmp_path / "t.edgealbert", _set(["task"], "translation"))
+    assert "field 'task' is 'translation'; this edge-albert runs text-classification" in one_error_line(
+        cli("predict", str(bad), "x"))
 
 
 def test_deeply_nested_manifest(classifier, tmp_path):
@@ -243,6 +249,17 @@ def test_cutting_long_texts_keeps_the_tokens(classifier):
             assert pair.input_ids[0].tolist() == whole_pair.ids
 
 
+def test_question_answering_context_is_bounded(root):
+    from edge_albert.tasks import MAX_QA_CONTEXT_CHARS
+
+    bundle = bundle_for(root, "question-answering")
+    huge = json.dumps({"question": "q?", "context": "word " * (MAX_QA_CONTEXT_CHARS // 5 + 1)})
+    result = cli("predict", str(bundle), "--jsonl", input=f'{{"question": "q?", "context": "a b"}}\n{huge}\n'.encode())
+    assert "input line 2: 'context' has 1,048,580 characters; question answering reads at most 1,048,576" in \
+        one_error_line(result)
+    assert len(result.stdout.decode().splitlines()) == 1  # the line before it was answered
+
+
 # ----------------------------------------------------------------- quiet
 
 
@@ -308,6 +325,13 @@ def test_signed_bundle_loads_and_tampering_is_refused(classifier, keys, tmp_path
     (signed / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     with pytest.raises(BundleError, match="altered after signing"):
         load_bundle(signed, trusted_key=trusted)
+
+
+def test_trusted_key_without_cryptography_says_which_extra(classifier, keys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # as on a device without the [signing] extra
+    result = CliRunner().invoke(main, ["predict", str(classifier), "x", "--trusted-key", str(keys / "good.pub")])
+    assert result.exit_code == 1
+    assert result.stderr == "error: bundle signatures need the cryptography package: pip install 'edge-albert[signing]'\n"
 
 
 def test_keys_of_the_wrong_kind_are_one_line(keys, classifier):

@@ -9,14 +9,17 @@ the test fails when any worker dies by a signal, and names the edit that killed 
 from __future__ import annotations
 
 import collections
+import re
+import struct
 from pathlib import Path
 
 import pytest
 
-from model_fuzz import make_edits, run_edits
+from model_fuzz import make_edits, run_edits, structural_positions
 from runtime_bundles import bundle_for
 
-from edge_albert.tflite_check import check_model_file
+from edge_albert.errors import BundleError
+from edge_albert.tflite_check import _Malformed, check_model_bytes, check_model_file
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,39 @@ def classifier_bundle(tmp_path_factory) -> Path:
 
 def test_the_converters_models_pass_the_structure_check(classifier_bundle):
     check_model_file(classifier_bundle / "model.tflite")
+
+
+def _edited(data: bytes, position: int, value: int) -> bytes:
+    edited = bytearray(data)
+    edited[position:position + 4] = struct.pack("<i", value)
+    return bytes(edited)
+
+
+@pytest.mark.parametrize("kind, value, message", [
+    ("operator input", -1, r"input \d+ names tensor -1; valid are 0\.\.\d+"),
+    ("operator output", -1, r"output 0 names tensor -1"),
+    ("opcode index", 10_000, r"has opcode 10000"),
+    ("subgraph reference", 0, r"calls subgraph 0; valid are the other subgraphs"),
+    ("tensor buffer", 100_000, r"names buffer 100000"),
+    ("tensor shape", 2 ** 31 - 1, r"(bytes, more than|holds \d+ bytes|does not match its shape)"),
+    ("signature tensor", 5000, r"maps '\w+' to tensor 5000"),
+])
+def test_structural_edits_are_refused_with_one_line(classifier_bundle, tmp_path, kind, value, message):
+    data = (classifier_bundle / "model.tflite").read_bytes()
+    positions = structural_positions(data)[kind]
+    # The first position of this kind whose value the edit changes; for operator inputs, a non-optional one.
+    for position in positions:
+        edited = _edited(data, position, value)
+        try:
+            check_model_bytes(edited)
+        except _Malformed as exc:
+            assert re.search(message, str(exc)), str(exc)
+            path = tmp_path / "model.tflite"
+            path.write_bytes(edited)
+            with pytest.raises(BundleError, match=f"is not a well-formed TFLite model: .*{message}"):
+                check_model_file(path)
+            return
+    raise AssertionError(f"no {kind} edit to {value} was refused")
 
 
 @pytest.mark.slow
