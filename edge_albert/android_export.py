@@ -45,7 +45,7 @@ SIGNATURE = "serving_default"
 # Quantizations the app's LiteRT CPU path (XNNPACK or the builtin kernels) runs at usable speed.
 APP_QUANTIZATIONS = ("fp32", "fp16", "dynamic-int8", "int8")
 # Max abs logit difference the instrumented test allows between the device and this machine:
-# int8 kernels differ by CPU architecture (about 1e-2 seen between aarch64 and x86, DESIGN.md).
+# int8 kernels differ by CPU architecture (about 1e-2 seen between aarch64 and x86, docs/design.md "ARM emulation").
 DEVICE_LOGIT_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "dynamic-int8": 5e-2, "int8": 5e-2}
 
 SUPPORTED_NORMALIZERS = ("Replace", "NFC", "NFD", "NFKC", "NFKD", "StripAccents", "Lowercase", "Precompiled", "Strip")

@@ -83,8 +83,8 @@ def find_backend(backend: Optional[str] = None) -> Backend:
             raise
         except Exception as exc:  # a broken install raises anything (numpy ABI errors, missing .so)
             reasons.append(f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
-    hint = ("pip install ai-edge-litert (Linux/macOS, Python >= 3.10), or pip install tflite-runtime==2.14.0 "
-            "'numpy<2' (Python <= 3.11)")
+    hint = ("install one: pip install 'edge-albert[litert]' (ai-edge-litert, runs every bundle), or "
+            "pip install 'edge-albert[tflite-runtime]' (tflite-runtime 2.14 with numpy<2, Python <= 3.11)")
     raise RuntimeBackendError(f"no usable TFLite interpreter ({'; '.join(reasons)}); {hint}")
 
 

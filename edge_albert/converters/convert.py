@@ -345,7 +345,7 @@ def build_manifest(
     accuracy: Optional[dict] = None,
     calibration: Optional[dict] = None,
 ) -> dict:
-    """The self-describing manifest (bundle format v1, see DESIGN.md)."""
+    """The self-describing manifest (bundle format v1, see docs/design.md "Bundle format v1")."""
     config = checkpoint.config
     shape = [-1, -1] if graph == "loop" else [1, max_seq_len]
     runtime_key = quantization

@@ -1,0 +1,101 @@
+"""The quantization modes and graph forms as data: one row per mode, used by every stage.
+
+Adding a mode is one row here (plus the converter setting it names). The converter reads how to
+quantize, which graph forms allow it and its attention-mask bias; verification reads its parity
+rule; the manifest records its minimum runtime; devices read the tolerance rule. Device side:
+the runtime and export-android import this, so it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+# Graph forms: `loop` runs the shared layer in one TFLite WHILE (any batch and length, weights
+# packed once); `unrolled` calls it num_hidden_layers times at a fixed [1, max_seq_len] shape.
+LOOP = "loop"
+UNROLLED = "unrolled"
+GRAPH_FORMS: Tuple[str, ...] = (LOOP, UNROLLED)
+DEFAULT_GRAPH_FORM = LOOP
+DEFAULT_MAX_SEQ_LEN = 128
+
+# Added to the attention scores of padding. -1e4 gives exp() == 0 exactly in float32; full int8
+# needs a small constant or calibration wrecks the activation ranges.
+FLOAT_MASK_BIAS = -10000.0
+INT8_MASK_BIAS = -20.0
+
+MIN_LABEL_AGREEMENT = 0.99
+# Quantized bundles record a device tolerance: this multiple of the difference measured against
+# PyTorch, never below the floor (aarch64 int8 kernels round differently from x86).
+QUANTIZED_TOLERANCE_FACTOR = 4.0
+QUANTIZED_TOLERANCE_FLOOR = 1e-2
+
+LITERT = "ai-edge-litert"
+TFLITE_RUNTIME = "tflite-runtime"
+
+
+class Parity(enum.Enum):
+    """How a converted variant is judged against the PyTorch reference."""
+
+    MAX_ABS_DIFF = "max-abs-diff"  # every logit within an absolute tolerance
+    LABEL_AGREEMENT = "label-agreement"  # the same decisions on (almost) every sample
+
+
+@dataclass(frozen=True)
+class QuantizationMode:
+    name: str
+    needs_calibration: bool
+    graph_forms: Tuple[str, ...]
+    mask_bias: float
+    parity: Parity
+    abs_tolerance: Optional[float]  # for Parity.MAX_ABS_DIFF
+    min_runtime: Dict[str, str] = field(default_factory=dict)
+    # Per-tensor dense scales widen the runtimes (tflite-runtime 2.14 lacks per-channel kernels).
+    min_runtime_per_tensor: Optional[Dict[str, str]] = None
+    in_all: bool = True  # part of `--quantize all`
+
+    def device_tolerance(self, measured_max_abs_diff: float) -> float:
+        """The bound a device checks its outputs against, recorded in the manifest."""
+        if self.parity is Parity.MAX_ABS_DIFF:
+            return float(self.abs_tolerance)
+        return max(QUANTIZED_TOLERANCE_FACTOR * measured_max_abs_diff, QUANTIZED_TOLERANCE_FLOOR)
+
+    def runtimes(self, per_tensor: bool = False) -> Dict[str, str]:
+        return dict(self.min_runtime_per_tensor if per_tensor and self.min_runtime_per_tensor else self.min_runtime)
+
+
+_ANY_RUNTIME = {LITERT: "2.0", TFLITE_RUNTIME: "2.14"}
+
+MODES: Dict[str, QuantizationMode] = {
+    mode.name: mode
+    for mode in (
+        QuantizationMode("fp32", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.MAX_ABS_DIFF, 1e-4, _ANY_RUNTIME),
+        QuantizationMode("fp16", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.MAX_ABS_DIFF, 5e-3, _ANY_RUNTIME),
+        QuantizationMode("dynamic-int8", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.LABEL_AGREEMENT, None,
+                         {LITERT: "2.0"}, min_runtime_per_tensor=_ANY_RUNTIME),
+        QuantizationMode("int8", True, (UNROLLED,), INT8_MASK_BIAS, Parity.LABEL_AGREEMENT, None,
+                         {LITERT: "2.0"}, in_all=False),
+    )
+}
+MODE_NAMES: Tuple[str, ...] = tuple(MODES)
+DEFAULT_MODE = "dynamic-int8"
+ALL = "all"
+
+
+def quantization_mode(name: str) -> QuantizationMode:
+    """The row for `name`; a ValueError lists the valid names."""
+    try:
+        return MODES[name]
+    except KeyError:
+        raise ValueError(f"unknown quantization {name!r}; choose from {', '.join(MODE_NAMES)} or {ALL}") from None
+
+
+def parse_modes(value: str) -> Tuple[QuantizationMode, ...]:
+    """`fp32,fp16`, one name, or `all` (every mode with in_all) as rows, duplicates dropped."""
+    if value.strip() == ALL:
+        return tuple(mode for mode in MODES.values() if mode.in_all)
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"no quantization given; choose from {', '.join(MODE_NAMES)} or {ALL}")
+    return tuple(quantization_mode(name) for name in dict.fromkeys(names))
