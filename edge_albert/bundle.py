@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
 
+from .contract import TASKS
 from .errors import BundleError
 
 FORMAT_NAME = "edge-albert-bundle"
@@ -25,7 +26,6 @@ MODEL_FILE = "model.tflite"
 TOKENIZER_FILE = "tokenizer.json"
 SPIECE_FILE = "spiece.model"
 REQUIRED_FILES = (MODEL_FILE, TOKENIZER_FILE)
-TASKS = ("text-classification", "question-answering", "token-classification", "feature-extraction")
 GRAPHS = ("loop", "unrolled")
 MIN_SEQ_LEN = 3  # [CLS] one token [SEP]
 MAX_SEQ_LEN = 8192  # far above ALBERT's 512 positions; a larger value is a damaged manifest

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .bundle import Bundle, load_bundle
+from .contract import task_contract
 from .errors import BundleError, DataError
 from .runtime import ModelSession, check_batch
 from .tokenizer import AlbertTokenizer, Encoded
@@ -26,13 +27,6 @@ DEFAULT_BATCH_SIZE = 16
 # at max_seq_len 32: +240 MB, 18 s on one core). Longer contexts are refused rather than run out of memory.
 MAX_QA_CONTEXT_CHARS = 1 << 20
 
-# Outputs each task reads: name -> rank, and whether the last axis holds one value per label.
-REQUIRED_OUTPUTS = {
-    "text-classification": {"logits": (2, True)},
-    "question-answering": {"start_logits": (2, False), "end_logits": (2, False)},
-    "token-classification": {"logits": (3, True)},
-    "feature-extraction": {"pooler_output": (2, False), "last_hidden_state": (3, False)},
-}
 SEQUENCE_OUTPUTS = {
     "text-classification": (),
     "question-answering": ("start_logits", "end_logits"),
@@ -107,18 +101,23 @@ class Features:
 
 
 def check_outputs(bundle: Bundle, outputs: Dict[str, List[int]]) -> None:
-    """Refuse a bundle whose model lacks an output its task reads, or has one logit per label too few or many."""
-    for name, (rank, per_label) in REQUIRED_OUTPUTS[bundle.task].items():
-        if name not in outputs:
-            raise BundleError(f"{bundle.model_path} has no output {name!r} (it has {', '.join(sorted(outputs)) or 'none'}); "
-                              f"a {bundle.task} bundle needs {', '.join(REQUIRED_OUTPUTS[bundle.task])}")
-        shape = outputs[name]
-        if len(shape) != rank:
-            raise BundleError(f"{bundle.model_path}: output {name!r} has shape {shape}; a {bundle.task} model "
-                              f"gives rank {rank}")
-        if per_label and bundle.labels and shape[-1] != len(bundle.labels):
+    """Refuse a bundle whose model lacks an output its task reads, or has one logit per label too few or many.
+
+    The outputs come from the task's contract; "logits" has one value per label on its last axis.
+    """
+    contract = task_contract(bundle.task)
+    for spec in contract.outputs:
+        if spec.name not in outputs:
+            raise BundleError(f"{bundle.model_path} has no output {spec.name!r} (it has "
+                              f"{', '.join(sorted(outputs)) or 'none'}); a {bundle.task} bundle needs "
+                              f"{', '.join(contract.output_names)}")
+        shape = outputs[spec.name]
+        if len(shape) < 2 or (not spec.per_token and len(shape) != 2):
+            raise BundleError(f"{bundle.model_path}: output {spec.name!r} has shape {shape}; expected [batch, "
+                              f"{'length, ...' if spec.per_token else 'width'}]")
+        if spec.name == "logits" and bundle.labels and shape[-1] != len(bundle.labels):
             raise BundleError(f"{bundle.path / 'manifest.json'}: field 'labels' names {len(bundle.labels)} labels "
-                              f"but the model gives {shape[-1]} logits per {'token' if rank == 3 else 'text'}; "
+                              f"but the model gives {shape[-1]} logits per {'token' if spec.per_token else 'text'}; "
                               f"it needs exactly one label name per logit")
 
 
