@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Dict, List, Optional, Set, Union
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 from .errors import BundleError
 
@@ -171,17 +171,38 @@ def check_model_bytes(data: bytes) -> None:
     for g, subgraph in enumerate(subgraphs):
         tensors = subgraph.tables(0, f"subgraph {g} tensor")
         tensor_counts.append(len(tensors))
+        constant, variable = set(), set()
         for t, tensor in enumerate(tensors):
-            _check_tensor(tensor, f"subgraph {g} tensor {t}", buffer_bytes)
+            has_data, is_variable = _check_tensor(tensor, f"subgraph {g} tensor {t}", buffer_bytes)
+            if has_data:
+                constant.add(t)
+            if is_variable:
+                variable.add(t)
         where = f"subgraph {g}"
         for kind, field in (("input", 1), ("output", 2)):
             for index in subgraph.scalars(field, "i"):
                 if not 0 <= index < len(tensors):
                     raise _Malformed(f"{where} {kind} names tensor {index}; it has {len(tensors)} tensors")
         calls[g] = set()
+        # Operators run in file order; the memory planner relies on each tensor being written once, by one
+        # operator, before it is read. A second writer makes two tensors share arena memory (heap corruption).
+        written = set(subgraph.scalars(1, "i"))
         for o, operator in enumerate(subgraph.tables(3, f"subgraph {g} operator")):
             _check_operator(operator, f"{where} operator {o}", opcodes, len(tensors), len(subgraphs), g, calls[g],
                             reader.size)
+            for index in operator.scalars(1, "i"):
+                if index != -1 and index not in written and index not in constant and index not in variable:
+                    raise _Malformed(f"{where} operator {o} reads tensor {index} before any operator writes it")
+            for index in operator.scalars(2, "i") + operator.scalars(8, "i"):
+                if index in variable:
+                    continue
+                if index in written or index in constant:
+                    raise _Malformed(f"{where} operator {o} writes tensor {index}, which is "
+                                     f"{'constant' if index in constant else 'already written'}")
+                written.add(index)
+        for index in subgraph.scalars(2, "i"):
+            if index not in written and index not in constant and index not in variable:
+                raise _Malformed(f"{where} output tensor {index} is never written")
     _check_acyclic(calls)
     for s, signature in enumerate(model.tables(7, "signature")):
         g = signature.scalar(4, "I")
@@ -210,7 +231,8 @@ def _buffer_bytes(buffer: _Table) -> int:
     return size if offset > 1 else 0
 
 
-def _check_tensor(tensor: _Table, where: str, buffer_bytes: List[int]) -> None:
+def _check_tensor(tensor: _Table, where: str, buffer_bytes: List[int]) -> Tuple[bool, bool]:
+    """Check one tensor; return whether it holds constant data and whether it is a variable."""
     shape = tensor.scalars(0, "i")
     signature = tensor.scalars(7, "i")
     dtype = tensor.scalar(1, "b")
@@ -251,6 +273,7 @@ def _check_tensor(tensor: _Table, where: str, buffer_bytes: List[int]) -> None:
             axis = quantization.scalar(6, "i")
             if not 0 <= axis < len(shape) or shape[axis] != scales:
                 raise _Malformed(f"{where} has {scales} per-channel scales along axis {axis} of shape {shape}")
+    return bool(have), bool(tensor.scalar(5, "B"))
 
 
 def _check_operator(operator: _Table, where: str, opcodes: List[int], num_tensors: int, num_subgraphs: int,

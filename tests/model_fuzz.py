@@ -114,12 +114,17 @@ def make_edits(data: bytes, count: int, seed: int = 0) -> List[Tuple[str, List[P
 
 
 def run_edits(bundle: Path, edits: List[Tuple[str, List[Patch]]], work: Path, per_process: int = 40,
-              env=None) -> Dict[int, str]:
-    """Outcome per edit index ("ok", "error ...", "unexpected ...", or "signal N" when it killed its worker)."""
+              env=None, only=None) -> Dict[int, str]:
+    """Outcome per edit index ("ok", "error ...", "unexpected ...", or "signal N" when it killed its worker).
+
+    A worker that dies between two edits had its heap corrupted by an earlier one; that batch runs
+    again one edit per process, so each death is attributed to the edit that caused it.
+    """
     import json
 
+    work.mkdir(parents=True, exist_ok=True)
     outcomes: Dict[int, str] = {}
-    pending = list(range(len(edits)))
+    pending = list(only) if only is not None else list(range(len(edits)))
     batch_number = 0
     while pending:
         batch, pending = pending[:per_process], pending[per_process:]
@@ -137,10 +142,19 @@ def run_edits(bundle: Path, edits: List[Tuple[str, List[Patch]]], work: Path, pe
                 outcomes[int(index)] = outcome
                 started = None
         if process.returncode != 0:
-            if started is None:
-                raise AssertionError(f"fuzz worker failed outside an edit (rc {process.returncode}): "
-                                     f"{process.stderr[-2000:]}")
-            outcomes[started] = (f"signal {-process.returncode}" if process.returncode < 0
-                                 else f"exit {process.returncode}: {process.stderr[-500:]}")
+            death = (f"signal {-process.returncode}" if process.returncode < 0
+                     else f"exit {process.returncode}: {process.stderr[-500:]}")
+            if started is None or per_process == 1:
+                if len(batch) == 1:
+                    outcomes[batch[0]] = death
+                    continue
+                # Died between edits (a heap corrupted earlier, found later): run each edit of the batch
+                # alone to find the one that did it.
+                for index in batch:
+                    outcomes.pop(index, None)
+                outcomes.update(run_edits(bundle, [edits[i] if i in batch else None for i in range(len(edits))],
+                                          work / f"alone-{batch_number}", per_process=1, env=env, only=batch))
+                continue
+            outcomes[started] = death
             pending = [i for i in batch if i not in outcomes] + pending  # the rest of the batch, in a new process
     return outcomes
