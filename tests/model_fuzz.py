@@ -7,6 +7,7 @@ An edit is a list of (offset, new bytes); the worker applies it and updates the 
 from __future__ import annotations
 
 import random
+import signal
 import struct
 import subprocess
 import sys
@@ -130,20 +131,30 @@ def run_edits(bundle: Path, edits: List[Tuple[str, List[Patch]]], work: Path, pe
         batch, pending = pending[:per_process], pending[per_process:]
         edits_file = work / f"edits-{batch_number}.json"
         edits_file.write_text(json.dumps([[i, [[o, b.hex()] for o, b in edits[i][1]]] for i in batch]))
-        process = subprocess.run([sys.executable, str(WORKER), str(bundle), str(work / f"scratch-{batch_number}"),
-                                  str(edits_file)], capture_output=True, text=True, timeout=600, env=env)
+        command = [sys.executable, str(WORKER), str(bundle), str(work / f"scratch-{batch_number}"), str(edits_file)]
+        try:
+            process = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60 * len(batch) + 60)
+            stdout, returncode = process.stdout, process.returncode
+        except subprocess.TimeoutExpired as exc:  # subprocess.run killed it
+            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            returncode = None
         batch_number += 1
         started = None
-        for line in process.stdout.splitlines():
+        for line in stdout.splitlines():
             if line.startswith("START "):
                 started = int(line.split()[1])
             elif line.startswith("DONE "):
                 _, index, outcome = line.split(" ", 2)
                 outcomes[int(index)] = outcome
                 started = None
-        if process.returncode != 0:
-            death = (f"signal {-process.returncode}" if process.returncode < 0
-                     else f"exit {process.returncode}: {process.stderr[-500:]}")
+        if returncode is None:
+            if started is None:
+                raise AssertionError(f"fuzz worker hung outside an edit: {stdout[-1000:]}")
+            outcomes[started] = "hang"
+            pending = [i for i in batch if i not in outcomes] + pending
+            continue
+        if returncode != 0:
+            death = (f"signal {-returncode}" if returncode < 0 else f"exit {returncode}: {process.stderr[-500:]}")
             if started is None or per_process == 1:
                 if len(batch) == 1:
                     outcomes[batch[0]] = death
@@ -155,6 +166,6 @@ def run_edits(bundle: Path, edits: List[Tuple[str, List[Patch]]], work: Path, pe
                 outcomes.update(run_edits(bundle, [edits[i] if i in batch else None for i in range(len(edits))],
                                           work / f"alone-{batch_number}", per_process=1, env=env, only=batch))
                 continue
-            outcomes[started] = death
+            outcomes[started] = "hang" if returncode == -signal.SIGALRM else death
             pending = [i for i in batch if i not in outcomes] + pending  # the rest of the batch, in a new process
     return outcomes

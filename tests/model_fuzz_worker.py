@@ -10,8 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
+
+
+HANG_SECONDS = 30  # loading and running the tiny model takes well under a second
 
 
 def main() -> None:
@@ -34,6 +38,9 @@ def main() -> None:
         manifest["files"]["model.tflite"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         (scratch / "manifest.json").write_text(json.dumps(manifest))
         print(f"START {index}", flush=True)
+        # A model can loop forever without breaking its structure (a WHILE counter's constant step set to
+        # -1): SIGALRM's default action ends the process, and the parent records a hang for this edit.
+        signal.alarm(HANG_SECONDS)
         try:
             model = load_model(scratch, num_threads=1)
             model.predict(["a short text", "", "another text that is a little longer than the first one"])
@@ -43,6 +50,7 @@ def main() -> None:
             outcome = "error " + message if "\n" not in message else "unexpected multi-line error " + message
         except Exception as exc:  # the test fails on these: every bad model must be a one-line EdgeAlbertError
             outcome = f"unexpected {type(exc).__name__}: {exc}".replace("\n", " ")
+        signal.alarm(0)
         print(f"DONE {index} {outcome}", flush=True)
 
 
