@@ -15,7 +15,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import EdgeAlbertError
+from .errors import EdgeAlbertError, ServeError
 
 
 def reports_errors(command):
@@ -91,9 +91,11 @@ def main(verbose: bool) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4).")
 @click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, batch_size: int, trusted_key) -> None:
+def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, batch_size: int, exit_value,
+            trusted_key) -> None:
     """Predict with BUNDLE: TEXT arguments, else one text per stdin line; JSON lines out."""
     import json
 
@@ -101,11 +103,76 @@ def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, bat
     from .tasks import load_model
 
     model = load_model(bundle, num_threads=threads, backend=backend, batch_size=batch_size, trusted_key=trusted_key)
+    if exit_value is not None:
+        _set_exit_value(model, exit_value)
     # Read lazily: results stream out as lines arrive.
     lines = [_argv_text(text) for text in texts] if texts else _stdin_lines()
     for result in predict_records(model, records_from_lines(lines, jsonl), batch_size=batch_size, top_k=top_k):
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
+
+
+def _set_exit_value(model, value: float) -> None:
+    from .errors import BundleError
+
+    if not hasattr(model, "set_exit_value"):
+        raise BundleError(f"--exit-value applies to early-exit text-classification bundles, not {model.task}")
+    model.set_exit_value(value)
+
+
+@main.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs --token-file.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True, help="0 picks a free port (printed).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding a bearer token every request except / and /healthz must carry.")
+@click.option("--insecure-no-token", is_flag=True, help="Allow a non-loopback --host without --token-file.")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Records gathered into one micro-batch (1: no micro-batching).")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="How long a batch waits for more requests (0: takes only those that arrived while the model was busy).")
+@click.option("--model-batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Rows per interpreter call: a micro-batch runs sorted by length in chunks this big, so short texts are not padded to long ones.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=64, show_default=True, help="Requests waiting per model before 503.")
+@click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Request body size before 413.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds a request may wait and run before 504.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per model (default: up to 4).")
+@click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
+@reports_errors
+def serve(bundles, host, port, token_file, insecure_no_token, max_batch_size, max_wait_ms, model_batch_size, max_queue,
+          max_texts, max_body_bytes, timeout, threads, backend):
+    """Serve BUNDLES over HTTP: JSON API, a page at /, /healthz, /readyz, /metrics (needs edge-albert[serve])."""
+    try:
+        from .serve.server import ServeConfig, run_server
+    except ImportError as exc:
+        raise ServeError(f"serve needs the serve extra ({exc.name} is missing): pip install 'edge-albert[serve]'") from None
+
+    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, model_batch_size=model_batch_size,
+                         max_queue=max_queue,
+                         max_texts=max_texts, max_body_bytes=max_body_bytes, timeout_s=timeout)
+    run_server(bundles, host=host, port=port, config=config, token_file=token_file,
+               allow_unauthenticated=insecure_no_token, num_threads=threads, backend=backend,
+               say=lambda line: click.echo(line, err=line.startswith("warning:")))
+
+
+@main.command("serve-ray")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option("--address", default=None, help="Ray cluster to join: auto (the one `ray start` made here) or HEAD:6379 [default: start a local one].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of Ray Serve's HTTP proxy; anything but loopback needs --token-file.")
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=8000, show_default=True)
+@click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="Copies of each bundle, spread over the cluster's nodes.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding the bearer token requests must carry.")
+@click.option("--insecure-no-token", is_flag=True, help="Allow a non-loopback --host without --token-file.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per replica.")
+@click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")
+@reports_errors
+def serve_ray(bundles, address, host, port, replicas, token_file, insecure_no_token, threads, max_texts):
+    """Serve BUNDLES with Ray Serve replicas on one machine or a Ray cluster (needs edge-albert[cluster])."""
+    try:
+        from .serve.cluster import run_cluster
+    except ImportError as exc:
+        raise ServeError(f"serve-ray needs the cluster extra ({exc.name} is missing): pip install 'edge-albert[cluster]'") from None
+
+    run_cluster(bundles, address=address, host=host, port=port, replicas=replicas, token_file=token_file,
+                allow_unauthenticated=insecure_no_token, num_threads=threads, max_texts=max_texts,
+                say=lambda line: click.echo(line, err=line.startswith("warning:")))
 
 
 def _progress_printer():
@@ -135,14 +202,15 @@ def _progress_printer():
 @click.option("--text-column", default=None, help="Text column of --eval-data [default: sentence, else text].")
 @click.option("--text-pair-column", default=None, help="Second text column of --eval-data, for sentence pairs.")
 @click.option("--label-column", default="label", show_default=True, help="Label column of --eval-data (label names or integer ids).")
+@click.option("--early-exit", default=None, help="patience=N or entropy=T: the loop stops per input when the rule fires (text classification, loop form; the value stays a runtime input).")
 @click.option("--force", is_flag=True, help="Bundle a variant even if it fails verification or the accuracy gate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at the output path.")
 @click.option("--sign-key", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Ed25519 private key (edge-albert keygen): sign each bundle's manifest (manifest.sig).")
 @reports_errors
 def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_texts, samples, per_tensor,
-            calibration_samples, eval_data, max_accuracy_drop, text_column, text_pair_column, label_column, force, overwrite,
-            sign_key):
+            calibration_samples, eval_data, max_accuracy_drop, text_column, text_pair_column, label_column, early_exit,
+            force, overwrite, sign_key):
     """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
     from .converters.convert import convert_checkpoint
     from .converters.samples import read_text_lines
@@ -167,6 +235,7 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
         text_pair_column=text_pair_column,
         label_column=label_column,
         calibration_samples=calibration_samples,
+        early_exit=early_exit,
     )
     if sign_key:
         from .signing import sign_bundle
@@ -213,21 +282,28 @@ def inspect(bundle_dir, as_json):
 @click.option("--hidden-size", type=int, default=256, show_default=True)
 @click.option("--layers", type=int, default=4, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
+@click.option("--multi-depth", is_flag=True, help="Train the classifier after every layer call, losses weighted by depth (for --early-exit bundles).")
+@click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (its tokenizer and weights) instead of from scratch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @reports_errors
 def finetune(train_file, output, dev_file, text_column, pair_column, label_column, labels, epochs, vocab_size,
-             hidden_size, layers, threads, overwrite):
+             hidden_size, layers, threads, learning_rate, multi_depth, init_from, overwrite):
     """Train a SentencePiece tokenizer and a small ALBERT classifier from scratch (TSV, CSV or JSONL)."""
     from .finetune import FinetuneConfig, finetune as run_finetune
 
     config = FinetuneConfig(epochs=epochs, vocab_size=vocab_size, hidden_size=hidden_size,
-                            num_hidden_layers=layers, threads=threads)
+                            num_hidden_layers=layers, threads=threads, learning_rate=learning_rate,
+                            multi_depth=multi_depth, init_from=init_from)
     result = run_finetune(train_file, output, dev_file, config, text_column=text_column, label_column=label_column,
                           pair_column=pair_column, labels=[n.strip() for n in labels.split(",")],
                           overwrite=overwrite, log=click.echo)
     click.echo(f"saved {result.out_dir} ({result.num_parameters:,} parameters) in {result.train_seconds:.0f} s")
     if result.dev_accuracy is not None:
         click.echo(f"dev accuracy {result.dev_accuracy:.4f} (saved weights reloaded in float32)")
+    per_call = [entry["dev_accuracy_per_call"] for entry in result.history if "dev_accuracy_per_call" in entry]
+    if per_call:
+        click.echo("dev accuracy after each layer call: " + ", ".join(f"{a:.4f}" for a in per_call[-1]))
 
 
 @main.command("export-android")
@@ -258,10 +334,11 @@ def export_android(bundle, assets_dir, overwrite, trusted_key):
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4).")
 @click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def evaluate(bundle, data, text_column, text_pair_column, label_column, reference_dir, json_out, threads, backend, batch_size,
-             trusted_key):
+def evaluate(bundle, data, text_column, text_pair_column, label_column, reference_dir, json_out, threads, backend,
+             batch_size, exit_value, trusted_key):
     """Score BUNDLE on labelled DATA: accuracy, macro P/R/F1, confusion (TSV/CSV/JSONL); EM/F1 (SQuAD JSON)."""
     import json
     from pathlib import Path
@@ -271,7 +348,7 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
     report = evaluate_bundle(bundle, data, text_column=text_column, text_pair_column=text_pair_column,
                              label_column=label_column, reference_checkpoint=reference_dir, num_threads=threads,
                              backend=backend, batch_size=batch_size, progress=_progress_printer(),
-                             trusted_key=trusted_key)
+                             exit_value=exit_value, trusted_key=trusted_key)
     click.echo(report_text(report))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -292,12 +369,19 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), help="Write the full result as JSON.")
 @click.option("--markdown", "markdown_out", type=click.Path(dir_okay=False, path_type=str), help="Write the result as Markdown.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=str), help="Write a latency chart (PNG; needs matplotlib).")
+@click.option("--texts", "texts_file", type=click.Path(dir_okay=False, path_type=str), help="Text classifiers: time each real text of FILE alone instead (one text a line, or a labelled TSV/CSV/JSONL); early-exit bundles also report the exit distribution.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="With --texts: passes over the texts (each text's median counts).")
+@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
 def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, backend, json_out, markdown_out, plot_out,
-          trusted_key):
+          texts_file, repeats, exit_value, trusted_key):
     """Measure BUNDLE per sequence length: latency percentiles, load time, first inference, memory."""
     from . import bench as measure
+
+    if texts_file:
+        _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key)
+        return
 
     lengths = measure.parse_seq_lens(seq_lens)
     budget_target = None
@@ -322,6 +406,39 @@ def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, b
                 click.echo(f"  {line}", err=True)
             sys.exit(measure.BUDGET_EXCEEDED_EXIT)
         click.echo(f"all {len(check['checked'])} budgets of {check['target']} met", err=True)
+
+
+def _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key) -> None:
+    import json
+    from pathlib import Path
+
+    from .bench import run_texts_benchmark, texts_result_text
+    from .tasks import TextClassifier, load_model
+
+    model = load_model(bundle, num_threads=threads, backend=backend, batch_size=1, trusted_key=trusted_key)
+    if not isinstance(model, TextClassifier):
+        raise EdgeAlbertError(f"bench --texts measures text classifiers; {bundle} is {model.task}")
+    if exit_value is not None:
+        _set_exit_value(model, exit_value)
+    result = run_texts_benchmark(model, _read_texts(texts_file, model.labels), repeats=repeats, warmup=warmup)
+    click.echo(texts_result_text(result))
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(result.to_dict(with_rows=True), indent=2) + "\n")
+        click.echo(f"wrote {json_out}", err=True)
+
+
+def _read_texts(path: str, labels) -> list:
+    """Texts of a labelled TSV/CSV/JSONL file (its text column), else one text per line."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() in (".tsv", ".csv", ".jsonl"):
+        from .evaluate import load_eval_data
+
+        return load_eval_data(path, "text-classification", labels).texts()[0]
+    from .converters.samples import read_text_lines
+
+    return read_text_lines(path)
 
 
 @main.command()

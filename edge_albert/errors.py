@@ -27,3 +27,11 @@ class RuntimeBackendError(EdgeAlbertError):
 
 class DataError(EdgeAlbertError):
     """An input data file (texts, labelled examples) has a bad row or column."""
+
+
+class OutputError(EdgeAlbertError):
+    """An output path cannot be written: it exists, a parent is a file, the disk is full or read-only."""
+
+
+class ServeError(EdgeAlbertError):
+    """`edge-albert serve` cannot start as asked (address, token file, model names, limits)."""

@@ -16,9 +16,7 @@ import csv
 import io
 import json
 import math
-import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .atomic import check_writable_output, replacing_directory
 from .errors import DataError, EdgeAlbertError
 
 DEFAULT_LABELS: Tuple[str, ...] = ("negative", "positive")
@@ -320,6 +319,11 @@ class FinetuneConfig:
     threads: Optional[int] = None
     save_dtype: str = "float16"  # storage only; config.json says float32 and loaders cast up
     eval_every_epoch: bool = True
+    # Early exit: train the one classifier after every call of the shared layer, losses weighted by
+    # depth (PABEE), so every depth predicts well; the checkpoint gains no parameters.
+    multi_depth: bool = False
+    # Continue from this checkpoint (its tokenizer, shape and weights) instead of training from scratch.
+    init_from: Optional[str] = None
 
 
 @dataclass
@@ -351,13 +355,12 @@ def finetune(
 ) -> FinetuneResult:
     """Train tokenizer and classifier on `train_path`, save the checkpoint to `out_dir` atomically.
 
-    The directory is written under a temporary sibling and renamed into place, so an
-    interrupted run never leaves a half-written checkpoint where a converter would read it.
+    The directory is written under a staging sibling and swapped into place (edge_albert.atomic),
+    so an interrupted or killed run never leaves a half-written checkpoint, nor loses the old one.
     """
     config = config or FinetuneConfig()
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise EdgeAlbertError(f"{out_dir} already exists; choose another directory or allow overwriting")
+    check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint)
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)
     train = read_examples(train_path, **read)
     dev = read_examples(dev_path, **read) if dev_path else []
@@ -368,25 +371,27 @@ def finetune(
         torch.set_num_threads(config.threads)
     _seed(config.seed)
     started = time.perf_counter()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
         texts = _unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
-        log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
-        spiece = train_sentencepiece(texts, config.vocab_size)
-        rng = random.Random(config.seed)
-        tokenizer = build_tokenizer(
-            spiece, staging, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
-        )
-        agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
+        from transformers import AlbertForSequenceClassification
+
+        if config.init_from:
+            log(f"{len(train)} training rows, {len(dev)} dev rows; continuing from {config.init_from}")
+            tokenizer, model, agreement = _load_initial(config.init_from, staging, labels)
+        else:
+            log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
+            spiece = train_sentencepiece(texts, config.vocab_size)
+            rng = random.Random(config.seed)
+            tokenizer = build_tokenizer(
+                spiece, staging, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
+            )
+            agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
+            model = AlbertForSequenceClassification(_model_config(config, len(tokenizer), labels))
         vocab_size = len(tokenizer)
+        model_config = model.config
         train_enc = _encode(tokenizer, train, config.max_length)
         dev_enc = _encode(tokenizer, dev, config.max_length)
 
-        model_config = _model_config(config, vocab_size, labels)
-        from transformers import AlbertForSequenceClassification
-
-        model = AlbertForSequenceClassification(model_config)
         if config.mlm_epochs > 0:
             mlm_texts = _maximal_texts(texts)
             log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
@@ -403,10 +408,6 @@ def finetune(
             reloaded = AlbertForSequenceClassification.from_pretrained(str(staging), dtype=torch.float32)
             dev_accuracy = _accuracy(reloaded, dev_enc, config.batch_size * 2)
         (staging / "finetune_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-        _replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     result = FinetuneResult(
         out_dir=out_dir,
         num_train=len(train),
@@ -419,6 +420,22 @@ def finetune(
         history=history,
     )
     return result
+
+
+def _load_initial(checkpoint_dir, staging: Path, labels: Sequence[str]):
+    """Tokenizer (files copied into `staging`) and float32 model of the checkpoint a run continues from."""
+    import torch
+    from transformers import AlbertForSequenceClassification, AutoTokenizer
+
+    source = Path(checkpoint_dir)
+    model = AlbertForSequenceClassification.from_pretrained(str(source), dtype=torch.float32)
+    found = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if found != list(labels):
+        raise EdgeAlbertError(f"{source} has labels {found}, the data {list(labels)}")
+    for name in ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).is_file():
+            (staging / name).write_bytes((source / name).read_bytes())
+    return AutoTokenizer.from_pretrained(str(source)), model, 1.0
 
 
 def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, batch_size: int = 128) -> float:
@@ -609,7 +626,7 @@ def _train_classifier(model, train: _Encoded, dev: _Encoded, config: FinetuneCon
             batch = _tensors(train, index)
             if config.token_mask_prob > 0:
                 batch["input_ids"] = _mask_tokens(batch["input_ids"], config.token_mask_prob)
-            loss = model(**batch).loss
+            loss = _multi_depth_loss(model, batch) if config.multi_depth else model(**batch).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -622,9 +639,35 @@ def _train_classifier(model, train: _Encoded, dev: _Encoded, config: FinetuneCon
                  "seconds": round(time.perf_counter() - started, 1)}
         if dev and (config.eval_every_epoch or step >= total_steps):
             entry["dev_accuracy"] = _accuracy(model, dev, config.batch_size * 2)
+            if config.multi_depth:
+                entry["dev_accuracy_per_call"] = depth_accuracies(model, dev, config.batch_size * 2)
         history.append(entry)
         log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
     return history
+
+
+def _multi_depth_loss(model, batch):
+    from .converters.early_exit import multi_depth_loss
+
+    inputs = dict(batch)
+    return multi_depth_loss(model, inputs.pop("labels"), **inputs)
+
+
+def depth_accuracies(model, data: "_Encoded", batch_size: int) -> List[float]:
+    """Accuracy of the classifier read after each layer call (call 1..L): what early exit can use."""
+    import torch
+
+    from .converters.early_exit import per_call_logits
+
+    model.eval()
+    correct = None
+    with torch.no_grad():
+        for index in _batches([len(ids) for ids in data.input_ids], batch_size, random.Random(0), shuffle=False):
+            batch = _tensors(data, index)
+            labels = batch.pop("labels")
+            hits = (per_call_logits(model, **batch).argmax(-1) == labels).sum(-1)
+            correct = hits if correct is None else correct + hits
+    return [int(c) / len(data) for c in correct]
 
 
 def _mask_tokens(input_ids, probability: float):
@@ -708,14 +751,8 @@ def _save_checkpoint(model, out_dir: Path, save_dtype: str) -> None:
     model.config.save_pretrained(str(out_dir))
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
-    staging.chmod(0o755)  # mkdtemp made it private; a checkpoint is for everyone who can read the parent
-    for path in staging.iterdir():
-        path.chmod(0o644)
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.rename(target, old)
-        os.rename(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staging, target)
+def _not_a_checkpoint(path: Path) -> Optional[str]:
+    """Why the existing directory `path` must not be replaced by a checkpoint, or None."""
+    if (path / "config.json").is_file() or not any(path.iterdir()):
+        return None
+    return "it is not a checkpoint (no config.json); remove it yourself or choose another directory"

@@ -53,6 +53,11 @@ def inspection_text(manifest: dict) -> str:
         f"source:        {source.get('architecture')}, {source.get('parameters', 0):,} parameters",
         f"validation:    {validation.get('message')} (reference: {validation.get('reference')})",
     ]
+    early_exit = manifest.get("early_exit")
+    if early_exit:
+        lines.insert(2, f"early exit:    {early_exit['rule']}, default {early_exit['default']} (runtime input "
+                        f"{early_exit['input']}), at most {early_exit.get('max_calls')} layer calls; "
+                        f"calls run per row in output {early_exit['calls_output']}")
     if inspection:
         lines.append(
             f"model.tflite:  {megabytes(inspection.get('file_bytes', 0))}, {inspection.get('size_ratio', 0):.3f}x ideal, "

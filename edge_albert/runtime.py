@@ -166,8 +166,11 @@ class ModelSession:
         min_runtime: Union[Dict[str, str], str, None] = None,
         weight_cache: Optional[Union[str, os.PathLike]] = None,
         buckets: Sequence[int] = LENGTH_BUCKETS,
+        constant_inputs: Optional[Dict[str, np.ndarray]] = None,
     ):
         self.model_path = Path(model_path)
+        # Inputs fed unchanged with every batch (an early-exit bundle's patience or threshold).
+        self.constant_inputs: Dict[str, np.ndarray] = dict(constant_inputs or {})
         self.backend = find_backend(backend)
         self.num_threads = check_threads(num_threads) if num_threads else default_num_threads()
         self.pad_id = int(pad_id)
@@ -246,9 +249,10 @@ class ModelSession:
         if rows == 0:
             return {}
         if self.dynamic_batch:
-            outputs = self._invoke(feed)
+            outputs = self._invoke({**feed, **self.constant_inputs})
         else:
-            per_row = [self._invoke({k: v[i:i + 1] for k, v in feed.items()}) for i in range(rows)]
+            per_row = [self._invoke({**{k: v[i:i + 1] for k, v in feed.items()}, **self.constant_inputs})
+                       for i in range(rows)]
             outputs = {name: np.concatenate([o[name] for o in per_row], axis=0) for name in per_row[0]}
         return {name: value[:, :length] if name in self.sequence_outputs else value for name, value in outputs.items()}
 

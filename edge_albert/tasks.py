@@ -16,6 +16,7 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .contract import task_contract
+from .early_exit import CALLS_OUTPUT, ExitRule, rule_of
 from .errors import BundleError, DataError
 from .runtime import ModelSession, check_batch
 from .tokenizer import AlbertTokenizer, Encoded
@@ -43,12 +44,16 @@ class Prediction:
     score: float
     scores: Dict[str, float]
     truncated: bool = False
+    layer_calls: Optional[int] = None  # early-exit bundles: calls of the shared layer this text needed
 
     def to_dict(self, top_k: Optional[int] = None) -> dict:
         ranked = sorted(self.scores.items(), key=lambda item: -item[1])
         if top_k is not None:
             ranked = ranked[:top_k]
-        return {"label": self.label, "score": self.score, "scores": dict(ranked), "truncated": self.truncated}
+        result = {"label": self.label, "score": self.score, "scores": dict(ranked), "truncated": self.truncated}
+        if self.layer_calls is not None:
+            result["layer_calls"] = self.layer_calls
+        return result
 
 
 @dataclass
@@ -159,10 +164,12 @@ class BundleModel:
             raise BundleError(f"{path} is a {bundle.task} bundle; load it with {target.__name__}, not {cls.__name__}")
         special = (bundle.manifest.get("tokenizer") or {}).get("special_tokens") or {}
         tokenizer = AlbertTokenizer.from_file(bundle.tokenizer_path, pad_id=special.get("pad_id"))
+        rule = rule_of(bundle.manifest)
         session = ModelSession(
             bundle.model_path, backend=backend, num_threads=num_threads, max_seq_len=bundle.max_seq_len,
             pad_id=tokenizer.pad_id, sequence_outputs=SEQUENCE_OUTPUTS[bundle.task],
             min_runtime=(bundle.manifest.get("quantization") or {}).get("min_runtime"), weight_cache=weight_cache,
+            constant_inputs=rule.feed() if rule else None,
         )
         check_outputs(bundle, session.output_shapes())
         return target(bundle, session, tokenizer, batch_size=batch_size)
@@ -202,25 +209,51 @@ class TextClassifier(BundleModel):
 
     task = "text-classification"
 
+    @property
+    def exit_rule(self) -> Optional[ExitRule]:
+        """The early-exit rule in force (the bundle's default unless changed), or None at full depth."""
+        rule = rule_of(self.bundle.manifest)
+        if rule is None:
+            return None
+        return rule.from_feed(self.session.constant_inputs)
+
+    def set_exit_value(self, value: float) -> None:
+        """Change the patience or entropy threshold at run time (no reconversion): speed against accuracy."""
+        rule = rule_of(self.bundle.manifest)
+        if rule is None:
+            raise BundleError(f"{self.bundle.path} is not an early-exit bundle; it always runs every layer call")
+        self.session.constant_inputs.update(rule.with_value(value).feed())
+
     def predict(self, texts: TextOrTexts, text_pairs: Optional[TextOrTexts] = None) -> List[Prediction]:
         texts = _as_list(texts)
         pairs = None if text_pairs is None else _as_list(text_pairs)
-        encoded = self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len, truncation="longest_first")
-        return [self._prediction(row, truncated) for row, truncated in zip(self._logits(encoded), encoded.truncated)]
+        encoded = self._encode(texts, pairs)
+        logits, calls = self._run(encoded)
+        return [self._prediction(row, cut, None if calls is None else int(calls[i]))
+                for i, (row, cut) in enumerate(zip(logits, encoded.truncated))]
 
     def logits(self, texts: TextOrTexts, text_pairs: Optional[TextOrTexts] = None) -> np.ndarray:
         """Raw logits [len(texts), num_labels], for checks against the reference."""
+        return self.logits_and_calls(texts, text_pairs)[0]
+
+    def logits_and_calls(self, texts: TextOrTexts,
+                         text_pairs: Optional[TextOrTexts] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Logits and, for early-exit bundles, the layer calls each text ran (else None)."""
         texts = _as_list(texts)
         pairs = None if text_pairs is None else _as_list(text_pairs)
-        return self._logits(self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len,
-                                                  truncation="longest_first"))
+        return self._run(self._encode(texts, pairs))
 
-    def _logits(self, encoded: Encoded) -> np.ndarray:
+    def _run(self, encoded: Encoded) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         if encoded.num_rows == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.run_encoded(encoded)["logits"]
+            return np.zeros((0, len(self.labels)), dtype=np.float32), None
+        outputs = self.run_encoded(encoded)
+        calls = outputs.get(CALLS_OUTPUT)
+        return outputs["logits"], None if calls is None else calls.astype(np.int64)
 
-    def _prediction(self, logits: np.ndarray, truncated: bool) -> Prediction:
+    def _encode(self, texts: List[str], pairs: Optional[List[str]]) -> Encoded:
+        return self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len, truncation="longest_first")
+
+    def _prediction(self, logits: np.ndarray, truncated: bool, layer_calls: Optional[int] = None) -> Prediction:
         labels = self.labels or [f"LABEL_{i}" for i in range(len(logits))]
         source = self.bundle.manifest.get("source") or {}
         if source.get("problem_type") == "multi_label_classification":
@@ -229,7 +262,8 @@ class TextClassifier(BundleModel):
             probabilities = softmax(logits.astype(np.float64))
         best = int(np.argmax(probabilities))
         scores = {label: float(p) for label, p in zip(labels, probabilities)}
-        return Prediction(label=labels[best], score=float(probabilities[best]), scores=scores, truncated=truncated)
+        return Prediction(label=labels[best], score=float(probabilities[best]), scores=scores, truncated=truncated,
+                          layer_calls=layer_calls)
 
 
 class QuestionAnswerer(BundleModel):

@@ -224,6 +224,37 @@ def test_tiny_finetune_with_masked_lm_warmup(tmp_path):
     assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
 
 
+def test_interrupted_overwrite_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    """The checkpoint goes through edge_albert.atomic (tests/test_atomic.py kills writers at every step)."""
+    import edge_albert.atomic as atomic
+
+    rows = synthetic_rows(24, seed=2)
+    train = write(tmp_path / "train.csv", "sentence,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    config = FinetuneConfig(**{**TINY, "epochs": 1})
+    finetune(train, tmp_path / "ckpt", None, config, log=lambda line: None)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()}
+
+    def interrupt(step):
+        if step == "written":
+            raise KeyboardInterrupt  # Ctrl-C after the new checkpoint was saved, before it is swapped in
+
+    monkeypatch.setattr(atomic, "fault_hook", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(train, tmp_path / "ckpt", None, FinetuneConfig(**{**TINY, "epochs": 1, "seed": 7}), overwrite=True,
+                 log=lambda line: None)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "train.csv"]
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_checkpoint_before_training(tmp_path):
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(EdgeAlbertError, match="not a checkpoint"):
+        finetune(train, tmp_path / "notes", None, FinetuneConfig(**TINY), overwrite=True, log=lambda line: None)
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
 def test_bad_training_file_fails_before_writing_anything(tmp_path):
     train = write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\nbad\t7\n")
     with pytest.raises(DataError, match=r"train\.tsv:3"):
@@ -253,3 +284,39 @@ def test_committed_example_checkpoint():
     dev = DATA_DIR / "glue-sst2" / "dev.tsv"
     assert dev.is_file(), f"{dev} is missing: it is part of the repository (data/README.md)"
     assert evaluate(EXAMPLE, read_examples(dev)) >= 0.80
+
+
+def test_multi_depth_training_continues_a_checkpoint_without_new_parameters(tmp_path):
+    """finetune(init_from=..., multi_depth=True): same tokenizer, same tensors, every depth scored."""
+    from safetensors import safe_open
+
+    rows = synthetic_rows(56)
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows[:48]))
+    dev = write(tmp_path / "dev.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows[48:]))
+    first = finetune(train, tmp_path / "first", dev, FinetuneConfig(**{**TINY, "epochs": 3}), log=lambda line: None)
+    config = FinetuneConfig(**{**TINY, "epochs": 20, "multi_depth": True, "init_from": str(first.out_dir),
+                               "eval_every_epoch": True})
+    lines = []
+    second = finetune(train, tmp_path / "second", dev, config, log=lines.append)
+
+    assert "continuing from" in lines[0]
+    for name in ("spiece.model", "tokenizer.json"):
+        assert (second.out_dir / name).read_bytes() == (first.out_dir / name).read_bytes()
+    with safe_open(str(first.out_dir / "model.safetensors"), "pt") as a, \
+            safe_open(str(second.out_dir / "model.safetensors"), "pt") as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+    per_call = second.history[-1]["dev_accuracy_per_call"]
+    assert len(per_call) == TINY["num_hidden_layers"]
+    assert per_call[-1] == second.history[-1]["dev_accuracy"]
+    # one sentiment word per sentence: with the loss on every call, even the first call learns it
+    assert per_call[0] >= 0.75
+    assert json.loads((second.out_dir / "finetune_config.json").read_text())["multi_depth"] is True
+
+
+def test_init_from_a_checkpoint_with_other_labels_is_refused(tmp_path):
+    rows = synthetic_rows(16)
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    config = FinetuneConfig(**{**TINY, "init_from": str(EXAMPLE)})
+    with pytest.raises(EdgeAlbertError, match="has labels"):
+        finetune(train, tmp_path / "out", None, config, labels=["bad", "good"], log=lambda line: None)
+    assert not (tmp_path / "out").exists()

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, write_bundle
+from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
 from ..errors import ConversionError, VerificationError
 from ..evaluate import (
     DEFAULT_LABEL_COLUMN,
@@ -140,11 +141,14 @@ def convert_checkpoint(
     text_pair_column: Optional[str] = None,
     label_column: str = DEFAULT_LABEL_COLUMN,
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    early_exit: Optional[str | ExitRule] = None,
 ) -> ConversionResult:
     """Convert a Hugging Face ALBERT checkpoint into one verified bundle per quantization.
 
     `eval_data` (TSV/CSV/JSONL for classifiers, SQuAD JSON for QA) adds the accuracy gate:
     each variant's metric may fall at most `max_accuracy_drop` percentage points below PyTorch's.
+    `early_exit` ("patience=N", "entropy=T") builds the loop form that stops each input early
+    (edge_albert.early_exit), verified against the PyTorch reference of the same rule.
     """
     say = progress or (lambda message: None)
     quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
@@ -154,6 +158,9 @@ def convert_checkpoint(
             raise ConversionError(f"{target} already exists; pass --overwrite to replace it")
     if graph not in ("loop", "unrolled"):
         raise ConversionError(f"--graph must be loop or unrolled, not {graph!r}")
+    rule = parse_rule(early_exit) if isinstance(early_exit, str) else early_exit
+    if rule is not None:
+        check_early_exit_options(graph, quantizations)
     if "int8" in quantizations and graph != "unrolled":
         raise ConversionError(
             "full int8 needs --graph unrolled (the converter cannot calibrate the while-loop form); "
@@ -162,6 +169,8 @@ def convert_checkpoint(
 
     say(f"loading checkpoint {checkpoint_dir}")
     checkpoint = load_checkpoint(checkpoint_dir)
+    if rule is not None:
+        check_early_exit_checkpoint(checkpoint)
     config = checkpoint.config
     if max_seq_len is None:
         max_seq_len = min(DEFAULT_MAX_SEQ_LEN, config.max_position_embeddings)
@@ -187,20 +196,24 @@ def convert_checkpoint(
     batches = encode_samples(checkpoint, texts, pairs, max_seq_len, fixed_length=fixed_length)
     say(f"running the PyTorch reference on {len(texts)} sample texts")
     reference_model = load_reference_model(checkpoint)
-    reference = reference_outputs(checkpoint, batches, reference_model)
+    reference = reference_outputs(checkpoint, batches, reference_model, early_exit=rule)
+    if rule is not None:
+        say(f"early exit {rule.as_text()}: the PyTorch reference stops the samples after "
+            f"{', '.join(str(int(c)) for r in reference for c in r[CALLS_OUTPUT])} of {config.num_hidden_layers} calls")
 
     result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
     if data is not None:
         say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
         result.reference_evaluation = evaluate_model(
-            reference_task_model(checkpoint, max_seq_len, torch_model=reference_model), data, name="pytorch")
+            reference_task_model(checkpoint, max_seq_len, torch_model=reference_model, early_exit=rule),
+            data, name="pytorch")
         say(f"PyTorch reference: {result.reference_evaluation.metric_name} {result.reference_evaluation.headline:.2%}")
     modules = {}
     for quantization, target in zip(quantizations, targets):
         mask_bias = INT8_MASK_BIAS if quantization == "int8" else FLOAT_MASK_BIAS
         if mask_bias not in modules:
             say(f"building the TF graph ({graph} form, mask bias {mask_bias:g})")
-            modules[mask_bias] = build_albert_module(checkpoint, GraphOptions(graph, max_seq_len, mask_bias))
+            modules[mask_bias] = build_albert_module(checkpoint, GraphOptions(graph, max_seq_len, mask_bias, rule))
         feed = None
         if quantization == "int8":
             feed = _calibration_feed(checkpoint, calibration, max_seq_len, fixed_length)
@@ -212,12 +225,12 @@ def convert_checkpoint(
         model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
         seconds = time.perf_counter() - started
         say(f"verifying {quantization} against PyTorch")
-        check = verify_variant(checkpoint, model_bytes, quantization, batches, reference)
+        check = verify_variant(checkpoint, model_bytes, quantization, batches, reference, early_exit=rule)
         gate = None
         if data is not None:
             say(f"evaluating {quantization} on {len(data)} examples")
             gate = _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data,
-                                     result.reference_evaluation, max_accuracy_drop)
+                                     result.reference_evaluation, max_accuracy_drop, rule)
             say(f"{quantization}: {gate.message}")
             check = _judge_agreement_on_eval_data(check, gate)
         passed = check.passed and (gate is None or gate.passed)
@@ -228,7 +241,7 @@ def convert_checkpoint(
             manifest = build_manifest(
                 checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
                 forced=not passed, accuracy=gate.to_dict() if gate else None,
-                calibration=calibration.to_dict() if quantization == "int8" else None)
+                calibration=calibration.to_dict() if quantization == "int8" else None, early_exit=rule)
             bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
             say(f"wrote {target}" + (" (forced)" if not passed else ""))
         else:
@@ -241,8 +254,29 @@ def convert_checkpoint(
     return result
 
 
+def check_early_exit_options(graph: str, quantizations: Sequence[str]) -> None:
+    """Refuse early exit on a graph form or precision that cannot carry it, before any work."""
+    if graph != "loop":
+        raise ConversionError("--early-exit needs --graph loop: the exit decision lives in the WHILE loop, "
+                              "which the unrolled form does not have")
+    if "int8" in quantizations:
+        raise ConversionError("--early-exit cannot be combined with full int8: full int8 needs the unrolled form "
+                              "(the converter cannot calibrate the loop); use dynamic-int8")
+
+
+def check_early_exit_checkpoint(checkpoint: AlbertCheckpoint) -> None:
+    """Early exit reads the classifier after each call: single-label text classification only."""
+    if checkpoint.task != "text-classification":
+        raise ConversionError(f"--early-exit supports text classification only, and this checkpoint is "
+                              f"{checkpoint.architecture} ({checkpoint.task})")
+    if checkpoint.problem_type in ("multi_label_classification", "regression") or checkpoint.config.num_labels < 2:
+        raise ConversionError(f"--early-exit needs a single-label classifier; this one is "
+                              f"{checkpoint.problem_type or 'a regression'}")
+
+
 def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: EvalData,
-                      reference: EvaluationReport, max_accuracy_drop: float) -> AccuracyGate:
+                      reference: EvaluationReport, max_accuracy_drop: float,
+                      early_exit: Optional[ExitRule] = None) -> AccuracyGate:
     """Score the converted model through the device runtime (same tokenizer and decoding as PyTorch's run)."""
     from ..tokenizer import AlbertTokenizer
 
@@ -251,7 +285,8 @@ def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: 
     with tempfile.TemporaryDirectory(prefix="edge-albert-eval-") as scratch:
         model_path = Path(scratch) / MODEL_FILE
         model_path.write_bytes(model_bytes)
-        model = task_model(model_path, checkpoint.task, checkpoint.labels, tokenizer, max_seq_len)
+        model = task_model(model_path, checkpoint.task, checkpoint.labels, tokenizer, max_seq_len,
+                           early_exit=early_exit, max_calls=checkpoint.config.num_hidden_layers)
         report = evaluate_model(model, data, reference, name=quantization)
     return accuracy_gate(quantization, reference, report, max_accuracy_drop)
 
@@ -344,6 +379,7 @@ def build_manifest(
     forced: bool,
     accuracy: Optional[dict] = None,
     calibration: Optional[dict] = None,
+    early_exit: Optional[ExitRule] = None,
 ) -> dict:
     """The self-describing manifest (bundle format v1, see docs/design.md "Bundle format v1")."""
     config = checkpoint.config
@@ -351,13 +387,22 @@ def build_manifest(
     runtime_key = quantization
     if quantization == "dynamic-int8" and not per_channel_dense:
         runtime_key = "dynamic-int8-per-tensor"
+    inputs = [{"name": name, "dtype": "int32", "shape": shape} for name in INPUT_NAMES]
+    outputs = [{"name": name, "dtype": "float32", "shape": _output_shape(checkpoint, name, shape)}
+               for name in OUTPUT_NAMES[checkpoint.task]]
+    extra = {}
+    if early_exit is not None:
+        inputs.append({"name": early_exit.input_name, "dtype": np.dtype(early_exit.input_dtype).name, "shape": []})
+        outputs.append({"name": CALLS_OUTPUT, "dtype": "int32", "shape": [shape[0]]})
+        extra["early_exit"] = {**early_exit.to_manifest(), "max_calls": config.num_hidden_layers}
     return {
         "task": checkpoint.task,
         "labels": checkpoint.labels,
         "max_seq_len": max_seq_len,
         "graph": graph,
-        "inputs": [{"name": name, "dtype": "int32", "shape": shape} for name in INPUT_NAMES],
-        "outputs": [{"name": name, "dtype": "float32", "shape": _output_shape(checkpoint, name, shape)} for name in OUTPUT_NAMES[checkpoint.task]],
+        "inputs": inputs,
+        "outputs": outputs,
+        **extra,
         "signature": "serving_default",
         "tokenizer": {
             "type": "sentencepiece-unigram",
