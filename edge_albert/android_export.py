@@ -95,6 +95,7 @@ def export_android(
     assets_dir: Union[str, os.PathLike],
     overwrite: bool = False,
     example_texts: Sequence[str] = EXAMPLE_TEXTS,
+    trusted_key: Optional[Union[str, os.PathLike]] = None,
 ) -> AndroidExport:
     """Check that the app can run the bundle, then write its assets into `assets_dir`.
 
@@ -103,7 +104,7 @@ def export_android(
     new files (the other assets hard-linked into it), so an export that fails or is killed at any
     point leaves the old four files or the new four, never a mix.
     """
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_path, trusted_key=trusted_key)
     assets_dir = Path(assets_dir)
     _check_destination(assets_dir, overwrite)
     manifest = bundle.manifest
@@ -393,6 +394,10 @@ def _carry_over(source: Path, destination: Path, top: bool = True) -> None:
 
 
 def _load_interpreter(model_path: Path):
+    from .runtime import native_logs_silenced
+    from .tflite_check import check_model_file
+
+    check_model_file(model_path)
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -402,7 +407,10 @@ def _load_interpreter(model_path: Path):
             raise RuntimeBackendError("export-android inspects and runs the model before exporting it: install "
                                       "ai-edge-litert (pip install ai-edge-litert)") from None
     try:
-        return Interpreter(model_path=str(model_path), num_threads=1)
+        with native_logs_silenced():
+            interpreter = Interpreter(model_path=str(model_path), num_threads=1)
+            interpreter.allocate_tensors()  # applies the XNNPACK delegate, which logs, here
+            return interpreter
     except (ValueError, RuntimeError) as exc:
         raise RuntimeBackendError(f"{model_path} cannot be loaded by the interpreter: {exc}") from None
 

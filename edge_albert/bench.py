@@ -356,17 +356,19 @@ def run_benchmark(
     backend: Optional[str] = None,
     progress: Optional[Progress] = None,
     target: Optional[str] = None,
+    trusted_key: Optional[PathLike] = None,
 ) -> BenchResult:
     """Load the bundle (timed, with its RSS increase), then time each sequence length in turn."""
-    from .runtime import default_num_threads, find_backend
+    from .runtime import check_batch, check_threads, default_num_threads, find_backend
     from .tasks import load_model
 
     say = progress or (lambda message, final: None)
     if batch < 1 or runs < 1 or warmup < 0 or max_seconds <= 0:
         raise BenchError("--batch and --runs must be at least 1, --warmup at least 0, --max-seconds positive")
+    check_batch(batch, "--batch")
     seq_lens = [int(n) for n in seq_lens]
     interpreter = find_backend(backend)  # imported before the baseline, so the RSS increase is the model's
-    threads = int(threads) if threads else default_num_threads()
+    threads = check_threads(threads) if threads else default_num_threads()
     settings = {"seq_lens": seq_lens, "batch": batch, "runs": runs, "warmup": warmup, "max_seconds": max_seconds,
                 "threads": threads, "backend": interpreter.name, "backend_version": interpreter.version}
     # every setting spelled out, so that the result file alone is enough to rerun it
@@ -378,7 +380,8 @@ def run_benchmark(
 
     rss_before = current_rss_bytes()
     started = time.perf_counter()
-    model = load_model(bundle_path, num_threads=threads, backend=interpreter.name, batch_size=batch)
+    model = load_model(bundle_path, num_threads=threads, backend=interpreter.name, batch_size=batch,
+                       trusted_key=trusted_key)
     load_ms = (time.perf_counter() - started) * 1e3
     rss_after = current_rss_bytes()
     session = model.session

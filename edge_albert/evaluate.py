@@ -275,7 +275,7 @@ def data_columns(path: Path) -> Tuple[int, Optional[List[str]]]:
                     return line, [name.strip() for name in next(csv.reader([raw]))]
                 try:
                     first = json.loads(raw)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
                     return line, None  # the reader reports it with its line number
                 return line, [str(key) for key in first] if isinstance(first, dict) else None
     except UnicodeDecodeError:
@@ -295,6 +295,10 @@ def read_squad(path) -> List[SquadQuestion]:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); question answering needs "
                         "SQuAD-format JSON ({\"data\": [{\"paragraphs\": [...]}]})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be SQuAD data") from None
+    except ValueError:  # an integer beyond Python's int-string digit limit
+        raise DataError(f"{path}: holds a number too long to read; SQuAD answer_start values are small integers") from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise DataError(f"{path}: not SQuAD-format JSON: expected an object with a \"data\" list of articles")
     questions: List[SquadQuestion] = []
@@ -338,7 +342,10 @@ def _squad_question(qa, context: str, raw: str, path: Path, where: str) -> Squad
     texts = tuple(x["text"] for x in answers)
     if not impossible and not any(normalize_answer(t) for t in texts):
         raise DataError(f"{place} has no answer but is not marked \"is_impossible\": true")
-    return SquadQuestion(qid, question, context, () if impossible else texts, impossible, line)
+    from .tokenizer import clean_text  # lone surrogates ("\\ud800") would break the report's UTF-8
+
+    return SquadQuestion(clean_text(qid), clean_text(question), clean_text(context),
+                         () if impossible else tuple(clean_text(t) for t in texts), impossible, line)
 
 
 def _line_of(raw: str, needle: str) -> int:
@@ -442,6 +449,7 @@ def evaluate_bundle(
     batch_size: int = 16,
     progress: Optional[Progress] = None,
     exit_value: Optional[float] = None,
+    trusted_key=None,
 ) -> EvaluationReport:
     """Evaluate a bundle on a labelled file; with `reference_checkpoint`, also the PyTorch model.
 
@@ -453,7 +461,8 @@ def evaluate_bundle(
         from .converters.quiet import require_workstation
 
         require_workstation("evaluate --reference", ("torch", "transformers", "safetensors"))
-    model = load_model(bundle_path, num_threads=num_threads, backend=backend, batch_size=batch_size)
+    model = load_model(bundle_path, num_threads=num_threads, backend=backend, batch_size=batch_size,
+                       trusted_key=trusted_key)
     if exit_value is not None:
         if not isinstance(model, TextClassifier) or model.exit_rule is None:
             raise EdgeAlbertError(f"{bundle_path} is not an early-exit bundle; --exit-value does not apply")

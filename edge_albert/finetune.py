@@ -17,6 +17,7 @@ import io
 import json
 import math
 import random
+import sys
 import tempfile
 import time
 import unicodedata
@@ -112,6 +113,11 @@ def _jsonl_rows(text: str, path: Path) -> Iterable[Tuple[int, dict]]:
             row = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{line}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}:{line}: JSON nested too deeply; expected a flat object per line") from None
+        except ValueError:  # an integer beyond Python's int-string digit limit
+            raise DataError(f"{path}:{line}: a number too long to read (over {sys.get_int_max_str_digits()} "
+                            "digits)") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{line}: expected a JSON object per line, got {type(row).__name__}")
         rows.append((line, row))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, List, Sequence
 
+from .runtime import describe_min_runtime
+
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     rows = [[str(cell) for cell in row] for row in rows]
@@ -49,7 +51,8 @@ def inspection_text(manifest: dict) -> str:
     lines = [
         f"task:          {manifest.get('task')}  labels: {', '.join(manifest.get('labels') or []) or '-'}",
         f"graph:         {manifest.get('graph')}  max_seq_len: {manifest.get('max_seq_len')}",
-        f"quantization:  {manifest.get('quantization', {}).get('mode')}  min runtime: {manifest.get('quantization', {}).get('min_runtime')}",
+        f"quantization:  {manifest.get('quantization', {}).get('mode')}  "
+        f"min runtime: {describe_min_runtime(manifest.get('quantization', {}).get('min_runtime')) or '-'}",
         f"source:        {source.get('architecture')}, {source.get('parameters', 0):,} parameters",
         f"validation:    {validation.get('message')} (reference: {validation.get('reference')})",
     ]
@@ -60,8 +63,8 @@ def inspection_text(manifest: dict) -> str:
                         f"calls run per row in output {early_exit['calls_output']}")
     if inspection:
         lines.append(
-            f"model.tflite:  {megabytes(inspection['file_bytes'])}, {inspection['size_ratio']:.3f}x ideal, "
-            f"{inspection['weight_buffers']} weight buffers, {inspection['subgraphs']} subgraphs"
+            f"model.tflite:  {megabytes(inspection.get('file_bytes', 0))}, {inspection.get('size_ratio', 0):.3f}x ideal, "
+            f"{inspection.get('weight_buffers', '?')} weight buffers, {inspection.get('subgraphs', '?')} subgraphs"
         )
         parts = inspection.get("bytes_by_part", {})
         total = sum(parts.values()) or 1
