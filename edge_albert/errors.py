@@ -27,3 +27,7 @@ class RuntimeBackendError(EdgeAlbertError):
 
 class DataError(EdgeAlbertError):
     """An input data file (texts, labelled examples) has a bad row or column."""
+
+
+class CompressionError(EdgeAlbertError):
+    """A compression plan cannot be built from this teacher, or a compression run cannot resume."""
