@@ -248,6 +248,7 @@ def test_compress_writes_a_student_with_its_provenance(tiny_classifier_checkpoin
     assert record["student"]["dev_accuracy"] == result.dev_accuracy and 0 <= result.dev_accuracy <= 1
     assert any("eval_accuracy" in row for row in record["training"]["log_history"])
     assert (out / "tokenizer.json").is_file() and (out / "spiece.model").is_file()
+    assert all(path.stat().st_mode & 0o777 == 0o644 for path in out.iterdir())
     assert load_checkpoint(out).config.kept_heads == sorted(set(range(4)) - set(removed))
 
 
@@ -305,3 +306,32 @@ def test_ablation_from_random_weights_keeps_the_shape(tiny_classifier_checkpoint
     assert student.config.num_hidden_layers == 1 and len(getattr(student.config, PRUNED_HEADS_KEY)) == 1
     assert not np.allclose(student.albert.embeddings.word_embeddings.weight.detach().numpy(),
                            teacher.albert.embeddings.word_embeddings.weight.detach().numpy())
+
+
+# -- the committed example student --------------------------------------------------------------
+@pytest.mark.slow
+def test_committed_student_keeps_its_accuracy_claim():
+    """examples/sst2-albert-student: transformers loads it as the teacher's class, its provenance names
+    the committed teacher's weights, and it scores what compression.json says on SST-2 dev (within
+    1 point of the teacher)."""
+    from pathlib import Path
+
+    import torch
+    from project_data import SST2_DEV
+    from transformers import AlbertForSequenceClassification, AutoTokenizer
+
+    from edge_albert.compress.distill import EncodedDataset, accuracy_of
+    from edge_albert.finetune import read_examples
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    student_dir = examples / "sst2-albert-student"
+    record = json.loads((student_dir / "compression.json").read_text())
+    assert record["teacher"]["weights_sha256"] == load_checkpoint(examples / "sst2-albert").weights_sha256
+    torch.set_num_threads(1)
+    student = AlbertForSequenceClassification.from_pretrained(str(student_dir), dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(student_dir))
+    dev = EncodedDataset(tokenizer, read_examples(SST2_DEV, labels=["negative", "positive"]), 128)
+    accuracy = accuracy_of(student, dev, tokenizer)
+    assert accuracy == pytest.approx(record["student"]["dev_accuracy"], abs=1e-9)
+    assert accuracy >= record["teacher"]["dev_accuracy"] - 0.01
+    assert load_checkpoint(student_dir).config.kept_heads == [0, 1]

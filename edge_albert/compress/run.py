@@ -228,6 +228,8 @@ def _publish(staged: Path, target: Path) -> None:
     Minimal write-then-rename; the project's shared helper (edge_albert/atomic.py) replaces it.
     """
     staged.chmod(0o755)
+    for path in staged.iterdir():
+        path.chmod(0o644)  # save_pretrained writes some files private; a checkpoint is for all who can read its parent
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.rename(target, old)
