@@ -32,7 +32,7 @@ def sst2_files(tmp_path_factory):
 
 
 def _options(**plan):
-    distill = DistillConfig(epochs=1, batch_size=16, save_steps=2, learning_rate=1e-3)
+    distill = DistillConfig(epochs=1, batch_size=16, save_steps=2, learning_rate=1e-3, hidden_weight=0.5)
     return CompressOptions(importance_examples=32, distill=distill, **plan)
 
 
@@ -73,6 +73,39 @@ def test_inspect_shape_line_names_calls_heads_and_ffn():
               "hidden_size": 256, "embedding_size": 128}
     text = shape_text(config)
     assert "2 calls" in text and "2 of 4 heads (pruned: 1, 3)" in text and "FFN 512" in text
+
+
+def test_distillation_loss_terms():
+    """Soft targets vanish when the student equals the teacher, leaving (1 - alpha) x cross-entropy;
+    hidden-state matching compares call i of the student with call round(i * Lt / Ls) of the teacher
+    and ignores padding."""
+    from types import SimpleNamespace
+
+    import torch
+    import torch.nn.functional as F
+
+    from edge_albert.compress.distill import distillation_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 2)
+    labels = torch.tensor([0, 1, 1])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 0, 0]])
+    teacher_states = tuple(torch.randn(3, 3, 4) for _ in range(5))  # embeddings + 4 calls
+    same_as_teacher = (teacher_states[0], teacher_states[2], teacher_states[4])  # student calls 1, 2 -> teacher 2, 4
+    config = DistillConfig(alpha=0.75, temperature=2.0, hidden_weight=1.0)
+    student = SimpleNamespace(logits=logits, hidden_states=same_as_teacher)
+    teacher = SimpleNamespace(logits=logits.clone(), hidden_states=teacher_states)
+    loss = distillation_loss(student, teacher, labels, mask, config)
+    assert torch.allclose(loss, 0.25 * F.cross_entropy(logits, labels), atol=1e-6)
+    padded_only = list(same_as_teacher)
+    padded_only[2] = padded_only[2].clone()
+    padded_only[2][0, 2] += 100.0  # a padding position: must not count
+    student.hidden_states = tuple(padded_only)
+    assert torch.allclose(distillation_loss(student, teacher, labels, mask, config), loss, atol=1e-6)
+    padded_only[2][1, 2] += 1.0  # a real token: must count
+    student.hidden_states = tuple(padded_only)
+    assert distillation_loss(student, teacher, labels, mask, config) > loss + 1e-3
+    assert torch.equal(distillation_loss(student, None, labels, mask, config), F.cross_entropy(logits, labels))
 
 
 # -- bad input: one error line, nothing written, nothing trained --------------------------------
