@@ -10,7 +10,7 @@ EXAMPLE := examples/sst2-albert
 EVAL_DATA := data/glue-sst2/dev.tsv
 DEMO_OUT := out/sst2-albert.edgealbert
 # Workstation extras plus the LiteRT interpreter; the constraints pin every version CI tests.
-EXTRAS := litert,convert,bench,dev
+EXTRAS := litert,convert,bench,dev,serve,cluster
 
 .PHONY: demo test system-deps install wheel clean
 
@@ -26,6 +26,7 @@ install: $(STAMP)
 system-deps:
 	bash scripts/ci_system_deps.sh
 	bash scripts/ci_java_deps.sh
+	bash scripts/ci_browser_deps.sh
 
 demo: $(STAMP)
 	$(BIN)/edge-albert convert $(EXAMPLE) -o $(DEMO_OUT) --quantize fp32,fp16,dynamic-int8 --overwrite \

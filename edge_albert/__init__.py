@@ -14,6 +14,7 @@ from .errors import (  # noqa: E402
     DataError,
     EdgeAlbertError,
     RuntimeBackendError,
+    ServeError,
     VerificationError,
 )
 
@@ -56,5 +57,6 @@ __all__ = [
     "DataError",
     "EdgeAlbertError",
     "RuntimeBackendError",
+    "ServeError",
     "VerificationError",
 ]

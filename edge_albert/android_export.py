@@ -19,7 +19,7 @@ import json
 import os
 import re
 import shutil
-import tempfile
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from . import __version__
+from .atomic import replacing_directory
 from .bundle import MANIFEST_FILE, MODEL_FILE, Bundle, load_bundle, sha256_of_file
 from .errors import BundleError, RuntimeBackendError
 
@@ -37,6 +38,7 @@ FORMAT_VERSION = 1
 VOCAB_FILE = "vocab.json"
 EXAMPLES_FILE = "examples.json"
 ASSET_FILES = (MODEL_FILE, VOCAB_FILE, EXAMPLES_FILE, MANIFEST_FILE)
+LEGACY_STAGING = re.compile(r"\.edge-albert-[a-z0-9_]{8}\.tmp")  # what exports before 0.2 could leave inside
 
 APP_TASK = "text-classification"
 APP_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -96,9 +98,9 @@ def export_android(
     """Check that the app can run the bundle, then write its assets into `assets_dir`.
 
     An existing `assets_dir` is fine (an app keeps other assets there) but edge-albert's own files
-    in it are replaced only with `overwrite`. The files are staged in a hidden directory inside
-    `assets_dir` and moved into place one by one, manifest.json last, so an interrupted export
-    never leaves a manifest that describes files that are not there.
+    in it are replaced only with `overwrite`. The folder is replaced as a whole by a copy with the
+    new files (the other assets hard-linked into it), so an export that fails or is killed at any
+    point leaves the old four files or the new four, never a mix.
     """
     bundle = load_bundle(bundle_path)
     assets_dir = Path(assets_dir)
@@ -340,9 +342,14 @@ def _check_destination(assets_dir: Path, overwrite: bool) -> None:
 
 
 def _write_assets(bundle: Bundle, assets_dir: Path, staged: Dict[str, bytes], android: JsonDict) -> AndroidExport:
-    assets_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".edge-albert-", suffix=".tmp", dir=assets_dir))
-    try:
+    """Swap in a copy of `assets_dir` that holds the new four files: the old set or the new set, never a mix.
+
+    The app reads its assets from one fixed folder, so the whole folder is replaced (atomic.py);
+    the app's other assets are carried into the copy as hard links (copies where links fail).
+    """
+    with replacing_directory(assets_dir, overwrite=True, error=BundleError) as staging:
+        if assets_dir.is_dir():
+            _carry_over(assets_dir, staging)
         shutil.copyfile(bundle.model_path, staging / MODEL_FILE)
         for name, data in staged.items():
             (staging / name).write_bytes(data)
@@ -354,13 +361,28 @@ def _write_assets(bundle: Bundle, assets_dir: Path, staged: Dict[str, bytes], an
         manifest = {**bundle.manifest, "android": android}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
-        for name in ASSET_FILES:  # manifest.json last: it is what the app reads first
-            os.replace(staging / name, assets_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    files[MANIFEST_FILE] = {"sha256": sha256_of_file(assets_dir / MANIFEST_FILE),
-                            "bytes": (assets_dir / MANIFEST_FILE).stat().st_size}
+        files[MANIFEST_FILE] = {"sha256": sha256_of_file(staging / MANIFEST_FILE),
+                                "bytes": (staging / MANIFEST_FILE).stat().st_size}
     return AndroidExport(assets_dir=assets_dir, files=files, android=android, bundle=bundle)
+
+
+def _carry_over(source: Path, destination: Path, top: bool = True) -> None:
+    """Recreate `source` in `destination` without edge-albert's files: hard links, symlinks, directories."""
+    destination.chmod(stat.S_IMODE(source.stat().st_mode))
+    for entry in os.scandir(source):
+        if top and (entry.name in ASSET_FILES or LEGACY_STAGING.fullmatch(entry.name)):
+            continue
+        target = destination / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            target.mkdir()
+            _carry_over(Path(entry.path), target, top=False)
+        else:
+            try:
+                os.link(entry.path, target)
+            except OSError:
+                shutil.copy2(entry.path, target)
 
 
 def _load_interpreter(model_path: Path):

@@ -1,7 +1,7 @@
 """Bundle format v1: a directory with model.tflite, tokenizer files and manifest.json.
 
-Writing is atomic (temporary sibling directory, then rename) so that a failed conversion
-never leaves a half-written bundle; loading verifies the format version and the sha256
+Writing is atomic (a staging sibling directory swapped in by edge_albert.atomic) so that a
+failed or killed conversion never leaves a half-written bundle, nor no bundle; loading verifies the format version and the sha256
 of every file so that a corrupted copy on a device is refused with a clear message.
 """
 
@@ -11,12 +11,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Type, Union
 
-from .errors import BundleError
+from .atomic import check_writable_output, readable_backup, replacing_directory
+from .errors import BundleError, EdgeAlbertError
 
 FORMAT_NAME = "edge-albert-bundle"
 FORMAT_VERSION = 1
@@ -25,6 +25,8 @@ MODEL_FILE = "model.tflite"
 TOKENIZER_FILE = "tokenizer.json"
 SPIECE_FILE = "spiece.model"
 REQUIRED_FILES = (MODEL_FILE, TOKENIZER_FILE)
+# Reads of a bundle that a writer replaced meanwhile are repeated up to this many times in all.
+READ_ATTEMPTS = 5
 
 FileSource = Union[bytes, str, os.PathLike]
 
@@ -77,21 +79,19 @@ def write_bundle(
     """Write `files` and the manifest (with sha256 and size of every file) atomically.
 
     `files` maps a file name inside the bundle to its bytes or to a path to copy.
-    An existing `out_dir` is replaced only when `overwrite` is true.
+    An existing `out_dir` is replaced only when `overwrite` is true, and only if it is a bundle
+    (or empty): a mistyped `--overwrite -o ~` must not delete a home directory.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise BundleError(f"{out_dir} already exists; pass --overwrite to replace it")
     for name in REQUIRED_FILES:
         if name not in files:
             raise BundleError(f"a bundle needs {name}; it was not produced")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    for name in files:
+        if "/" in name or name in ("", ".", "..", MANIFEST_FILE):
+            raise BundleError(f"invalid bundle file name {name!r}")
+    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_bundle, error=BundleError) as staging:
         file_records = {}
         for name, source in sorted(files.items()):
-            if "/" in name or name in ("", ".", "..", MANIFEST_FILE):
-                raise BundleError(f"invalid bundle file name {name!r}")
             target = staging / name
             if isinstance(source, (bytes, bytearray)):
                 target.write_bytes(source)
@@ -103,26 +103,24 @@ def write_bundle(
         full_manifest["format_version"] = FORMAT_VERSION
         full_manifest["files"] = file_records
         (staging / MANIFEST_FILE).write_text(json.dumps(full_manifest, indent=2, sort_keys=False) + "\n")
-        _replace_directory(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return Bundle(path=out_dir, manifest=full_manifest)
 
 
-def _replace_directory(staging: Path, out_dir: Path) -> None:
-    """Move `staging` to `out_dir`; an old `out_dir` is removed only after the move succeeds."""
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    backup = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    os.replace(out_dir, backup)
-    try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        os.replace(backup, out_dir)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
+def check_bundle_output(
+    path: Union[str, os.PathLike],
+    overwrite: bool = False,
+    needed_bytes: int = 0,
+    error: Type[EdgeAlbertError] = BundleError,
+) -> None:
+    """Refuse, before any conversion work, a bundle path that write_bundle could not write (atomic.py)."""
+    check_writable_output(path, overwrite=overwrite, needed_bytes=needed_bytes, replaceable=_not_a_bundle, error=error)
+
+
+def _not_a_bundle(path: Path) -> Optional[str]:
+    """Why the existing directory `path` must not be replaced by a bundle, or None."""
+    if (path / MANIFEST_FILE).is_file() or not any(path.iterdir()):
+        return None
+    return f"it is not an edge-albert bundle (no {MANIFEST_FILE}); remove it yourself or choose another path"
 
 
 def read_manifest(path: Union[str, os.PathLike]) -> dict:
@@ -149,8 +147,56 @@ def read_manifest(path: Union[str, os.PathLike]) -> dict:
 
 
 def load_bundle(path: Union[str, os.PathLike], verify: bool = True) -> Bundle:
-    """Load a bundle; with `verify`, refuse it when any file is missing or its sha256 differs."""
+    """Load a bundle; with `verify`, refuse it when any file is missing or its sha256 differs.
+
+    A writer may replace the bundle while it is read (atomic.replacing_directory swaps whole
+    directories): a read that saw the directory change is repeated, so the caller gets the old
+    or the new bundle, never an error made of a mix of both. While a writer on a file system
+    without an atomic exchange sits between its two renames, the backup it made is read.
+    """
     path = Path(path)
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        source = path if os.path.lexists(path) else (readable_backup(path) or path)
+        pin = _pin_directory(source)
+        try:
+            try:
+                bundle = _load_bundle_once(source, verify)
+            except BundleError:
+                if attempt < READ_ATTEMPTS and _replaced(pin, source):
+                    continue
+                raise
+            if attempt < READ_ATTEMPTS and _replaced(pin, source):
+                continue  # what was verified is no longer at the path; read what is there now
+            return bundle
+        finally:
+            if pin is not None:
+                os.close(pin)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _pin_directory(path: Path) -> Optional[int]:
+    """An open descriptor on the directory: its inode number cannot be reused while we hold it."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+
+
+def _replaced(pin: Optional[int], path: Path) -> bool:
+    """Whether the directory read through `path` was moved away or deleted since it was pinned."""
+    if pin is None:
+        return os.path.isdir(path)  # it appeared meanwhile
+    pinned = os.fstat(pin)
+    if pinned.st_nlink == 0:
+        return True
+    try:
+        current = os.stat(path)
+    except OSError:
+        return True
+    return (current.st_dev, current.st_ino) != (pinned.st_dev, pinned.st_ino)
+
+
+def _load_bundle_once(path: Path, verify: bool) -> Bundle:
     manifest = read_manifest(path)
     records = manifest.get("files")
     if not isinstance(records, dict):

@@ -12,7 +12,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import EdgeAlbertError
+from .errors import EdgeAlbertError, ServeError
 
 
 def reports_errors(command):
@@ -61,6 +61,61 @@ def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, bat
     for result in predict_records(model, records_from_lines(lines, jsonl), batch_size=batch_size, top_k=top_k):
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
+
+
+@main.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs --token-file.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True, help="0 picks a free port (printed).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding a bearer token every request except / and /healthz must carry.")
+@click.option("--insecure-no-token", is_flag=True, help="Allow a non-loopback --host without --token-file.")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Records gathered into one micro-batch (1: no micro-batching).")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="How long a batch waits for more requests (0: takes only those that arrived while the model was busy).")
+@click.option("--model-batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Rows per interpreter call: a micro-batch runs sorted by length in chunks this big, so short texts are not padded to long ones.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=64, show_default=True, help="Requests waiting per model before 503.")
+@click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Request body size before 413.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds a request may wait and run before 504.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per model (default: up to 4).")
+@click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
+@reports_errors
+def serve(bundles, host, port, token_file, insecure_no_token, max_batch_size, max_wait_ms, model_batch_size, max_queue,
+          max_texts, max_body_bytes, timeout, threads, backend):
+    """Serve BUNDLES over HTTP: JSON API, a page at /, /healthz, /readyz, /metrics (needs edge-albert[serve])."""
+    try:
+        from .serve.server import ServeConfig, run_server
+    except ImportError as exc:
+        raise ServeError(f"serve needs the serve extra ({exc.name} is missing): pip install 'edge-albert[serve]'") from None
+
+    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, model_batch_size=model_batch_size,
+                         max_queue=max_queue,
+                         max_texts=max_texts, max_body_bytes=max_body_bytes, timeout_s=timeout)
+    run_server(bundles, host=host, port=port, config=config, token_file=token_file,
+               allow_unauthenticated=insecure_no_token, num_threads=threads, backend=backend,
+               say=lambda line: click.echo(line, err=line.startswith("warning:")))
+
+
+@main.command("serve-ray")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option("--address", default=None, help="Ray cluster to join: auto (the one `ray start` made here) or HEAD:6379 [default: start a local one].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of Ray Serve's HTTP proxy; anything but loopback needs --token-file.")
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=8000, show_default=True)
+@click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="Copies of each bundle, spread over the cluster's nodes.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding the bearer token requests must carry.")
+@click.option("--insecure-no-token", is_flag=True, help="Allow a non-loopback --host without --token-file.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per replica.")
+@click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")
+@reports_errors
+def serve_ray(bundles, address, host, port, replicas, token_file, insecure_no_token, threads, max_texts):
+    """Serve BUNDLES with Ray Serve replicas on one machine or a Ray cluster (needs edge-albert[cluster])."""
+    try:
+        from .serve.cluster import run_cluster
+    except ImportError as exc:
+        raise ServeError(f"serve-ray needs the cluster extra ({exc.name} is missing): pip install 'edge-albert[cluster]'") from None
+
+    run_cluster(bundles, address=address, host=host, port=port, replicas=replicas, token_file=token_file,
+                allow_unauthenticated=insecure_no_token, num_threads=threads, max_texts=max_texts,
+                say=lambda line: click.echo(line, err=line.startswith("warning:")))
 
 
 def _progress_printer():

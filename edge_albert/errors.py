@@ -31,3 +31,11 @@ class DataError(EdgeAlbertError):
 
 class CompressionError(EdgeAlbertError):
     """A compression plan cannot be built from this teacher, or a compression run cannot resume."""
+
+
+class OutputError(EdgeAlbertError):
+    """An output path cannot be written: it exists, a parent is a file, the disk is full or read-only."""
+
+
+class ServeError(EdgeAlbertError):
+    """`edge-albert serve` cannot start as asked (address, token file, model names, limits)."""

@@ -16,9 +16,7 @@ import csv
 import io
 import json
 import math
-import os
 import random
-import shutil
 import tempfile
 import time
 import unicodedata
@@ -26,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .atomic import check_writable_output, replacing_directory
 from .errors import DataError, EdgeAlbertError
 
 DEFAULT_LABELS: Tuple[str, ...] = ("negative", "positive")
@@ -345,13 +344,12 @@ def finetune(
 ) -> FinetuneResult:
     """Train tokenizer and classifier on `train_path`, save the checkpoint to `out_dir` atomically.
 
-    The directory is written under a temporary sibling and renamed into place, so an
-    interrupted run never leaves a half-written checkpoint where a converter would read it.
+    The directory is written under a staging sibling and swapped into place (edge_albert.atomic),
+    so an interrupted or killed run never leaves a half-written checkpoint, nor loses the old one.
     """
     config = config or FinetuneConfig()
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise EdgeAlbertError(f"{out_dir} already exists; choose another directory or allow overwriting")
+    check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint)
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)
     train = read_examples(train_path, **read)
     dev = read_examples(dev_path, **read) if dev_path else []
@@ -362,9 +360,7 @@ def finetune(
         torch.set_num_threads(config.threads)
     _seed(config.seed)
     started = time.perf_counter()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
         texts = _unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
         log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
         spiece = train_sentencepiece(texts, config.vocab_size)
@@ -397,10 +393,6 @@ def finetune(
             reloaded = AlbertForSequenceClassification.from_pretrained(str(staging), dtype=torch.float32)
             dev_accuracy = _accuracy(reloaded, dev_enc, config.batch_size * 2)
         (staging / "finetune_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-        _replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     result = FinetuneResult(
         out_dir=out_dir,
         num_train=len(train),
@@ -702,14 +694,8 @@ def _save_checkpoint(model, out_dir: Path, save_dtype: str) -> None:
     model.config.save_pretrained(str(out_dir))
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
-    staging.chmod(0o755)  # mkdtemp made it private; a checkpoint is for everyone who can read the parent
-    for path in staging.iterdir():
-        path.chmod(0o644)
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.rename(target, old)
-        os.rename(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staging, target)
+def _not_a_checkpoint(path: Path) -> Optional[str]:
+    """Why the existing directory `path` must not be replaced by a checkpoint, or None."""
+    if (path / "config.json").is_file() or not any(path.iterdir()):
+        return None
+    return "it is not a checkpoint (no config.json); remove it yourself or choose another directory"

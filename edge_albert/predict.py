@@ -28,21 +28,34 @@ def records_from_lines(lines: Iterable[str], jsonl: bool) -> Iterator[dict]:
         except json.JSONDecodeError as exc:
             raise DataError(f"input line {number} is not valid JSON ({exc.msg}); expected an object like "
                             '{"text": "..."}') from None
-        if not isinstance(record, dict):
-            raise DataError(f"input line {number} is a JSON {type(record).__name__}, expected an object")
-        _check_fields(record, number)
+        check_record(record, f"input line {number}")
         yield record
 
 
-def _check_fields(record: dict, number: int) -> None:
+def check_record(record: object, where: str) -> None:
+    """Refuse a record that is not an object with string `text` or `question` + `context` fields.
+
+    `where` names the record in the message ("input line 3" for the CLI, "record 3" for the server),
+    so both report a bad record with the same words.
+    """
+    if not isinstance(record, dict):
+        raise DataError(f"{where} is a JSON {type(record).__name__}, expected an object")
     has_text = "text" in record
     has_qa = "question" in record and "context" in record
     if not has_text and not has_qa:
-        raise DataError(f"input line {number} has neither a 'text' field nor 'question' and 'context'")
+        raise DataError(f"{where} has neither a 'text' field nor 'question' and 'context'")
     for key in ("text", "text_pair", "question", "context"):
         if key in record and not isinstance(record[key], str):
-            raise DataError(f"input line {number}: field {key!r} must be a string, "
-                            f"not {type(record[key]).__name__}")
+            raise DataError(f"{where}: field {key!r} must be a string, not {type(record[key]).__name__}")
+
+
+def check_record_for_task(record: dict, task: str) -> None:
+    """Refuse a record the bundle's task cannot use, before it joins a batch with other records."""
+    if task == "question-answering":
+        if not ("question" in record and "context" in record) and "text_pair" not in record:
+            raise DataError("a question-answering bundle needs records with 'question' and 'context'")
+    elif "text" not in record:
+        raise DataError("this bundle needs records with a 'text' field")
 
 
 def _batches(records: Iterable[dict], size: int) -> Iterator[List[dict]]:
@@ -70,10 +83,15 @@ def predict_records(model: BundleModel, records: Iterable[dict], batch_size: int
                     top_k: Optional[int] = None) -> Iterator[dict]:
     """Yield one result dict per record, in input order."""
     for batch in _batches(records, max(1, batch_size)):
-        yield from _predict_batch(model, batch, top_k)
+        yield from predict_batch(model, batch, top_k)
 
 
-def _predict_batch(model: BundleModel, batch: List[dict], top_k: Optional[int]) -> List[dict]:
+def predict_batch(model: BundleModel, batch: List[dict], top_k: Optional[int] = None,
+                  echo_inputs: bool = True) -> List[dict]:
+    """One result dict per record of an already-read batch (the server's micro-batches run here too).
+
+    Results carry the record's `id`, and its text or question unless `echo_inputs` is false.
+    """
     if isinstance(model, QuestionAnswerer):
         questions, contexts = [], []
         for record in batch:
@@ -84,10 +102,10 @@ def _predict_batch(model: BundleModel, batch: List[dict], top_k: Optional[int]) 
                 questions.append(record["text"])
                 contexts.append(record["text_pair"])
             else:
-                raise DataError("a question-answering bundle needs records with 'question' and 'context' "
-                                "(use --jsonl)")
+                check_record_for_task(record, model.task)
         results = model.predict(questions, contexts)
-        return [_output(record, result.to_dict(top_k), ("id", "question")) for record, result in zip(batch, results)]
+        echo = ("id", "question") if echo_inputs else ("id",)
+        return [_output(record, result.to_dict(top_k), echo) for record, result in zip(batch, results)]
     texts = [_text_of(record) for record in batch]
     if isinstance(model, TextClassifier) and any("text_pair" in record for record in batch):
         results = [None] * len(batch)
@@ -99,12 +117,12 @@ def _predict_batch(model: BundleModel, batch: List[dict], top_k: Optional[int]) 
                     results[i] = result
     else:
         results = model.predict(texts)
-    return [_output(record, result.to_dict(top_k), ("id", "text")) for record, result in zip(batch, results)]
+    echo = ("id", "text") if echo_inputs else ("id",)
+    return [_output(record, result.to_dict(top_k), echo) for record, result in zip(batch, results)]
 
 
 def _text_of(record: dict) -> str:
-    if "text" not in record:
-        raise DataError("this bundle needs records with a 'text' field")
+    check_record_for_task(record, "text")
     return record["text"]
 
 

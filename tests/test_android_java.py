@@ -1,4 +1,4 @@
-"""The Android app's pure-Java core (android_demo/.../core), compiled with javac and run under JUnit.
+"""The Android demo's pure-Java core (android_demo/core), compiled with javac and run under JUnit.
 
 The Python side writes golden files at test time: token ids from the `tokenizers` library with
 each tokenizer.json (the bundle's reference), packed inputs from edge_albert.tokenizer, softmax
@@ -40,7 +40,9 @@ from edge_albert.android_export import build_vocab, canonical_tokenizer_json, ex
 REPO = Path(__file__).resolve().parents[1]
 ADVERSARIAL = Path(__file__).resolve().parent / "data" / "tokenizer_adversarial.json"
 EXAMPLE_TOKENIZER = REPO / "examples" / "sst2-albert" / "tokenizer.json"
-JAVA_ROOT = REPO / "android_demo" / "app" / "src"
+ANDROID_DEMO = REPO / "android_demo"
+CORE_MODULE = ANDROID_DEMO / "core"
+JAVA_ROOT = CORE_MODULE / "src"
 CORE_SOURCES = JAVA_ROOT / "main" / "java" / "dev" / "edgealbert" / "demo" / "core"
 CORE_TESTS = JAVA_ROOT / "test" / "java" / "dev" / "edgealbert" / "demo" / "core"
 JUNIT_CANDIDATES = ("/usr/share/java/junit4.jar", "/usr/share/java/junit.jar")
@@ -292,11 +294,32 @@ def compile_and_run(toolchain: Tuple[str, str, str], classes: Path, golden: Path
 
 
 def test_core_has_no_android_imports():
-    """The core must compile on a plain JVM: no android.*, androidx.* or org.json imports."""
-    offending = [f"{path.name}: {line.strip()}" for path in CORE_SOURCES.glob("*.java")
+    """The core must compile on a plain JVM: no android.*, androidx.* or org.json imports.
+
+    A cheap early check; the real guard is Gradle: core/ is a java-library module with no Android
+    classes on its compile classpath (test_core_is_a_plain_java_library_module).
+    """
+    sources = list(CORE_SOURCES.glob("*.java")) + list(CORE_TESTS.glob("*.java"))
+    assert len(sources) >= 10, f"expected the Java core and its tests under {JAVA_ROOT}, found {sources}"
+    offending = [f"{path.name}: {line.strip()}" for path in sources
                  for line in path.read_text(encoding="utf-8").splitlines()
                  if re.match(r"\s*import\s+(static\s+)?(android|androidx|org\.json)\.", line)]
     assert not offending, offending
+
+
+def test_core_is_a_plain_java_library_module():
+    """The Gradle wiring that makes the compiler keep Android out of the core (no Gradle here to run it)."""
+    settings = (ANDROID_DEMO / "settings.gradle").read_text(encoding="utf-8")
+    core_build = (CORE_MODULE / "build.gradle").read_text(encoding="utf-8")
+    app_build = (ANDROID_DEMO / "app" / "build.gradle").read_text(encoding="utf-8")
+    assert re.search(r"^include\b.*':core'", settings, flags=re.MULTILINE), settings
+    assert re.search(r"id\s+'java-library'", core_build), core_build
+    assert "com.android" not in core_build, "the core module must not apply an Android plugin"
+    assert re.search(r"options\.release\.set\(8\)", core_build), "the core targets Java 8, as javac --release 8 here"
+    assert re.search(r"testImplementation\s+'junit:junit:4\.", core_build), core_build
+    assert re.search(r"implementation\s+project\(':core'\)", app_build), app_build
+    app_java = ANDROID_DEMO / "app" / "src" / "main" / "java" / "dev" / "edgealbert" / "demo"
+    assert not (app_java / "core").exists(), "core sources belong in android_demo/core, not in the app module"
 
 
 def test_java_core_equals_python_side(tmp_path, tmp_path_factory):

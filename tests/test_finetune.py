@@ -224,6 +224,37 @@ def test_tiny_finetune_with_masked_lm_warmup(tmp_path):
     assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
 
 
+def test_interrupted_overwrite_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    """The checkpoint goes through edge_albert.atomic (tests/test_atomic.py kills writers at every step)."""
+    import edge_albert.atomic as atomic
+
+    rows = synthetic_rows(24, seed=2)
+    train = write(tmp_path / "train.csv", "sentence,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    config = FinetuneConfig(**{**TINY, "epochs": 1})
+    finetune(train, tmp_path / "ckpt", None, config, log=lambda line: None)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()}
+
+    def interrupt(step):
+        if step == "written":
+            raise KeyboardInterrupt  # Ctrl-C after the new checkpoint was saved, before it is swapped in
+
+    monkeypatch.setattr(atomic, "fault_hook", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(train, tmp_path / "ckpt", None, FinetuneConfig(**{**TINY, "epochs": 1, "seed": 7}), overwrite=True,
+                 log=lambda line: None)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "train.csv"]
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_checkpoint_before_training(tmp_path):
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(EdgeAlbertError, match="not a checkpoint"):
+        finetune(train, tmp_path / "notes", None, FinetuneConfig(**TINY), overwrite=True, log=lambda line: None)
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
 def test_bad_training_file_fails_before_writing_anything(tmp_path):
     train = write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\nbad\t7\n")
     with pytest.raises(DataError, match=r"train\.tsv:3"):

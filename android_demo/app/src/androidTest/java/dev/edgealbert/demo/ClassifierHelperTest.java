@@ -1,38 +1,70 @@
 package dev.edgealbert.demo;
 
-import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNotNull;
+import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertTrue;
 
-import android.content.Context;
+import android.os.Looper;
 import androidx.test.ext.junit.runners.AndroidJUnit4;
 import androidx.test.platform.app.InstrumentationRegistry;
 import dev.edgealbert.demo.core.Classification;
-import dev.edgealbert.demo.core.Json;
-import dev.edgealbert.demo.core.PackedInput;
-import java.util.List;
-import java.util.Map;
+import dev.edgealbert.demo.core.ClassifierSpec;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import org.junit.After;
 import org.junit.Before;
 import org.junit.Test;
 import org.junit.runner.RunWith;
 
 /**
- * On a device or emulator: the exported bundle gives the same ids as the `tokenizers` library and
- * logits within the export's tolerance of the workstation's (examples.json, written by
- * `edge-albert export-android`). Run with `./gradlew connectedAndroidTest` after exporting a bundle.
+ * On a device or emulator, with exported assets: the helper answers every request through its
+ * listener, on the main thread, in request order, and falls silent once closed.
  */
 @RunWith(AndroidJUnit4.class)
 public class ClassifierHelperTest {
-    private Context context;
+    private static final long WAIT_SECONDS = 60; // a generous bound for loading the model, not a timing claim
+
+    /** One listener call, with whether it arrived on the main thread. */
+    private static final class Event {
+        final String kind;
+        final Object value;
+        final boolean onMainThread = Looper.myLooper() == Looper.getMainLooper();
+
+        Event(String kind, Object value) {
+            this.kind = kind;
+            this.value = value;
+        }
+    }
+
+    private final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
     private ClassifierHelper helper;
-    private Map<String, Object> examples;
 
     @Before
-    public void setUp() throws Exception {
-        context = InstrumentationRegistry.getInstrumentation().getTargetContext();
-        helper = ClassifierHelper.create(context, 2);
-        examples = Json.asObject(Json.parse(ClassifierHelper.readAsset(context, "examples.json")), "examples.json");
+    public void setUp() {
+        helper = new ClassifierHelper(InstrumentationRegistry.getInstrumentation().getTargetContext(),
+                new ClassifierHelper.Listener() {
+                    @Override
+                    public void onModelLoaded(ClassifierSpec spec, int numThreads, double loadMs) {
+                        events.add(new Event("loaded", numThreads));
+                    }
+
+                    @Override
+                    public void onModelError(String message) {
+                        events.add(new Event("model-error", message));
+                    }
+
+                    @Override
+                    public void onResult(LiteRtClassifier.Result result) {
+                        events.add(new Event("result", result));
+                    }
+
+                    @Override
+                    public void onClassifyError(String message) {
+                        events.add(new Event("classify-error", message));
+                    }
+                });
     }
 
     @After
@@ -41,91 +73,59 @@ public class ClassifierHelperTest {
     }
 
     @Test
-    public void idsAndLogitsMatchTheWorkstation() {
-        double tolerance = Json.asDouble(examples.get("logit_tolerance"), "logit_tolerance");
-        List<Object> items = Json.asArray(examples.get("examples"), "examples");
-        assertTrue("examples.json has no examples", items.size() > 0);
-        for (Object item : items) {
-            Map<String, Object> example = Json.asObject(item, "example");
-            String text = (String) example.get("text");
-            PackedInput input = helper.spec().prepare(text);
-            int[] expectedIds = ints(example.get("input_ids"));
-            int real = 0;
-            for (int mask : input.attentionMask) {
-                real += mask;
+    public void loadThenClassifyAnswerOnTheMainThreadInOrder() throws Exception {
+        helper.load(2);
+        helper.classify("a gripping, beautifully acted film");
+        helper.classify("the plot is thin and the jokes fall flat.");
+        Event loaded = next();
+        assertEquals("loaded", loaded.kind);
+        assertEquals(2, loaded.value);
+        for (int i = 0; i < 2; i++) {
+            Event event = next();
+            assertEquals("result", event.kind);
+            assertTrue(event.onMainThread);
+            double sum = 0;
+            for (Classification.LabelScore score : ((LiteRtClassifier.Result) event.value).scores) {
+                sum += score.score;
             }
-            assertEquals("token count of " + text, expectedIds.length, real);
-            // Unrolled models get padding after the real tokens; compare the real ones.
-            assertArrayEquals("input_ids of " + text, expectedIds, java.util.Arrays.copyOf(input.inputIds, real));
-            float[] logits = helper.logits(input);
-            List<Object> expected = Json.asArray(example.get("logits"), "logits");
-            double best = Double.NEGATIVE_INFINITY;
-            double second = Double.NEGATIVE_INFINITY;
-            int expectedBest = -1;
-            int actualBest = 0;
-            for (int i = 0; i < logits.length; i++) {
-                double value = Json.asDouble(expected.get(i), "logit");
-                assertEquals("logit " + i + " of " + text, value, logits[i], tolerance);
-                if (value > best) {
-                    second = best;
-                    best = value;
-                    expectedBest = i;
-                } else if (value > second) {
-                    second = value;
-                }
-                if (logits[i] > logits[actualBest]) {
-                    actualBest = i;
-                }
-            }
-            if (best - second > 2 * tolerance) { // a near-tie may flip within the tolerance
-                assertEquals("label of " + text, expectedBest, actualBest);
-            }
+            assertEquals(1.0, sum, 1e-6);
         }
+        assertTrue(loaded.onMainThread);
     }
 
     @Test
-    public void classifyRanksEveryLabelAndTimesTheModel() {
-        ClassifierHelper.Result result = helper.classify("a gripping, beautifully acted film");
-        assertEquals(helper.spec().labels.size(), result.scores.size());
-        double sum = 0;
-        for (Classification.LabelScore score : result.scores) {
-            sum += score.score;
-        }
-        assertEquals(1.0, sum, 1e-6);
-        assertTrue(result.scores.get(0).score >= result.scores.get(result.scores.size() - 1).score);
-        assertTrue(result.inferenceMs > 0);
+    public void classifyBeforeLoadReportsAnError() throws Exception {
+        helper.classify("no model yet");
+        Event event = next();
+        assertEquals("classify-error", event.kind);
+        assertEquals("the model is not loaded", event.value);
     }
 
     @Test
-    public void emptyAndOverlongTextsRun() {
-        assertEquals(2, helper.classify("").tokens); // [CLS] [SEP]
-        StringBuilder text = new StringBuilder();
-        for (int i = 0; i < 400; i++) {
-            text.append("word").append(i).append(' ');
-        }
-        ClassifierHelper.Result result = helper.classify(text.toString());
-        assertTrue(result.truncated);
-        assertEquals(helper.spec().maxSeqLen, result.tokens);
+    public void reloadWithAnotherThreadCountKeepsClassifying() throws Exception {
+        helper.load(2);
+        helper.load(1);
+        helper.classify("a gripping, beautifully acted film");
+        assertEquals(2, next().value);
+        assertEquals(1, next().value);
+        assertEquals("result", next().kind);
     }
 
     @Test
-    public void threadCountDoesNotChangeTheLogits() throws Exception {
-        PackedInput input = helper.spec().prepare("the plot is thin and the jokes fall flat.");
-        float[] two = helper.logits(input);
-        try (ClassifierHelper one = ClassifierHelper.create(context, 1)) {
-            float[] single = one.logits(input);
-            for (int i = 0; i < two.length; i++) {
-                assertEquals(two[i], single[i], 1e-3);
-            }
-        }
+    public void closeEndsTheThreadAndSilencesTheListener() throws Exception {
+        helper.load(2);
+        helper.classify("queued before close");
+        helper.close();
+        helper.classify("after close"); // ignored, not an exception
+        helper.close(); // twice is harmless
+        assertTrue("the background thread did not end", helper.awaitClosed(WAIT_SECONDS, TimeUnit.SECONDS));
+        InstrumentationRegistry.getInstrumentation().waitForIdleSync(); // every posted report has run
+        assertNull(events.poll());
     }
 
-    private static int[] ints(Object value) {
-        List<Object> list = Json.asArray(value, "ids");
-        int[] out = new int[list.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = Json.asInt(list.get(i), "id");
-        }
-        return out;
+    private Event next() throws InterruptedException {
+        Event event = events.poll(WAIT_SECONDS, TimeUnit.SECONDS);
+        assertNotNull("the helper reported nothing", event);
+        return event;
     }
 }

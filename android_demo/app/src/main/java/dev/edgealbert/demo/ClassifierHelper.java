@@ -1,148 +1,129 @@
 package dev.edgealbert.demo;
 
 import android.content.Context;
-import android.content.res.AssetFileDescriptor;
-import dev.edgealbert.demo.core.Classification;
+import android.os.Handler;
+import android.os.Looper;
 import dev.edgealbert.demo.core.ClassifierSpec;
-import dev.edgealbert.demo.core.PackedInput;
-import java.io.ByteArrayOutputStream;
 import java.io.Closeable;
-import java.io.FileInputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.MappedByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
-import org.tensorflow.lite.Interpreter;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 
 /**
- * Owns the LiteRT Interpreter for the exported bundle; the Activity only calls {@link #classify}.
+ * Loads and runs the classifier off the UI thread and reports back through a {@link Listener}.
  *
- * <p>Not thread-safe: create, use and close it on one background thread. The model is
- * memory-mapped from the APK (stored uncompressed, see noCompress in app/build.gradle), so it is
- * paged in by the OS instead of being copied onto the Java heap.
+ * <p>The helper owns its background thread: a single-thread executor created here and shut down by
+ * {@link #close}. The {@link LiteRtClassifier} is created, used and closed on that thread only, so
+ * a reload with another thread count can never race a classification. Listener calls arrive on the
+ * main thread in the order the requests were made, and stop as soon as {@link #close} is called.
  */
 public final class ClassifierHelper implements Closeable {
-    public static final String MANIFEST_ASSET = "manifest.json";
-    public static final String VOCAB_ASSET = "vocab.json";
-    public static final String MODEL_ASSET = "model.tflite";
+    /** What the helper reports. Every call arrives on the main thread. */
+    public interface Listener {
+        /** The model is ready; {@link #classify} results follow. */
+        void onModelLoaded(ClassifierSpec spec, int numThreads, double loadMs);
 
-    /** Labels best first, with the time spent in the tokenizer and in the interpreter. */
-    public static final class Result {
-        public final List<Classification.LabelScore> scores;
-        public final double tokenizeMs;
-        public final double inferenceMs;
-        public final int tokens;
-        public final boolean truncated;
+        /** The assets are missing or do not fit together; classify() reports errors until a load succeeds. */
+        void onModelError(String message);
 
-        Result(List<Classification.LabelScore> scores, double tokenizeMs, double inferenceMs, int tokens,
-               boolean truncated) {
-            this.scores = scores;
-            this.tokenizeMs = tokenizeMs;
-            this.inferenceMs = inferenceMs;
-            this.tokens = tokens;
-            this.truncated = truncated;
-        }
+        /** One text's labels, best first, with the time spent tokenizing and in the interpreter. */
+        void onResult(LiteRtClassifier.Result result);
+
+        /** One text could not be classified (no model loaded, or the interpreter failed). */
+        void onClassifyError(String message);
     }
 
-    private final ClassifierSpec spec;
-    private final Interpreter interpreter;
-    private final int numThreads;
-    private int allocatedLength = -1;
+    static final String EXPORT_HINT = "Run `edge-albert export-android BUNDLE app/src/main/assets` and rebuild.";
 
-    private ClassifierHelper(ClassifierSpec spec, Interpreter interpreter, int numThreads) {
-        this.spec = spec;
-        this.interpreter = interpreter;
-        this.numThreads = numThreads;
+    private final Context context;
+    private final Listener listener;
+    private final ExecutorService worker = Executors.newSingleThreadExecutor();
+    private final Handler mainThread = new Handler(Looper.getMainLooper());
+    private volatile boolean closed;
+    private LiteRtClassifier classifier; // touched only on the worker thread
+
+    public ClassifierHelper(Context context, Listener listener) {
+        // The application context: the helper must not keep a destroyed Activity alive.
+        this.context = context.getApplicationContext();
+        this.listener = listener;
     }
 
-    /** Load manifest.json, vocab.json and model.tflite from the app's assets. */
-    public static ClassifierHelper create(Context context, int numThreads) throws IOException {
-        ClassifierSpec spec = ClassifierSpec.fromJson(readAsset(context, VOCAB_ASSET), readAsset(context, MANIFEST_ASSET));
-        Interpreter.Options options = new Interpreter.Options()
-                .setNumThreads(numThreads)
-                .setUseXNNPACK(true);
-        Interpreter interpreter = new Interpreter(mapAsset(context, MODEL_ASSET), options);
-        int outputs = interpreter.getOutputTensor(spec.logitsIndex).shape()[1];
-        if (outputs != spec.labels.size()) {
-            interpreter.close();
-            throw new IOException("model.tflite gives " + outputs + " logits but manifest.json has "
-                    + spec.labels.size() + " labels: export the bundle again");
-        }
-        return new ClassifierHelper(spec, interpreter, numThreads);
-    }
-
-    public ClassifierSpec spec() {
-        return spec;
-    }
-
-    public int numThreads() {
-        return numThreads;
-    }
-
-    /** Tokenize, run the model and rank the labels. */
-    public Result classify(String text) {
-        long start = System.nanoTime();
-        PackedInput input = spec.prepare(text);
-        long tokenized = System.nanoTime();
-        float[] logits = logits(input);
-        long done = System.nanoTime();
-        int tokens = 0;
-        for (int mask : input.attentionMask) {
-            tokens += mask;
-        }
-        return new Result(Classification.rank(logits, spec.labels), (tokenized - start) / 1e6,
-                (done - tokenized) / 1e6, tokens, input.truncated);
-    }
-
-    /** Raw logits for packed inputs (the instrumented test compares them with the Python side's). */
-    public float[] logits(PackedInput input) {
-        int length = input.length();
-        if (spec.fixedLength == 0 && length != allocatedLength) {
-            // Loop-form models take any length: resize to this text instead of padding to max_seq_len.
-            int[] shape = {1, length};
-            interpreter.resizeInput(spec.inputIdsIndex, shape);
-            interpreter.resizeInput(spec.attentionMaskIndex, shape);
-            interpreter.resizeInput(spec.tokenTypeIdsIndex, shape);
-            interpreter.allocateTensors();
-            allocatedLength = length;
-        }
-        Object[] inputs = new Object[3];
-        inputs[spec.inputIdsIndex] = new int[][] {input.inputIds};
-        inputs[spec.attentionMaskIndex] = new int[][] {input.attentionMask};
-        inputs[spec.tokenTypeIdsIndex] = new int[][] {input.tokenTypeIds};
-        float[][] logits = new float[1][spec.labels.size()];
-        Map<Integer, Object> outputs = new HashMap<>();
-        outputs.put(spec.logitsIndex, logits);
-        interpreter.runForMultipleInputsOutputs(inputs, outputs);
-        return logits[0];
-    }
-
-    @Override
-    public void close() {
-        interpreter.close();
-    }
-
-    static String readAsset(Context context, String name) throws IOException {
-        try (InputStream in = context.getAssets().open(name)) {
-            ByteArrayOutputStream out = new ByteArrayOutputStream();
-            byte[] buffer = new byte[1 << 16];
-            for (int n = in.read(buffer); n >= 0; n = in.read(buffer)) {
-                out.write(buffer, 0, n);
+    /** Load the exported model with this many interpreter threads, replacing any loaded one. */
+    public void load(int numThreads) {
+        submit(() -> {
+            release();
+            long start = System.nanoTime();
+            LiteRtClassifier loaded;
+            try {
+                loaded = LiteRtClassifier.create(context, numThreads);
+            } catch (IOException | RuntimeException e) { // a missing or incompatible export
+                String message = "Cannot load the model: " + e.getMessage() + "\n" + EXPORT_HINT;
+                report(() -> listener.onModelError(message));
+                return;
             }
-            return new String(out.toByteArray(), StandardCharsets.UTF_8);
-        }
+            classifier = loaded;
+            double loadMs = (System.nanoTime() - start) / 1e6;
+            ClassifierSpec spec = loaded.spec();
+            report(() -> listener.onModelLoaded(spec, numThreads, loadMs));
+        });
     }
 
-    private static MappedByteBuffer mapAsset(Context context, String name) throws IOException {
-        try (AssetFileDescriptor descriptor = context.getAssets().openFd(name);
-             FileInputStream stream = new FileInputStream(descriptor.getFileDescriptor());
-             FileChannel channel = stream.getChannel()) {
-            return channel.map(FileChannel.MapMode.READ_ONLY, descriptor.getStartOffset(),
-                    descriptor.getDeclaredLength());
+    /** Tokenize, run and rank one text; the answer comes through onResult or onClassifyError. */
+    public void classify(String text) {
+        submit(() -> {
+            if (classifier == null) {
+                report(() -> listener.onClassifyError("the model is not loaded"));
+                return;
+            }
+            try {
+                LiteRtClassifier.Result result = classifier.classify(text);
+                report(() -> listener.onResult(result));
+            } catch (RuntimeException e) {
+                report(() -> listener.onClassifyError(e.getMessage()));
+            }
+        });
+    }
+
+    /** Stop reporting, close the interpreter on the background thread and end that thread. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true; // queued requests are skipped, pending reports dropped
+        worker.execute(this::release);
+        worker.shutdown();
+    }
+
+    /** After {@link #close}: wait until the interpreter is closed and the thread has ended (tests). */
+    boolean awaitClosed(long timeout, TimeUnit unit) throws InterruptedException {
+        return worker.awaitTermination(timeout, unit);
+    }
+
+    private synchronized void submit(Runnable request) {
+        if (closed) {
+            return; // the screen is gone: nobody to answer
+        }
+        worker.execute(() -> {
+            if (!closed) {
+                request.run();
+            }
+        });
+    }
+
+    private void report(Runnable call) {
+        mainThread.post(() -> {
+            if (!closed) {
+                call.run();
+            }
+        });
+    }
+
+    private void release() {
+        if (classifier != null) {
+            classifier.close();
+            classifier = null;
         }
     }
 }

@@ -111,6 +111,9 @@ public class CoreUnitTest {
         assertArrayEquals(new int[] {2, 10, 3, 0, 0, 0}, padded.inputIds);
         assertArrayEquals(new int[] {1, 1, 1, 0, 0, 0}, padded.attentionMask);
         assertFalse(padded.truncated);
+        assertEquals(5, single.tokenCount());
+        assertEquals(3, padded.tokenCount());
+        assertEquals(6, padded.length());
         PackedInput pair = packer.pack(new int[] {10, 11}, new int[] {20, 21, 22, 23, 24}, 8, 0);
         assertArrayEquals(new int[] {2, 10, 11, 3, 20, 21, 22, 3}, pair.inputIds);
         assertArrayEquals(new int[] {0, 0, 0, 0, 1, 1, 1, 1}, pair.tokenTypeIds);

@@ -21,4 +21,13 @@ public final class PackedInput {
     public int length() {
         return inputIds.length;
     }
+
+    /** Real tokens, specials included: the positions the attention mask keeps (padding excluded). */
+    public int tokenCount() {
+        int count = 0;
+        for (int mask : attentionMask) {
+            count += mask;
+        }
+        return count;
+    }
 }

@@ -1,0 +1,237 @@
+"""The ASGI application behind `edge-albert serve`: JSON API, page, health, metrics.
+
+Every model sits behind its own MicroBatcher, so the event loop never blocks on inference and
+one slow model does not hold up another. Errors are JSON `{"error": "<one line>"}` with the
+status that says what to do: 400 fix the request, 401 give the token, 404 wrong path or model,
+413 send less, 503 retry later (Retry-After), 504 the request took longer than --timeout.
+Request texts are never logged: the only logs are uvicorn's access lines (path and status,
+with --verbose) and server faults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Dict, Mapping, Optional
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import DataError
+from ..tasks import BundleModel
+from .batching import DeadlineExceeded, MicroBatcher, QueueFull
+from .metrics import ServerMetrics
+from .openapi import openapi_schema
+from .protocol import RequestTooLarge, parse_predict_request, response_body, run_batch
+
+OPEN_PATHS = frozenset({"/", "/healthz"})  # no token needed: the page holds no data, liveness holds none
+ERROR_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 500: "internal", 503: "overloaded", 504: "timeout"}
+READY_PROBE_TIMEOUT_S = 5.0
+
+
+@dataclass
+class ServeConfig:
+    """Batching, limits and auth; the CLI options of `edge-albert serve` map one to one."""
+
+    max_batch_size: int = 32
+    max_wait_ms: float = 0.0  # greedy: batch what arrived during the last call (waiting measured no gain)
+    model_batch_size: int = 4  # rows per interpreter call: a micro-batch runs length-sorted in chunks this big
+    max_queue: int = 64
+    max_texts: int = 64
+    max_body_bytes: int = 1 << 20
+    timeout_s: float = 10.0
+    token: Optional[str] = None
+    retry_after_s: int = 1
+
+
+@dataclass
+class ServedModel:
+    name: str
+    model: BundleModel
+    batcher: MicroBatcher
+
+    @property
+    def task(self) -> str:
+        return self.model.task
+
+    def summary(self) -> dict:
+        manifest = self.model.bundle.manifest
+        return {"name": self.name, "task": self.task, "labels": self.model.labels,
+                "max_seq_len": self.model.max_seq_len,
+                "quantization": (manifest.get("quantization") or {}).get("mode"),
+                "predict": f"/v1/models/{self.name}/predict"}
+
+
+def _error(status: int, message: str, headers: Optional[dict] = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _probe_record(task: str) -> dict:
+    return {"question": "", "context": ""} if task == "question-answering" else {"text": ""}
+
+
+class _Gate:
+    """Outermost layer: bearer-token check (constant-time) and per-request metrics."""
+
+    def __init__(self, app, metrics: ServerMetrics, token: Optional[str]):
+        self.app = app
+        self.metrics = metrics
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    def _authorized(self, scope) -> bool:
+        supplied = dict(scope.get("headers") or []).get(b"authorization", b"")
+        return hmac.compare_digest(supplied, self.expected)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            if self.expected is not None and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
+                response = _error(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
+                                  {"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send_and_note)
+            else:
+                await self.app(scope, receive, send_and_note)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(label, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+            if status >= 400:
+                self.metrics.errors.labels(ERROR_KINDS.get(status, str(status))).inc()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"request body of {int(declared)} bytes; the limit is {limit} (--max-body-bytes)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"request body over {limit} bytes (--max-body-bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(models: Mapping[str, BundleModel], config: Optional[ServeConfig] = None):
+    """An ASGI app serving `models` (name -> loaded model); batchers start with the app's lifespan."""
+    config = config or ServeConfig()
+    metrics = ServerMetrics()
+    served: Dict[str, ServedModel] = {}
+    for name, model in models.items():
+        batcher = MicroBatcher(name, lambda records, model=model: run_batch(model, records), metrics,
+                               max_batch_size=config.max_batch_size, max_wait_s=config.max_wait_ms / 1000.0,
+                               max_queue=config.max_queue)
+        served[name] = ServedModel(name, model, batcher)
+    schema = openapi_schema(served, auth=config.token is not None)
+    page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+
+    def model_named(request: Request) -> ServedModel:
+        name = request.path_params["name"]
+        if name not in served:
+            raise HTTPException(404, f"no model named {name!r}; this server has {', '.join(sorted(served))}")
+        return served[name]
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        """Ready when every model answers a probe through its own queue (so a full queue is not ready)."""
+        for item in served.values():
+            await item.batcher.submit([_probe_record(item.task)], min(config.timeout_s, READY_PROBE_TIMEOUT_S))
+        return JSONResponse({"status": "ready", "models": sorted(served)})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        for item in served.values():
+            metrics.queue_depth.labels(item.name)  # every model appears, even before its first request
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(schema)
+
+    async def list_models(request: Request) -> Response:
+        return JSONResponse({"models": [item.summary() for item in served.values()]})
+
+    async def manifest(request: Request) -> Response:
+        return JSONResponse(model_named(request).model.bundle.manifest)
+
+    async def predict(request: Request) -> Response:
+        item = model_named(request)
+        body = await _read_body(request, config.max_body_bytes)
+        parsed = parse_predict_request(body, item.task, config.max_texts)
+        started = time.perf_counter()
+        results = await item.batcher.submit(parsed.records, config.timeout_s)
+        return JSONResponse(response_body(item.name, parsed, results, (time.perf_counter() - started) * 1000.0))
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return _error(400, str(exc))
+
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return _error(413, str(exc))
+
+    async def overloaded(request: Request, exc: Exception) -> Response:
+        return _error(503, f"the server is busy ({exc}; --max-queue {config.max_queue}); retry later",
+                      {"Retry-After": str(config.retry_after_s)})
+
+    async def timed_out(request: Request, exc: Exception) -> Response:
+        return _error(504, f"{exc} (--timeout)")
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            return _error(404, f"no route {request.method} {request.url.path}; see /openapi.json")
+        if exc.status_code == 405:
+            return _error(405, f"{request.method} is not allowed on {request.url.path}", dict(exc.headers or {}))
+        return _error(exc.status_code, str(exc.detail))
+
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        return _error(400, "the client closed the connection before sending the whole body")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        for item in served.values():
+            item.batcher.start()
+        try:
+            yield
+        finally:
+            for item in served.values():
+                await item.batcher.stop()
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{name}", manifest, methods=["GET"]),
+        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
+    ]
+    handlers = {DataError: bad_request, RequestTooLarge: too_large, QueueFull: overloaded,
+                DeadlineExceeded: timed_out, HTTPException: http_error, ClientDisconnect: client_gone}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.state.served = served
+    app.state.metrics = metrics
+    return _Gate(app, metrics, config.token)
