@@ -4,7 +4,7 @@ Order: validate the teacher, the plan and the data (one error line, nothing trai
 staging directory beside the output (OUT.partial/): measure importance, build the pruned
 student (saved there as student-init/), distil on Trainer (checkpoints in trainer/), save the
 student with the teacher's tokenizer and compression.json, reload it with transformers and
-score it on dev, and rename it to OUT. A rerun with the same settings resumes from the staging
+score it on dev, and swap it in as OUT (edge_albert/atomic.py). A rerun with the same settings resumes from the staging
 directory's last Trainer checkpoint; different settings are refused until --restart.
 """
 
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..atomic import check_writable_output, replacing_directory
 from ..bundle import sha256_of_file
 from ..converters.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
 from ..errors import CompressionError
@@ -67,8 +68,7 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
     if options.init not in INITS:
         raise CompressionError(f"init must be one of {', '.join(INITS)}, not {options.init!r}")
-    if out_dir.exists() and not overwrite:
-        raise CompressionError(f"{out_dir} already exists; choose another output or pass --overwrite")
+    check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError)
     teacher_ckpt = load_checkpoint(teacher_dir)
     if teacher_ckpt.architecture != "AlbertForSequenceClassification":
         raise CompressionError(
@@ -187,7 +187,9 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
         "versions": _versions(),
     }
     (final / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
-    _publish(final, out_dir)  # TODO(lead): switch to edge_albert/atomic.py from branch robust-writes
+    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError) as target:
+        for path in final.iterdir():
+            shutil.copyfile(path, target / path.name)
     shutil.rmtree(staging, ignore_errors=True)
     return CompressResult(out_dir=out_dir, plan=plan, removed_heads=pruned_heads_of(reloaded.config),
                           dev_accuracy=dev_accuracy, teacher_dev_accuracy=teacher_accuracy,
@@ -222,21 +224,9 @@ def _prepare_staging(staging: Path, record: dict, restart: bool, log) -> bool:
     return False
 
 
-def _publish(staged: Path, target: Path) -> None:
-    """Rename a finished directory into place (replacing an existing one only after it is complete).
-
-    Minimal write-then-rename; the project's shared helper (edge_albert/atomic.py) replaces it.
-    """
-    staged.chmod(0o755)
-    for path in staged.iterdir():
-        path.chmod(0o644)  # save_pretrained writes some files private; a checkpoint is for all who can read its parent
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.rename(target, old)
-        os.rename(staged, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staged, target)
+def _not_a_checkpoint(path: Path) -> Optional[str]:
+    """--overwrite replaces a checkpoint directory, never some other directory named by mistake."""
+    return None if (path / "config.json").is_file() else "it is not a checkpoint directory (no config.json)"
 
 
 def _reinitialised(student):
