@@ -64,12 +64,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reuse-bundles", action="store_true", help="time the bundles an earlier run left in OUT")
     args = parser.parse_args()
     dirs = build(Path(args.work))
     import compress_table
 
     compress_table.main(["--no-eval", "--out", args.out, "--seq-lens", "128", "--rounds", str(args.rounds),
                          "--runs", str(args.runs), "--threads", str(args.threads),
+                         *(["--reuse-bundles"] if args.reuse_bundles else []),
                          *[f"{name}={path}" for name, path in dirs.items()]])
 
 

@@ -47,7 +47,7 @@ def convert(name: str, checkpoint: Path, out_dir: Path, dev, reuse: bool = False
     config = manifest["source"]["config"]
     accuracy = manifest["validation"].get("accuracy") or {}
     return {
-        "name": name, "checkpoint": str(checkpoint), "bundle": str(variant.bundle_path),
+        "name": name, "checkpoint": str(checkpoint), "bundle": str(bundle_path),
         "shape": {k: config.get(k) for k in ("num_hidden_layers", "num_attention_heads", "intermediate_size",
                                              "hidden_size", "embedding_size")} | {"pruned_heads": config.get("pruned_heads", [])},
         "parameters": manifest["source"]["parameters"],
