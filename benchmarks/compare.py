@@ -6,10 +6,12 @@ One process times every backend on the same inputs (real text of exactly 32 and 
 the same thread count, in alternating blocks with a pause between blocks: machine noise then
 hits every backend alike, and ONNX Runtime's or OpenMP's spinning worker threads cannot steal
 the CPU from the backend that runs next. Peak memory is measured per backend in a fresh
-subprocess that imports only that backend, so numbers do not mix. Models are prepared once
-into --work-dir (conversion, ONNX export, quantization) and reused by later runs.
+subprocess that imports only that backend, so numbers do not mix. Models are prepared into
+--work-dir (conversion, ONNX export, quantization) and reused by later runs that name it; without
+it, a private temporary directory is used and removed afterwards (--keep-work-dir keeps it).
 
-Writes benchmarks/results/<date>-<host>.md, .json and .png.
+Writes benchmarks/results/<date>-<host>.md, .json and .png, or <date>-<host>-2.* and so on: a result
+file that exists is never overwritten.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -451,7 +455,10 @@ def chart(report: dict, path: Path) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="Hugging Face ALBERT sequence-classification checkpoint")
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/edge-albert-compare"), help="converted models (reused)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="converted models, reused by later runs that name it [default: a private temporary "
+                             "directory, removed afterwards]")
+    parser.add_argument("--keep-work-dir", action="store_true", help="keep the default temporary work directory")
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seq-lens", default="32,128")
@@ -474,6 +481,33 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     seq_lens = bench.parse_seq_lens(args.seq_lens)
     checkpoint = args.checkpoint.resolve()
+    private_work = args.work_dir is None
+    if private_work:  # never share a fixed /tmp path with other runs or users
+        args.work_dir = Path(tempfile.mkdtemp(prefix="edge-albert-compare-"))
+        say(f"work directory {args.work_dir}" + (" (kept)" if args.keep_work_dir else " (removed afterwards)"))
+    try:
+        return _run(args, arguments, checkpoint, seq_lens, say)
+    finally:
+        if private_work and not args.keep_work_dir:
+            shutil.rmtree(args.work_dir, ignore_errors=True)
+
+
+def unique_result_stem(out_dir: Path, name: str) -> Path:
+    """out_dir/name, or name-2, name-3, ... so that no committed .md/.json/.png is ever overwritten."""
+    for attempt in range(1, 1000):
+        stem = out_dir / (name if attempt == 1 else f"{name}-{attempt}")
+        if not any(stem.with_suffix(suffix).exists() for suffix in (".md", ".json", ".png")):
+            return stem
+    raise SystemExit(f"error: no free result name for {out_dir / name} (999 taken)")
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create `path`; refuse (FileExistsError) rather than replace a file that appeared meanwhile."""
+    with open(path, "x", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _run(args, arguments: List[str], checkpoint: Path, seq_lens: List[int], say) -> int:
     notes = prepare(checkpoint, args.work_dir, seq_lens, args.calibration_texts, say)
     if args.prepare_only:
         return 0
@@ -503,7 +537,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     host = machine["hostname"]
     date = dt.date.today().isoformat()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.out_dir / (f"{date}-{host}" + (f"-{args.tag}" if args.tag else ""))
+    stem = unique_result_stem(args.out_dir, f"{date}-{host}" + (f"-{args.tag}" if args.tag else ""))
     rows = summarise(specs, latency, diffs, memory, config, peak, seq_lens)
     versions = _versions()
     load_note = args.load_note
@@ -522,9 +556,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                  "note": load_note},
         "rows": rows, "notes": notes, "samples_ms": latency["samples"], "targets": evaluate_targets(rows, seq_lens), "chart": stem.name + ".png",
     }
+    _write_new(stem.with_suffix(".json"), json.dumps(report, indent=2, default=float))
+    _write_new(stem.with_suffix(".md"), markdown(report))
     chart(report, stem.with_suffix(".png"))
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=float))
-    stem.with_suffix(".md").write_text(markdown(report))
     say(f"wrote {stem}.md, .json, .png")
     print(markdown(report))
     return 0

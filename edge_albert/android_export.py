@@ -5,9 +5,10 @@ vocab.json: the bundle's tokenizer.json reduced to what the Java core implements
 and scores, added tokens, normaliser and pre-tokenizer steps with the precompiled charsmap, the
 [CLS]/[SEP] template), plus labels and max_seq_len. Everything the app cannot run is refused
 here, on the workstation, with a message that says what to convert instead: a task other than
-text classification, inputs or outputs the app does not feed or read, a graph whose input shape
-it cannot drive, a quantization without fast CPU kernels, ops outside LiteRT's builtin set, and a
-tokenizer pipeline step the Java core does not implement.
+text classification, inputs or outputs the app does not feed or read (an early-exit bundle's
+threshold input and layer-calls output among them), a graph whose input shape it cannot drive, a
+quantization without fast CPU kernels, ops outside LiteRT's builtin set, and a tokenizer pipeline
+step the Java core does not implement.
 
 examples.json holds a few texts with the ids the `tokenizers` library gives and the logits this
 machine's interpreter gives, for the app's instrumented test to compare against on a device.
@@ -94,6 +95,7 @@ def export_android(
     assets_dir: Union[str, os.PathLike],
     overwrite: bool = False,
     example_texts: Sequence[str] = EXAMPLE_TEXTS,
+    trusted_key: Optional[Union[str, os.PathLike]] = None,
 ) -> AndroidExport:
     """Check that the app can run the bundle, then write its assets into `assets_dir`.
 
@@ -102,7 +104,7 @@ def export_android(
     new files (the other assets hard-linked into it), so an export that fails or is killed at any
     point leaves the old four files or the new four, never a mix.
     """
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_path, trusted_key=trusted_key)
     assets_dir = Path(assets_dir)
     _check_destination(assets_dir, overwrite)
     manifest = bundle.manifest
@@ -135,6 +137,12 @@ def check_manifest(manifest: JsonDict) -> str:
     max_seq_len = manifest.get("max_seq_len")
     if not isinstance(max_seq_len, int) or max_seq_len < 3:
         raise BundleError(f"the bundle's max_seq_len is {max_seq_len!r}; the app needs an integer of at least 3")
+    early_exit = manifest.get("early_exit")
+    if early_exit:
+        raise BundleError(
+            f"the bundle stops early ({early_exit.get('rule')}={early_exit.get('default')}): the Android demo feeds "
+            "three inputs and reads logits only, not the exit threshold input or the layer calls output; convert "
+            "without --early-exit for the app")
     graph = manifest.get("graph")
     if graph not in ("loop", "unrolled"):
         raise BundleError(f"the bundle's graph is {graph!r}; the app drives the loop form (any length up to "
@@ -386,6 +394,10 @@ def _carry_over(source: Path, destination: Path, top: bool = True) -> None:
 
 
 def _load_interpreter(model_path: Path):
+    from .runtime import native_logs_silenced
+    from .tflite_check import check_model_file
+
+    check_model_file(model_path)
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -395,7 +407,10 @@ def _load_interpreter(model_path: Path):
             raise RuntimeBackendError("export-android inspects and runs the model before exporting it: install "
                                       "ai-edge-litert (pip install ai-edge-litert)") from None
     try:
-        return Interpreter(model_path=str(model_path), num_threads=1)
+        with native_logs_silenced():
+            interpreter = Interpreter(model_path=str(model_path), num_threads=1)
+            interpreter.allocate_tensors()  # applies the XNNPACK delegate, which logs, here
+            return interpreter
     except (ValueError, RuntimeError) as exc:
         raise RuntimeBackendError(f"{model_path} cannot be loaded by the interpreter: {exc}") from None
 

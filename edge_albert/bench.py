@@ -356,17 +356,19 @@ def run_benchmark(
     backend: Optional[str] = None,
     progress: Optional[Progress] = None,
     target: Optional[str] = None,
+    trusted_key: Optional[PathLike] = None,
 ) -> BenchResult:
     """Load the bundle (timed, with its RSS increase), then time each sequence length in turn."""
-    from .runtime import default_num_threads, find_backend
+    from .runtime import check_batch, check_threads, default_num_threads, find_backend
     from .tasks import load_model
 
     say = progress or (lambda message, final: None)
     if batch < 1 or runs < 1 or warmup < 0 or max_seconds <= 0:
         raise BenchError("--batch and --runs must be at least 1, --warmup at least 0, --max-seconds positive")
+    check_batch(batch, "--batch")
     seq_lens = [int(n) for n in seq_lens]
     interpreter = find_backend(backend)  # imported before the baseline, so the RSS increase is the model's
-    threads = int(threads) if threads else default_num_threads()
+    threads = check_threads(threads) if threads else default_num_threads()
     settings = {"seq_lens": seq_lens, "batch": batch, "runs": runs, "warmup": warmup, "max_seconds": max_seconds,
                 "threads": threads, "backend": interpreter.name, "backend_version": interpreter.version}
     # every setting spelled out, so that the result file alone is enough to rerun it
@@ -378,7 +380,8 @@ def run_benchmark(
 
     rss_before = current_rss_bytes()
     started = time.perf_counter()
-    model = load_model(bundle_path, num_threads=threads, backend=interpreter.name, batch_size=batch)
+    model = load_model(bundle_path, num_threads=threads, backend=interpreter.name, batch_size=batch,
+                       trusted_key=trusted_key)
     load_ms = (time.perf_counter() - started) * 1e3
     rss_after = current_rss_bytes()
     session = model.session
@@ -424,6 +427,85 @@ def run_benchmark(
     except (AttributeError, OSError):
         pass
     return result
+
+
+# -- real texts (early exit) ------------------------------------------------------------------
+@dataclass
+class TextsResult:
+    """One model over a list of real texts, one text per run (batch 1), each timed `repeats` times.
+
+    `latency` summarises each text's median time, so every text counts once; early-exit bundles
+    add the exit distribution (random tokens exit differently from real text, so it matters
+    which texts these are)."""
+
+    bundle: str
+    texts: int
+    repeats: int
+    latency: LatencyStats
+    exit_rule: Optional[str] = None
+    early_exit: Optional[dict] = None  # edge_albert.early_exit.call_distribution
+    labels: List[int] = field(default_factory=list, repr=False)
+    layer_calls: List[int] = field(default_factory=list, repr=False)
+    per_text_ms: List[float] = field(default_factory=list, repr=False)
+
+    def to_dict(self, with_rows: bool = False) -> dict:
+        data = asdict(self)
+        if not with_rows:
+            for key in ("labels", "layer_calls", "per_text_ms"):
+                data.pop(key)
+        return data
+
+
+def run_texts_benchmark(model, texts: Sequence[str], repeats: int = 3, warmup: int = 5,
+                        name: Optional[str] = None) -> TextsResult:
+    """Time `model` (a loaded TextClassifier) on each text alone; tokenizing is not timed.
+
+    Repeats go round the whole list (text 1..n, then again), so a slow spell of a shared machine
+    spreads over all texts instead of landing on a few.
+    """
+    from .early_exit import CALLS_OUTPUT, call_distribution
+
+    if not texts:
+        raise BenchError("no texts to measure")
+    if repeats < 1:
+        raise BenchError("--repeats must be at least 1")
+    session = model.session
+    encoded = [model.tokenizer.encode([text], max_length=session.max_seq_len, truncation="longest_first")
+               for text in texts]
+    # Untimed: one text per padded length (each new input shape re-plans the interpreter's memory),
+    # then the first `warmup` texts.
+    first_of_length = {session.padded_length(enc.length): enc for enc in reversed(encoded)}
+    for enc in list(first_of_length.values()) + encoded[:warmup]:
+        session.run(enc.input_ids, enc.attention_mask, enc.token_type_ids)
+    times = np.zeros((repeats, len(texts)))
+    outputs: List[dict] = [{}] * len(texts)
+    for repeat in range(repeats):
+        for row, enc in enumerate(encoded):
+            begin = time.perf_counter()
+            outputs[row] = session.run(enc.input_ids, enc.attention_mask, enc.token_type_ids)
+            times[repeat, row] = (time.perf_counter() - begin) * 1e3
+    per_text = np.median(times, axis=0)
+    labels = [int(np.argmax(out["logits"][0])) for out in outputs]
+    calls = [int(out[CALLS_OUTPUT][0]) for out in outputs if CALLS_OUTPUT in out]
+    rule = getattr(model, "exit_rule", None)
+    depth = int((model.bundle.manifest.get("early_exit") or {}).get("max_calls") or 0)
+    return TextsResult(bundle=name or str(model.bundle.path), texts=len(texts), repeats=repeats,
+                       latency=LatencyStats.from_samples(per_text.tolist()),
+                       exit_rule=rule.as_text() if rule is not None else None,
+                       early_exit=call_distribution(calls, depth) if calls else None,
+                       labels=labels, layer_calls=calls, per_text_ms=per_text.tolist())
+
+
+def texts_result_text(result: TextsResult) -> str:
+    """One line per measured configuration: latency over the texts and, for early exit, the calls."""
+    from .early_exit import describe_calls
+
+    l = result.latency
+    line = (f"{Path(result.bundle).name}: {result.texts} texts x {result.repeats}: p50 {l.p50_ms:.2f} ms  "
+            f"mean {l.mean_ms:.2f}  p90 {l.p90_ms:.2f}  p99 {l.p99_ms:.2f}")
+    if result.early_exit is not None:
+        line += "\n  " + describe_calls({"rule": result.exit_rule, **result.early_exit})
+    return line
 
 
 def _median_tokenize_ms(tokenizer, seq_len: int, batch: int, pair: bool, repeats: int = 5) -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Type, Union
 
 from .atomic import check_writable_output, readable_backup, replacing_directory
+from .contract import TASKS
 from .errors import BundleError, EdgeAlbertError
 
 FORMAT_NAME = "edge-albert-bundle"
@@ -25,6 +26,9 @@ MODEL_FILE = "model.tflite"
 TOKENIZER_FILE = "tokenizer.json"
 SPIECE_FILE = "spiece.model"
 REQUIRED_FILES = (MODEL_FILE, TOKENIZER_FILE)
+GRAPHS = ("loop", "unrolled")
+MIN_SEQ_LEN = 3  # [CLS] one token [SEP]
+MAX_SEQ_LEN = 8192  # far above ALBERT's 512 positions; a larger value is a damaged manifest
 # Reads of a bundle that a writer replaced meanwhile are repeated up to this many times in all.
 READ_ATTEMPTS = 5
 
@@ -132,35 +136,133 @@ def read_manifest(path: Union[str, os.PathLike]) -> dict:
     if not manifest_path.is_file():
         raise BundleError(f"{path} has no {MANIFEST_FILE}; is it an edge-albert bundle?")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise BundleError(f"{manifest_path} is not an {FORMAT_NAME} manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(
-            f"{path} has bundle format version {version!r}; this edge-albert reads version "
-            f"{FORMAT_VERSION} (convert the checkpoint again or install a matching edge-albert)"
-        )
+    except RecursionError:
+        raise BundleError(f"{manifest_path} nests JSON too deeply to be a manifest") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise BundleError(f"{manifest_path} is not a readable manifest: {exc}") from None
+    validate_manifest(manifest, manifest_path)
     return manifest
 
 
-def load_bundle(path: Union[str, os.PathLike], verify: bool = True) -> Bundle:
+def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_FILE) -> None:
+    """Check every manifest field a reader relies on, so that each reader gets the same one-line error.
+
+    Runtime, inspect and export-android all read the manifest through here; a field of the wrong
+    type is refused with its name and what would be valid, instead of failing later in a reader.
+    """
+
+    def bad(field: str, expected: str, value: Any = None, missing: bool = False) -> BundleError:
+        got = "it is missing" if missing else f"not {_short(value)} ({type(value).__name__})"
+        return BundleError(f"{where}: field {field!r} must be {expected}, {got}")
+
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise BundleError(f"{where} is not an {FORMAT_NAME} manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise BundleError(
+            f"{Path(where).parent} has bundle format version {_short(version)}; this edge-albert reads version "
+            f"{FORMAT_VERSION} (convert the checkpoint again or install a matching edge-albert)"
+        )
+    # Any task name passes here (the task classes name the ones this version runs); its type must be right.
+    if not isinstance(manifest.get("task"), str) or not manifest["task"]:
+        raise bad("task", f"a task name such as {', '.join(TASKS)}", manifest.get("task"), "task" not in manifest)
+    seq = manifest.get("max_seq_len")
+    if not _is_int(seq) or not MIN_SEQ_LEN <= seq <= MAX_SEQ_LEN:
+        raise bad("max_seq_len", f"an integer from {MIN_SEQ_LEN} to {MAX_SEQ_LEN}", seq, "max_seq_len" not in manifest)
+    if "graph" in manifest and manifest["graph"] not in GRAPHS:
+        raise bad("graph", f"one of {', '.join(GRAPHS)}", manifest["graph"])
+    labels = manifest.get("labels")
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+        raise bad("labels", "a list of label names (strings)", labels)
+    records = manifest.get("files")
+    if not isinstance(records, dict) or not records:
+        raise bad("files", "an object mapping file names to {\"sha256\", \"bytes\"}", records, "files" not in manifest)
+    for name, record in records.items():
+        if "/" in name or "\\" in name or name in ("", ".", "..", MANIFEST_FILE):
+            raise bad("files", "plain file names inside the bundle", name)
+        if not isinstance(record, dict):
+            raise bad(f"files.{name}", "an object with \"sha256\" and \"bytes\"", record)
+        digest, size = record.get("sha256"), record.get("bytes")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise bad(f"files.{name}.sha256", "64 lower-case hex digits", digest, "sha256" not in record)
+        if not _is_int(size) or size < 0:
+            raise bad(f"files.{name}.bytes", "a non-negative integer", size, "bytes" not in record)
+    tokenizer = manifest.get("tokenizer", {})
+    if not isinstance(tokenizer, dict):
+        raise bad("tokenizer", "an object", tokenizer)
+    tokenizer_file = tokenizer.get("file", TOKENIZER_FILE)
+    if not isinstance(tokenizer_file, str) or tokenizer_file not in records:
+        raise bad("tokenizer.file", "the name of a file the manifest lists", tokenizer_file)
+    special = tokenizer.get("special_tokens", {})
+    if special is not None and not isinstance(special, dict):
+        raise bad("tokenizer.special_tokens", "an object", special)
+    for key, value in (special or {}).items():
+        if key.endswith("_id") and value is not None and (not _is_int(value) or value < 0):
+            raise bad(f"tokenizer.special_tokens.{key}", "a non-negative integer token id", value)
+    quantization = manifest.get("quantization", {})
+    if not isinstance(quantization, dict):
+        raise bad("quantization", "an object with \"mode\"", quantization)
+    if "mode" in quantization and not isinstance(quantization["mode"], str):
+        raise bad("quantization.mode", "a string such as \"fp32\" or \"dynamic-int8\"", quantization["mode"])
+    min_runtime = quantization.get("min_runtime")
+    if min_runtime is not None and not isinstance(min_runtime, str) and not (
+            isinstance(min_runtime, dict) and all(isinstance(v, str) for v in min_runtime.values())):
+        raise bad("quantization.min_runtime", "an object of package: version strings", min_runtime)
+    for section in ("source", "inspection", "validation"):
+        if section in manifest and not isinstance(manifest[section], dict):
+            raise bad(section, "an object", manifest[section])
+    problem = (manifest.get("source") or {}).get("problem_type")
+    if problem is not None and not isinstance(problem, str):
+        raise bad("source.problem_type", "a string", problem)
+    parameters = (manifest.get("source") or {}).get("parameters")
+    if parameters is not None and (not _is_int(parameters) or parameters < 0):
+        raise bad("source.parameters", "a non-negative integer", parameters)
+    inspection = manifest.get("inspection") or {}
+    for key in ("file_bytes", "weight_buffers", "subgraphs"):
+        if key in inspection and (not _is_int(inspection[key]) or inspection[key] < 0):
+            raise bad(f"inspection.{key}", "a non-negative integer", inspection[key])
+    if "size_ratio" in inspection and (isinstance(inspection["size_ratio"], bool)
+                                       or not isinstance(inspection["size_ratio"], (int, float))):
+        raise bad("inspection.size_ratio", "a number", inspection["size_ratio"])
+    parts = inspection.get("bytes_by_part", {})
+    if not isinstance(parts, dict) or not all(_is_int(v) for v in parts.values()):
+        raise bad("inspection.bytes_by_part", "an object of part: byte count", parts)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def load_bundle(path: Union[str, os.PathLike], verify: bool = True,
+                trusted_key: Union[str, os.PathLike, None] = None) -> Bundle:
     """Load a bundle; with `verify`, refuse it when any file is missing or its sha256 differs.
+
+    With `trusted_key` (a public key file; else $EDGE_ALBERT_TRUSTED_KEY when set), the manifest
+    must carry a valid signature by that key, so every file is authentic, not only intact.
 
     A writer may replace the bundle while it is read (atomic.replacing_directory swaps whole
     directories): a read that saw the directory change is repeated, so the caller gets the old
     or the new bundle, never an error made of a mix of both. While a writer on a file system
     without an atomic exchange sits between its two renames, the backup it made is read.
     """
+    from .signing import trusted_key_from_environment
+
     path = Path(path)
+    trusted_key = trusted_key_from_environment(trusted_key)
     for attempt in range(1, READ_ATTEMPTS + 1):
         source = path if os.path.lexists(path) else (readable_backup(path) or path)
         pin = _pin_directory(source)
         try:
             try:
-                bundle = _load_bundle_once(source, verify)
+                bundle = _load_bundle_once(source, verify, trusted_key)
             except BundleError:
                 if attempt < READ_ATTEMPTS and _replaced(pin, source):
                     continue
@@ -196,11 +298,14 @@ def _replaced(pin: Optional[int], path: Path) -> bool:
     return (current.st_dev, current.st_ino) != (pinned.st_dev, pinned.st_ino)
 
 
-def _load_bundle_once(path: Path, verify: bool) -> Bundle:
+def _load_bundle_once(path: Path, verify: bool, trusted_key: Union[str, os.PathLike, None] = None) -> Bundle:
     manifest = read_manifest(path)
-    records = manifest.get("files")
-    if not isinstance(records, dict):
-        raise BundleError(f"{path / MANIFEST_FILE} lists no files")
+    if trusted_key is not None:
+        from .signing import verify_bundle_signature
+
+        verify_bundle_signature(path, trusted_key)
+        verify = True  # a signed manifest vouches for the files only through their sha256
+    records = manifest["files"]
     for name in REQUIRED_FILES:
         if name not in records:
             raise BundleError(f"{path} is incomplete: the manifest lists no {name}")
@@ -209,7 +314,7 @@ def _load_bundle_once(path: Path, verify: bool) -> Bundle:
         if not file_path.is_file():
             raise BundleError(f"{path} is incomplete: {name} is missing")
         if verify:
-            if file_path.stat().st_size != record.get("bytes"):
+            if file_path.stat().st_size != record["bytes"]:
                 raise BundleError(
                     f"{file_path} has {file_path.stat().st_size} bytes, the manifest says "
                     f"{record.get('bytes')}: the bundle is corrupt or was copied incompletely"

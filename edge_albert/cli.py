@@ -6,7 +6,10 @@ Heavy libraries are imported inside the commands that need them.
 
 from __future__ import annotations
 
+import errno
 import functools
+import io
+import os
 import sys
 
 import click
@@ -25,8 +28,48 @@ def reports_errors(command):
         except EdgeAlbertError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            click.echo("error: standard output was closed before all results were written", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG) or exc.filename:
+                raise
+            _stdout_to_devnull()
+            click.echo(f"error: cannot write the output: {exc.strerror}", err=True)
+            sys.exit(1)
 
     return wrapper
+
+
+def _stdout_to_devnull() -> None:
+    """Drop what is still buffered for a closed or full stdout, so exiting does not fail on it again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # not a real file (CliRunner)
+        pass
+
+
+TRUSTED_KEY_HELP = ("Public key (edge-albert keygen) the bundle must be signed with; default: "
+                    "$EDGE_ALBERT_TRUSTED_KEY when set.")
+
+
+def _argv_text(text: str) -> str:
+    """An argument as text: bytes that are not UTF-8 (kept by Python as surrogates) become U+FFFD."""
+    try:
+        return os.fsencode(text).decode("utf-8", errors="replace")
+    except UnicodeError:
+        return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def _stdin_lines():
+    """stdin as UTF-8 lines: undecodable bytes become U+FFFD, and \\r, \\n and \\r\\n all end a line."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return sys.stdin
+    return io.TextIOWrapper(buffer, encoding="utf-8", errors="replace", newline=None)
 
 
 @click.group()
@@ -48,19 +91,33 @@ def main(verbose: bool) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4).")
 @click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
+@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, batch_size: int) -> None:
+def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, batch_size: int, exit_value,
+            trusted_key) -> None:
     """Predict with BUNDLE: TEXT arguments, else one text per stdin line; JSON lines out."""
     import json
 
     from .predict import predict_records, records_from_lines
     from .tasks import load_model
 
-    model = load_model(bundle, num_threads=threads, backend=backend, batch_size=batch_size)
-    lines = list(texts) if texts else sys.stdin  # read lazily: results stream out as lines arrive
+    model = load_model(bundle, num_threads=threads, backend=backend, batch_size=batch_size, trusted_key=trusted_key)
+    if exit_value is not None:
+        _set_exit_value(model, exit_value)
+    # Read lazily: results stream out as lines arrive.
+    lines = [_argv_text(text) for text in texts] if texts else _stdin_lines()
     for result in predict_records(model, records_from_lines(lines, jsonl), batch_size=batch_size, top_k=top_k):
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
+
+
+def _set_exit_value(model, value: float) -> None:
+    from .errors import BundleError
+
+    if not hasattr(model, "set_exit_value"):
+        raise BundleError(f"--exit-value applies to early-exit text-classification bundles, not {model.task}")
+    model.set_exit_value(value)
 
 
 @main.command()
@@ -145,11 +202,15 @@ def _progress_printer():
 @click.option("--text-column", default=None, help="Text column of --eval-data [default: sentence, else text].")
 @click.option("--text-pair-column", default=None, help="Second text column of --eval-data, for sentence pairs.")
 @click.option("--label-column", default="label", show_default=True, help="Label column of --eval-data (label names or integer ids).")
+@click.option("--early-exit", default=None, help="patience=N or entropy=T: the loop stops per input when the rule fires (text classification, loop form; the value stays a runtime input).")
 @click.option("--force", is_flag=True, help="Bundle a variant even if it fails verification or the accuracy gate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at the output path.")
+@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Ed25519 private key (edge-albert keygen): sign each bundle's manifest (manifest.sig).")
 @reports_errors
 def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_texts, samples, per_tensor,
-            calibration_samples, eval_data, max_accuracy_drop, text_column, text_pair_column, label_column, force, overwrite):
+            calibration_samples, eval_data, max_accuracy_drop, text_column, text_pair_column, label_column, early_exit,
+            force, overwrite, sign_key):
     """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
     from .converters.convert import convert_checkpoint
     from .converters.samples import read_text_lines
@@ -174,7 +235,14 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
         text_pair_column=text_pair_column,
         label_column=label_column,
         calibration_samples=calibration_samples,
+        early_exit=early_exit,
     )
+    if sign_key:
+        from .signing import sign_bundle
+
+        for variant in result.variants:
+            if variant.bundled:
+                click.echo(f"signed {sign_bundle(variant.bundle_path, sign_key)}", err=True)
     click.echo(conversion_table(result.variants))
     if result.reference_evaluation is not None:
         click.echo("")
@@ -214,21 +282,28 @@ def inspect(bundle_dir, as_json):
 @click.option("--hidden-size", type=int, default=256, show_default=True)
 @click.option("--layers", type=int, default=4, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
+@click.option("--multi-depth", is_flag=True, help="Train the classifier after every layer call, losses weighted by depth (for --early-exit bundles).")
+@click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (its tokenizer and weights) instead of from scratch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @reports_errors
 def finetune(train_file, output, dev_file, text_column, pair_column, label_column, labels, epochs, vocab_size,
-             hidden_size, layers, threads, overwrite):
+             hidden_size, layers, threads, learning_rate, multi_depth, init_from, overwrite):
     """Train a SentencePiece tokenizer and a small ALBERT classifier from scratch (TSV, CSV or JSONL)."""
     from .finetune import FinetuneConfig, finetune as run_finetune
 
     config = FinetuneConfig(epochs=epochs, vocab_size=vocab_size, hidden_size=hidden_size,
-                            num_hidden_layers=layers, threads=threads)
+                            num_hidden_layers=layers, threads=threads, learning_rate=learning_rate,
+                            multi_depth=multi_depth, init_from=init_from)
     result = run_finetune(train_file, output, dev_file, config, text_column=text_column, label_column=label_column,
                           pair_column=pair_column, labels=[n.strip() for n in labels.split(",")],
                           overwrite=overwrite, log=click.echo)
     click.echo(f"saved {result.out_dir} ({result.num_parameters:,} parameters) in {result.train_seconds:.0f} s")
     if result.dev_accuracy is not None:
         click.echo(f"dev accuracy {result.dev_accuracy:.4f} (saved weights reloaded in float32)")
+    per_call = [entry["dev_accuracy_per_call"] for entry in result.history if "dev_accuracy_per_call" in entry]
+    if per_call:
+        click.echo("dev accuracy after each layer call: " + ", ".join(f"{a:.4f}" for a in per_call[-1]))
 
 
 @main.command()
@@ -284,12 +359,13 @@ def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_he
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
 @click.argument("assets_dir", type=click.Path(path_type=str))
 @click.option("--overwrite", is_flag=True, help="Replace model.tflite, manifest.json, vocab.json, examples.json there.")
+@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def export_android(bundle, assets_dir, overwrite):
+def export_android(bundle, assets_dir, overwrite, trusted_key):
     """Check that the Android demo can run BUNDLE and write its assets into ASSETS_DIR."""
     from .android_export import export_android as run_export
 
-    result = run_export(bundle, assets_dir, overwrite=overwrite)
+    result = run_export(bundle, assets_dir, overwrite=overwrite, trusted_key=trusted_key)
     length = result.android["sequence_length"] or "dynamic"
     click.echo(f"wrote {', '.join(sorted(result.files))} to {result.assets_dir} "
                f"({result.android['graph']} graph, input length {length})")
@@ -307,8 +383,11 @@ def export_android(bundle, assets_dir, overwrite):
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4).")
 @click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
+@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def evaluate(bundle, data, text_column, text_pair_column, label_column, reference_dir, json_out, threads, backend, batch_size):
+def evaluate(bundle, data, text_column, text_pair_column, label_column, reference_dir, json_out, threads, backend,
+             batch_size, exit_value, trusted_key):
     """Score BUNDLE on labelled DATA: accuracy, macro P/R/F1, confusion (TSV/CSV/JSONL); EM/F1 (SQuAD JSON)."""
     import json
     from pathlib import Path
@@ -317,7 +396,8 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 
     report = evaluate_bundle(bundle, data, text_column=text_column, text_pair_column=text_pair_column,
                              label_column=label_column, reference_checkpoint=reference_dir, num_threads=threads,
-                             backend=backend, batch_size=batch_size, progress=_progress_printer())
+                             backend=backend, batch_size=batch_size, progress=_progress_printer(),
+                             exit_value=exit_value, trusted_key=trusted_key)
     click.echo(report_text(report))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -338,10 +418,19 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), help="Write the full result as JSON.")
 @click.option("--markdown", "markdown_out", type=click.Path(dir_okay=False, path_type=str), help="Write the result as Markdown.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=str), help="Write a latency chart (PNG; needs matplotlib).")
+@click.option("--texts", "texts_file", type=click.Path(dir_okay=False, path_type=str), help="Text classifiers: time each real text of FILE alone instead (one text a line, or a labelled TSV/CSV/JSONL); early-exit bundles also report the exit distribution.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="With --texts: passes over the texts (each text's median counts).")
+@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
+@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, backend, json_out, markdown_out, plot_out):
+def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, backend, json_out, markdown_out, plot_out,
+          texts_file, repeats, exit_value, trusted_key):
     """Measure BUNDLE per sequence length: latency percentiles, load time, first inference, memory."""
     from . import bench as measure
+
+    if texts_file:
+        _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key)
+        return
 
     lengths = measure.parse_seq_lens(seq_lens)
     budget_target = None
@@ -352,7 +441,7 @@ def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, b
         threads = threads or budget_target.threads
     result = measure.run_benchmark(bundle, seq_lens=lengths, batch=batch, runs=runs, warmup=warmup,
                                    max_seconds=max_seconds, threads=threads, backend=backend,
-                                   progress=measure.progress_printer(), target=target)
+                                   progress=measure.progress_printer(), target=target, trusted_key=trusted_key)
     if budget_target is not None:
         result.budget_check = measure.check_budgets(result, budget_target)
     click.echo(measure.result_text(result))
@@ -366,6 +455,51 @@ def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, b
                 click.echo(f"  {line}", err=True)
             sys.exit(measure.BUDGET_EXCEEDED_EXIT)
         click.echo(f"all {len(check['checked'])} budgets of {check['target']} met", err=True)
+
+
+def _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key) -> None:
+    import json
+    from pathlib import Path
+
+    from .bench import run_texts_benchmark, texts_result_text
+    from .tasks import TextClassifier, load_model
+
+    model = load_model(bundle, num_threads=threads, backend=backend, batch_size=1, trusted_key=trusted_key)
+    if not isinstance(model, TextClassifier):
+        raise EdgeAlbertError(f"bench --texts measures text classifiers; {bundle} is {model.task}")
+    if exit_value is not None:
+        _set_exit_value(model, exit_value)
+    result = run_texts_benchmark(model, _read_texts(texts_file, model.labels), repeats=repeats, warmup=warmup)
+    click.echo(texts_result_text(result))
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(result.to_dict(with_rows=True), indent=2) + "\n")
+        click.echo(f"wrote {json_out}", err=True)
+
+
+def _read_texts(path: str, labels) -> list:
+    """Texts of a labelled TSV/CSV/JSONL file (its text column), else one text per line."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() in (".tsv", ".csv", ".jsonl"):
+        from .evaluate import load_eval_data
+
+        return load_eval_data(path, "text-classification", labels).texts()[0]
+    from .converters.samples import read_text_lines
+
+    return read_text_lines(path)
+
+
+@main.command()
+@click.argument("private_key", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--overwrite", is_flag=True, help="Replace existing key files.")
+@reports_errors
+def keygen(private_key, overwrite):
+    """Make an Ed25519 key pair: PRIVATE_KEY for convert --sign-key, PRIVATE_KEY.pub for --trusted-key."""
+    from .signing import generate_key_pair
+
+    private_path, public_path = generate_key_pair(private_key, overwrite=overwrite)
+    click.echo(f"wrote {private_path} (keep it secret) and {public_path} (copy it to devices)")
 
 
 if __name__ == "__main__":

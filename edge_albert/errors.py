@@ -33,6 +33,10 @@ class CompressionError(EdgeAlbertError):
     """A compression plan cannot be built from this teacher, or a compression run cannot resume."""
 
 
+class MissingExtraError(EdgeAlbertError):
+    """A workstation command runs on the light (device) install, without TensorFlow/torch/transformers."""
+
+
 class OutputError(EdgeAlbertError):
     """An output path cannot be written: it exists, a parent is a file, the disk is full or read-only."""
 

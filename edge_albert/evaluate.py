@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .early_exit import CALLS_OUTPUT, ExitRule, call_distribution, describe_calls
 from .errors import DataError, EdgeAlbertError
 from .finetune import Example, read_examples
 from .tasks import TASK_CLASSES, BundleModel, QuestionAnswerer, TextClassifier, load_model
@@ -274,7 +275,7 @@ def data_columns(path: Path) -> Tuple[int, Optional[List[str]]]:
                     return line, [name.strip() for name in next(csv.reader([raw]))]
                 try:
                     first = json.loads(raw)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
                     return line, None  # the reader reports it with its line number
                 return line, [str(key) for key in first] if isinstance(first, dict) else None
     except UnicodeDecodeError:
@@ -294,6 +295,10 @@ def read_squad(path) -> List[SquadQuestion]:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); question answering needs "
                         "SQuAD-format JSON ({\"data\": [{\"paragraphs\": [...]}]})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be SQuAD data") from None
+    except ValueError:  # an integer beyond Python's int-string digit limit
+        raise DataError(f"{path}: holds a number too long to read; SQuAD answer_start values are small integers") from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise DataError(f"{path}: not SQuAD-format JSON: expected an object with a \"data\" list of articles")
     questions: List[SquadQuestion] = []
@@ -337,7 +342,10 @@ def _squad_question(qa, context: str, raw: str, path: Path, where: str) -> Squad
     texts = tuple(x["text"] for x in answers)
     if not impossible and not any(normalize_answer(t) for t in texts):
         raise DataError(f"{place} has no answer but is not marked \"is_impossible\": true")
-    return SquadQuestion(qid, question, context, () if impossible else texts, impossible, line)
+    from .tokenizer import clean_text  # lone surrogates ("\\ud800") would break the report's UTF-8
+
+    return SquadQuestion(clean_text(qid), clean_text(question), clean_text(context),
+                         () if impossible else tuple(clean_text(t) for t in texts), impossible, line)
 
 
 def _line_of(raw: str, needle: str) -> int:
@@ -362,6 +370,8 @@ class EvaluationReport:
     reference: Optional["EvaluationReport"] = None
     agreement: Optional[float] = None  # share of predictions equal to the reference's
     settings: dict = field(default_factory=dict)
+    # Early-exit models: the rule in force and how many layer calls the examples ran.
+    early_exit: Optional[dict] = None
 
     @property
     def metric_name(self) -> str:
@@ -374,6 +384,8 @@ class EvaluationReport:
     def to_dict(self, with_predictions: bool = True) -> dict:
         result = {"task": self.task, "data": self.data, "data_sha256": self.data_sha256, "n": self.n, "model": self.model,
                   "metrics": self.metrics.to_dict(), "settings": self.settings}
+        if self.early_exit is not None:
+            result["early_exit"] = self.early_exit
         if self.reference is not None:
             result["reference"] = self.reference.to_dict(with_predictions=False)
             result["agreement"] = self.agreement
@@ -394,13 +406,18 @@ def evaluate_model(model: BundleModel, data: EvalData, reference: Optional[Evalu
     if model.task != data.task:
         raise EdgeAlbertError(f"the data was read for {data.task}, the model is {model.task}")
     settings: dict = {"max_seq_len": model.max_seq_len}
+    early_exit = None
     if isinstance(model, TextClassifier):
         if model.bundle.manifest.get("problem_type") == "multi_label_classification" or \
                 (model.bundle.manifest.get("source") or {}).get("problem_type") == "multi_label_classification":
             raise EdgeAlbertError("evaluate measures single-label classification; this is a multi-label model")
         texts = [e.text for e in data.examples]
         pairs = [e.text_pair for e in data.examples] if data.text_pair_column else None
-        predictions = [int(i) for i in np.argmax(model.logits(texts, pairs), axis=-1)]
+        logits, calls = model.logits_and_calls(texts, pairs)
+        predictions = [int(i) for i in np.argmax(logits, axis=-1)]
+        if calls is not None:
+            early_exit = {"rule": model.exit_rule.as_text(),
+                          **call_distribution(calls, int(model.bundle.manifest["early_exit"]["max_calls"]))}
         metrics = classification_metrics([e.label for e in data.examples], predictions, model.labels)
     elif isinstance(model, QuestionAnswerer):
         handle_impossible = data.has_no_answer_questions
@@ -417,7 +434,7 @@ def evaluate_model(model: BundleModel, data: EvalData, reference: Optional[Evalu
             raise EdgeAlbertError("the reference was evaluated on different data")
         agreement = float(np.mean([a == b for a, b in zip(predictions, reference.predictions)]))
     return EvaluationReport(model.task, str(data.path), data.sha256, len(data), metrics, predictions, name, reference,
-                            agreement, settings)
+                            agreement, settings, early_exit)
 
 
 def evaluate_bundle(
@@ -431,10 +448,26 @@ def evaluate_bundle(
     backend: Optional[str] = None,
     batch_size: int = 16,
     progress: Optional[Progress] = None,
+    exit_value: Optional[float] = None,
+    trusted_key=None,
 ) -> EvaluationReport:
-    """Evaluate a bundle on a labelled file; with `reference_checkpoint`, also the PyTorch model."""
+    """Evaluate a bundle on a labelled file; with `reference_checkpoint`, also the PyTorch model.
+
+    `exit_value` replaces an early-exit bundle's patience or threshold; the reference then runs
+    the same rule, so agreement compares like with like.
+    """
     say = progress or (lambda message: None)
-    model = load_model(bundle_path, num_threads=num_threads, backend=backend, batch_size=batch_size)
+    if reference_checkpoint is not None:
+        from .converters.quiet import require_workstation
+
+        require_workstation("evaluate --reference", ("torch", "transformers", "safetensors"))
+    model = load_model(bundle_path, num_threads=num_threads, backend=backend, batch_size=batch_size,
+                       trusted_key=trusted_key)
+    if exit_value is not None:
+        if not isinstance(model, TextClassifier) or model.exit_rule is None:
+            raise EdgeAlbertError(f"{bundle_path} is not an early-exit bundle; --exit-value does not apply")
+        model.set_exit_value(exit_value)
+    rule = model.exit_rule if isinstance(model, TextClassifier) else None
     data = load_eval_data(data_path, model.task, model.labels, text_column, text_pair_column, label_column)
     reference = None
     if reference_checkpoint is not None:
@@ -448,7 +481,7 @@ def evaluate_bundle(
             raise EdgeAlbertError(f"the reference's labels ({', '.join(checkpoint.labels)}) differ from the "
                                   f"bundle's ({', '.join(model.labels)})")
         say(f"running the PyTorch reference {reference_checkpoint} on {len(data)} examples")
-        reference_model = reference_task_model(checkpoint, model.max_seq_len, batch_size=batch_size)
+        reference_model = reference_task_model(checkpoint, model.max_seq_len, batch_size=batch_size, early_exit=rule)
         reference = evaluate_model(reference_model, data, name=f"pytorch {reference_checkpoint}")
         reference.settings["weights_sha256"] = checkpoint.weights_sha256
     say(f"running {bundle_path} on {len(data)} examples")
@@ -464,12 +497,15 @@ def evaluate_bundle(
 class ReferenceSession:
     """ModelSession's `run` over the PyTorch model, so the reference shares tokenization and decoding."""
 
-    def __init__(self, torch_model, output_names: Sequence[str], max_seq_len: int, sequence_outputs=()):
+    def __init__(self, torch_model, output_names: Sequence[str], max_seq_len: int, sequence_outputs=(),
+                 early_exit: Optional[ExitRule] = None):
         self.torch_model = torch_model
         self.output_names = tuple(output_names)
         self.max_seq_len = int(max_seq_len)
         self.sequence_outputs = frozenset(sequence_outputs)
         self.backend = "pytorch"
+        self.early_exit = early_exit
+        self.constant_inputs = early_exit.feed() if early_exit else {}
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> Dict[str, np.ndarray]:
         import torch
@@ -477,12 +513,20 @@ class ReferenceSession:
         if input_ids.shape[0] == 0:
             return {}
         feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        if self.early_exit is not None:
+            from .converters.early_exit import reference_early_exit
+
+            rule = self.early_exit.from_feed(self.constant_inputs)  # TextClassifier.set_exit_value changes it
+            logits, calls, _ = reference_early_exit(self.torch_model, rule,
+                                                    input_ids, attention_mask, token_type_ids)
+            return {"logits": logits, CALLS_OUTPUT: calls}
         with torch.no_grad():
             output = self.torch_model(**{k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in feed.items()})
         return {name: getattr(output, name).float().numpy() for name in self.output_names}
 
 
-def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_size: int = 16) -> BundleModel:
+def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_size: int = 16,
+                         early_exit: Optional[ExitRule] = None) -> BundleModel:
     """The checkpoint's PyTorch model behind the task API (same max length, labels and decoding as a bundle).
 
     Tokenizes with the checkpoint's own tokenizer.json through the runtime tokenizer (which is
@@ -502,24 +546,32 @@ def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_s
     pad_id = checkpoint.tokenizer_settings["special_tokens"]["pad_id"]
     tokenizer = AlbertTokenizer.from_file(checkpoint.tokenizer_json, pad_id=pad_id)
     session = ReferenceSession(torch_model or load_reference_model(checkpoint), OUTPUT_NAMES[checkpoint.task],
-                               max_seq_len, SEQUENCE_OUTPUTS[checkpoint.task])
+                               max_seq_len, SEQUENCE_OUTPUTS[checkpoint.task], early_exit)
     bundle = Bundle(path=checkpoint.path, manifest={"task": checkpoint.task, "labels": checkpoint.labels,
-                                                     "max_seq_len": max_seq_len, "problem_type": checkpoint.problem_type})
+                                                     "max_seq_len": max_seq_len, "problem_type": checkpoint.problem_type,
+                                                     **_early_exit_manifest(early_exit, checkpoint.config.num_hidden_layers)})
     return TASK_CLASSES[checkpoint.task](bundle, session, tokenizer, batch_size=batch_size)
 
 
 def task_model(model_path, task: str, labels: Sequence[str], tokenizer, max_seq_len: int,
-               num_threads: Optional[int] = None, batch_size: int = 16) -> BundleModel:
+               num_threads: Optional[int] = None, batch_size: int = 16,
+               early_exit: Optional[ExitRule] = None, max_calls: int = 0) -> BundleModel:
     """A task object over a bare .tflite file (no bundle yet): how `convert` evaluates a variant."""
     from .bundle import Bundle
     from .runtime import ModelSession
     from .tasks import SEQUENCE_OUTPUTS
 
     model_path = Path(model_path)
-    bundle = Bundle(path=model_path.parent, manifest={"task": task, "labels": list(labels), "max_seq_len": max_seq_len})
+    bundle = Bundle(path=model_path.parent, manifest={"task": task, "labels": list(labels), "max_seq_len": max_seq_len,
+                                                       **_early_exit_manifest(early_exit, max_calls)})
     session = ModelSession(model_path, num_threads=num_threads, max_seq_len=max_seq_len, pad_id=tokenizer.pad_id,
-                           sequence_outputs=SEQUENCE_OUTPUTS[task])
+                           sequence_outputs=SEQUENCE_OUTPUTS[task],
+                           constant_inputs=early_exit.feed() if early_exit else None)
     return TASK_CLASSES[task](bundle, session, tokenizer, batch_size=batch_size)
+
+
+def _early_exit_manifest(rule: Optional[ExitRule], max_calls: int) -> dict:
+    return {"early_exit": {**rule.to_manifest(), "max_calls": max_calls}} if rule is not None else {}
 
 
 # --------------------------------------------------------------------------- the accuracy gate
@@ -574,8 +626,10 @@ def report_text(report: EvaluationReport) -> str:
     m = report.metrics
     lines = [f"model:  {report.model}", f"data:   {report.data} ({report.n} examples)"]
     if isinstance(m, ClassificationMetrics):
-        lines += [f"accuracy         {m.accuracy:.4f}",
-                  f"macro precision  {m.macro_precision:.4f}  recall {m.macro_recall:.4f}  F1 {m.macro_f1:.4f}", ""]
+        lines += [f"accuracy         {m.accuracy:.4f}"]
+        if report.early_exit is not None:
+            lines.append(describe_calls(report.early_exit))
+        lines += [f"macro precision  {m.macro_precision:.4f}  recall {m.macro_recall:.4f}  F1 {m.macro_f1:.4f}", ""]
         rows = [[label, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", v["support"]]
                 for label, v in m.per_label.items()]
         lines += [format_table(["label", "precision", "recall", "f1", "support"], rows), ""]
@@ -592,9 +646,11 @@ def report_text(report: EvaluationReport) -> str:
                          f"F1 {m.no_answer_f1:.4f}")
     if report.reference is not None:
         ref = report.reference
-        lines += ["", f"reference {ref.model}: {ref.metric_name} {ref.headline:.4f}",
-                  f"agreement with the reference's predictions: {report.agreement:.4f} "
-                  f"({round(report.agreement * report.n)} of {report.n})"]
+        lines += ["", f"reference {ref.model}: {ref.metric_name} {ref.headline:.4f}"]
+        if ref.early_exit is not None:
+            lines.append("reference " + describe_calls(ref.early_exit))
+        lines.append(f"agreement with the reference's predictions: {report.agreement:.4f} "
+                     f"({round(report.agreement * report.n)} of {report.n})")
     return "\n".join(lines)
 
 

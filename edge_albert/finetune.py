@@ -17,6 +17,7 @@ import io
 import json
 import math
 import random
+import sys
 import tempfile
 import time
 import unicodedata
@@ -102,14 +103,21 @@ def _decode(path: Path) -> str:
 
 
 def _jsonl_rows(text: str, path: Path) -> Iterable[Tuple[int, dict]]:
+    from .converters.samples import split_text_lines  # LF, CRLF, CR: a U+2028 inside a JSON string is text
+
     rows = []
-    for line, raw in enumerate(text.splitlines(), start=1):
+    for line, raw in enumerate(split_text_lines(text), start=1):
         if not raw.strip():
             continue
         try:
             row = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{line}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}:{line}: JSON nested too deeply; expected a flat object per line") from None
+        except ValueError:  # an integer beyond Python's int-string digit limit
+            raise DataError(f"{path}:{line}: a number too long to read (over {sys.get_int_max_str_digits()} "
+                            "digits)") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{line}: expected a JSON object per line, got {type(row).__name__}")
         rows.append((line, row))
@@ -211,7 +219,27 @@ def train_sentencepiece(texts: Sequence[str], vocab_size: int = 8000, seed_sente
     prepared = [albert_preprocess(text) for text in texts if text.strip()]
     if not prepared:
         raise DataError("no text to train the SentencePiece model on")
+    characters = len(set("".join(prepared)))
+    if vocab_size < characters + len(SPECIAL_PIECES):
+        raise EdgeAlbertError(f"finetune: vocab_size {vocab_size} is smaller than the {characters} distinct characters "
+                              f"of the training text plus {len(SPECIAL_PIECES)} special pieces; use at least "
+                              f"{characters + len(SPECIAL_PIECES)}")
     model = io.BytesIO()
+    try:
+        _train_sentencepiece_model(spm, prepared, model, vocab_size, seed_sentencepiece_size)
+    except RuntimeError as exc:  # the trainer's own checks (its C++ CHECK messages)
+        reason = str(exc).strip().splitlines()[0].split("] ")[-1] if str(exc).strip() else type(exc).__name__
+        raise EdgeAlbertError(f"finetune: SentencePiece cannot train a {vocab_size}-piece vocabulary here: {reason}") from None
+    proto = model.getvalue()
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    found = [processor.id_to_piece(i) for i in range(len(SPECIAL_PIECES))]
+    if found != list(SPECIAL_PIECES):
+        raise EdgeAlbertError(f"SentencePiece put the special pieces at ids 0..4 as {found}, not {list(SPECIAL_PIECES)}")
+    return proto
+
+
+def _train_sentencepiece_model(spm, prepared: List[str], model: io.BytesIO, vocab_size: int,
+                               seed_sentencepiece_size: int) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(prepared),
         model_writer=model,
@@ -226,12 +254,6 @@ def train_sentencepiece(texts: Sequence[str], vocab_size: int = 8000, seed_sente
         num_threads=1,  # deterministic and polite on a shared machine
         minloglevel=2,
     )
-    proto = model.getvalue()
-    processor = spm.SentencePieceProcessor(model_proto=proto)
-    found = [processor.id_to_piece(i) for i in range(len(SPECIAL_PIECES))]
-    if found != list(SPECIAL_PIECES):
-        raise EdgeAlbertError(f"SentencePiece put the special pieces at ids 0..4 as {found}, not {list(SPECIAL_PIECES)}")
-    return proto
 
 
 def build_tokenizer(spiece_model: bytes, out_dir, model_max_length: int = 512, check_texts: Sequence[str] = ()):
@@ -313,6 +335,73 @@ class FinetuneConfig:
     threads: Optional[int] = None
     save_dtype: str = "float16"  # storage only; config.json says float32 and loaders cast up
     eval_every_epoch: bool = True
+    # Early exit: train the one classifier after every call of the shared layer, losses weighted by
+    # depth (PABEE), so every depth predicts well; the checkpoint gains no parameters.
+    multi_depth: bool = False
+    # Continue from this checkpoint (its tokenizer, shape and weights) instead of training from scratch.
+    init_from: Optional[str] = None
+
+
+# Workstation libraries finetune needs; on the light install it names the extra instead.
+FINETUNE_MODULES = ("torch", "transformers", "sentencepiece", "safetensors")
+SAVE_DTYPES = ("float16", "float32")
+
+
+def check_config(config: FinetuneConfig) -> None:
+    """Refuse settings that cannot train (zero vocabulary, non-positive epochs, ...) before any work."""
+    def fail(name: str, value, valid: str):
+        raise EdgeAlbertError(f"finetune: {name} must be {valid}, not {value!r}")
+
+    def integer(name: str, minimum: int):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            fail(name, value, f"an integer >= {minimum}")
+
+    def number(name: str, low: float, high: float, low_open: bool = False, high_open: bool = False):
+        value = getattr(config, name)
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and \
+            (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        if not ok:
+            bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            fail(name, value, f"a number in {bounds}")
+
+    integer("vocab_size", len(SPECIAL_PIECES) + 1)
+    for name in ("embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                 "batch_size"):
+        integer(name, 1)
+    integer("max_position_embeddings", 3)
+    integer("max_length", 3)  # [CLS] one piece [SEP]
+    integer("seed", 0)
+    if config.threads is not None:
+        integer("threads", 1)
+    if config.hidden_size % config.num_attention_heads:
+        raise EdgeAlbertError(f"finetune: hidden_size {config.hidden_size} must be a multiple of "
+                              f"num_attention_heads {config.num_attention_heads}")
+    if config.max_length > config.max_position_embeddings:
+        raise EdgeAlbertError(f"finetune: max_length {config.max_length} exceeds max_position_embeddings "
+                              f"{config.max_position_embeddings}")
+    number("epochs", 0, math.inf, low_open=True, high_open=True)
+    number("learning_rate", 0, math.inf, low_open=True, high_open=True)
+    number("mlm_epochs", 0, math.inf, high_open=True)
+    number("mlm_learning_rate", 0, math.inf, low_open=True, high_open=True)
+    number("weight_decay", 0, math.inf, high_open=True)
+    number("warmup_ratio", 0, 1)
+    for name in ("dropout", "classifier_dropout", "token_mask_prob"):
+        number(name, 0, 1, high_open=True)
+    from .converters.checkpoint import SUPPORTED_ACTIVATIONS  # what convert can take afterwards
+
+    if config.hidden_act not in SUPPORTED_ACTIVATIONS:
+        fail("hidden_act", config.hidden_act, f"one of {', '.join(SUPPORTED_ACTIVATIONS)}")
+    if config.save_dtype not in SAVE_DTYPES:
+        fail("save_dtype", config.save_dtype, f"one of {', '.join(SAVE_DTYPES)}")
+
+
+def check_labels(labels: Sequence[str]) -> List[str]:
+    """Label names: at least two, none empty, no repeats (a repeat would make two classes one)."""
+    names = [str(name).strip() for name in labels]
+    if len(names) < 2 or any(not name for name in names) or len(set(names)) != len(names):
+        raise EdgeAlbertError(f"finetune: labels must be two or more distinct non-empty names, not {list(labels)!r}")
+    return names
 
 
 @dataclass
@@ -347,9 +436,15 @@ def finetune(
     The directory is written under a staging sibling and swapped into place (edge_albert.atomic),
     so an interrupted or killed run never leaves a half-written checkpoint, nor loses the old one.
     """
+    from .converters.quiet import quiet_transformers, require_workstation
+
     config = config or FinetuneConfig()
+    check_config(config)
+    labels = check_labels(labels)
+    require_workstation("finetune", FINETUNE_MODULES)
     out_dir = Path(out_dir)
     check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint)
+    quiet_transformers()
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)
     train = read_examples(train_path, **read)
     dev = read_examples(dev_path, **read) if dev_path else []
@@ -362,21 +457,25 @@ def finetune(
     started = time.perf_counter()
     with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
         texts = _unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
-        log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
-        spiece = train_sentencepiece(texts, config.vocab_size)
-        rng = random.Random(config.seed)
-        tokenizer = build_tokenizer(
-            spiece, staging, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
-        )
-        agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
+        from transformers import AlbertForSequenceClassification
+
+        if config.init_from:
+            log(f"{len(train)} training rows, {len(dev)} dev rows; continuing from {config.init_from}")
+            tokenizer, model, agreement = _load_initial(config.init_from, staging, labels)
+        else:
+            log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
+            spiece = train_sentencepiece(texts, config.vocab_size)
+            rng = random.Random(config.seed)
+            tokenizer = build_tokenizer(
+                spiece, staging, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
+            )
+            agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
+            model = AlbertForSequenceClassification(_model_config(config, len(tokenizer), labels))
         vocab_size = len(tokenizer)
+        model_config = model.config
         train_enc = _encode(tokenizer, train, config.max_length)
         dev_enc = _encode(tokenizer, dev, config.max_length)
 
-        model_config = _model_config(config, vocab_size, labels)
-        from transformers import AlbertForSequenceClassification
-
-        model = AlbertForSequenceClassification(model_config)
         if config.mlm_epochs > 0:
             mlm_texts = _maximal_texts(texts)
             log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
@@ -405,6 +504,22 @@ def finetune(
         history=history,
     )
     return result
+
+
+def _load_initial(checkpoint_dir, staging: Path, labels: Sequence[str]):
+    """Tokenizer (files copied into `staging`) and float32 model of the checkpoint a run continues from."""
+    import torch
+    from transformers import AlbertForSequenceClassification, AutoTokenizer
+
+    source = Path(checkpoint_dir)
+    model = AlbertForSequenceClassification.from_pretrained(str(source), dtype=torch.float32)
+    found = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if found != list(labels):
+        raise EdgeAlbertError(f"{source} has labels {found}, the data {list(labels)}")
+    for name in ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).is_file():
+            (staging / name).write_bytes((source / name).read_bytes())
+    return AutoTokenizer.from_pretrained(str(source)), model, 1.0
 
 
 def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, batch_size: int = 128) -> float:
@@ -595,7 +710,7 @@ def _train_classifier(model, train: _Encoded, dev: _Encoded, config: FinetuneCon
             batch = _tensors(train, index)
             if config.token_mask_prob > 0:
                 batch["input_ids"] = _mask_tokens(batch["input_ids"], config.token_mask_prob)
-            loss = model(**batch).loss
+            loss = _multi_depth_loss(model, batch) if config.multi_depth else model(**batch).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -608,9 +723,35 @@ def _train_classifier(model, train: _Encoded, dev: _Encoded, config: FinetuneCon
                  "seconds": round(time.perf_counter() - started, 1)}
         if dev and (config.eval_every_epoch or step >= total_steps):
             entry["dev_accuracy"] = _accuracy(model, dev, config.batch_size * 2)
+            if config.multi_depth:
+                entry["dev_accuracy_per_call"] = depth_accuracies(model, dev, config.batch_size * 2)
         history.append(entry)
         log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
     return history
+
+
+def _multi_depth_loss(model, batch):
+    from .converters.early_exit import multi_depth_loss
+
+    inputs = dict(batch)
+    return multi_depth_loss(model, inputs.pop("labels"), **inputs)
+
+
+def depth_accuracies(model, data: "_Encoded", batch_size: int) -> List[float]:
+    """Accuracy of the classifier read after each layer call (call 1..L): what early exit can use."""
+    import torch
+
+    from .converters.early_exit import per_call_logits
+
+    model.eval()
+    correct = None
+    with torch.no_grad():
+        for index in _batches([len(ids) for ids in data.input_ids], batch_size, random.Random(0), shuffle=False):
+            batch = _tensors(data, index)
+            labels = batch.pop("labels")
+            hits = (per_call_logits(model, **batch).argmax(-1) == labels).sum(-1)
+            correct = hits if correct is None else correct + hits
+    return [int(c) / len(data) for c in correct]
 
 
 def _mask_tokens(input_ids, probability: float):

@@ -7,19 +7,27 @@ bounded memory and results appear while input is still arriving.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Iterable, Iterator, List, Optional
 
 from .errors import DataError
-from .tasks import BundleModel, QuestionAnswerer, TextClassifier
+from .tasks import MAX_QA_CONTEXT_CHARS, BundleModel, QuestionAnswerer, TextClassifier
+from .tokenizer import clean_text
+
+TEXT_FIELDS = ("text", "text_pair", "question", "context")
 
 
 def records_from_lines(lines: Iterable[str], jsonl: bool) -> Iterator[dict]:
-    """One record per line: the line itself as `text`, or (with `jsonl`) a JSON object."""
+    """One record per line: the line itself as `text`, or (with `jsonl`) a JSON object.
+
+    Lone surrogates (undecodable input bytes, JSON "\\ud800") become U+FFFD in texts and ids, so
+    such a line is predicted like any other and its echo can be written as UTF-8.
+    """
     for number, line in enumerate(lines, start=1):
         line = line[:-1] if line.endswith("\n") else line
         line = line[:-1] if line.endswith("\r") else line
         if not jsonl:
-            yield {"text": line}
+            yield {"text": clean_text(line)}
             continue
         if not line.strip():
             continue  # blank lines between JSON objects are not records
@@ -28,7 +36,16 @@ def records_from_lines(lines: Iterable[str], jsonl: bool) -> Iterator[dict]:
         except json.JSONDecodeError as exc:
             raise DataError(f"input line {number} is not valid JSON ({exc.msg}); expected an object like "
                             '{"text": "..."}') from None
+        except RecursionError:
+            raise DataError(f"input line {number} nests JSON too deeply; expected a flat object like "
+                            '{"text": "..."}') from None
+        except ValueError:  # an integer beyond Python's int-string digit limit (4300 digits by default)
+            raise DataError(f"input line {number} has a number too long to read (over {sys.get_int_max_str_digits()} "
+                            "digits); ids and fields must be strings or ordinary numbers") from None
         check_record(record, f"input line {number}")
+        for key in TEXT_FIELDS + ("id",):
+            if isinstance(record.get(key), str):
+                record[key] = clean_text(record[key])
         yield record
 
 
@@ -47,6 +64,9 @@ def check_record(record: object, where: str) -> None:
     for key in ("text", "text_pair", "question", "context"):
         if key in record and not isinstance(record[key], str):
             raise DataError(f"{where}: field {key!r} must be a string, not {type(record[key]).__name__}")
+    if has_qa and len(record["context"]) > MAX_QA_CONTEXT_CHARS:
+        raise DataError(f"{where}: 'context' has {len(record['context']):,} characters; question answering reads "
+                        f"at most {MAX_QA_CONTEXT_CHARS:,} per context: split the document")
 
 
 def check_record_for_task(record: dict, task: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, List, Sequence
 
+from .runtime import describe_min_runtime
+
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     rows = [[str(cell) for cell in row] for row in rows]
@@ -22,6 +24,9 @@ def conversion_table(variants) -> str:
     """One row per variant: size, ratio to ideal, parity, agreement, time, where it went."""
     rows: List[list] = []
     for v in variants:
+        if v.check is None:  # the converter itself failed: nothing to measure
+            rows.append([v.quantize, v.graph, "-", "-", "-", "-", "FAIL", f"{v.convert_seconds:.1f}s", "not converted"])
+            continue
         agreement = "-" if v.check.label_agreement is None else f"{v.check.label_agreement:.1%}"
         rows.append([
             v.quantize,
@@ -59,15 +64,21 @@ def inspection_text(manifest: dict) -> str:
     lines = [
         f"task:          {manifest.get('task')}  labels: {', '.join(manifest.get('labels') or []) or '-'}",
         f"graph:         {manifest.get('graph')}  max_seq_len: {manifest.get('max_seq_len')}",
-        f"quantization:  {manifest.get('quantization', {}).get('mode')}  min runtime: {manifest.get('quantization', {}).get('min_runtime')}",
+        f"quantization:  {manifest.get('quantization', {}).get('mode')}  "
+        f"min runtime: {describe_min_runtime(manifest.get('quantization', {}).get('min_runtime')) or '-'}",
         f"source:        {source.get('architecture')}, {source.get('parameters', 0):,} parameters",
         f"shape:         {shape_text(source.get('config') or {})}",
         f"validation:    {validation.get('message')} (reference: {validation.get('reference')})",
     ]
+    early_exit = manifest.get("early_exit")
+    if early_exit:
+        lines.insert(2, f"early exit:    {early_exit['rule']}, default {early_exit['default']} (runtime input "
+                        f"{early_exit['input']}), at most {early_exit.get('max_calls')} layer calls; "
+                        f"calls run per row in output {early_exit['calls_output']}")
     if inspection:
         lines.append(
-            f"model.tflite:  {megabytes(inspection['file_bytes'])}, {inspection['size_ratio']:.3f}x ideal, "
-            f"{inspection['weight_buffers']} weight buffers, {inspection['subgraphs']} subgraphs"
+            f"model.tflite:  {megabytes(inspection.get('file_bytes', 0))}, {inspection.get('size_ratio', 0):.3f}x ideal, "
+            f"{inspection.get('weight_buffers', '?')} weight buffers, {inspection.get('subgraphs', '?')} subgraphs"
         )
         parts = inspection.get("bytes_by_part", {})
         total = sum(parts.values()) or 1

@@ -12,7 +12,9 @@ length and run one row at a time when their batch dimension is 1.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -26,6 +28,8 @@ SIGNATURE = "serving_default"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 LENGTH_BUCKETS = (8, 16, 32, 64, 96, 128, 192, 256, 384, 512)
 DEFAULT_MAX_THREADS = 4  # a Raspberry Pi 4/5 has four cores
+MAX_THREADS = 64  # XNNPACK crashes on absurd counts (--threads 100000 segfaulted); no edge CPU has more cores
+MAX_BATCH = 256  # rows per interpreter call: more only multiplies activation memory (bench --batch 100000 took 23 GB)
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,52 @@ def find_backend(backend: Optional[str] = None) -> Backend:
     raise RuntimeBackendError(f"no usable TFLite interpreter ({'; '.join(reasons)}); {hint}")
 
 
+@contextlib.contextmanager
+def native_logs_silenced():
+    """Send file descriptor 2 to /dev/null while a native library starts, unless --verbose.
+
+    LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++ when an
+    interpreter is created and has no setting to turn it off; Python's sys.stderr cannot catch it.
+    """
+    from .verbosity import is_verbose
+
+    if is_verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def describe_min_runtime(min_runtime) -> str:
     """The manifest's quantization.min_runtime ({"ai-edge-litert": "2.0", ...}) as words."""
     if isinstance(min_runtime, dict):
         return " or ".join(f"{package} >= {version}" for package, version in min_runtime.items())
-    return str(min_runtime)
+    return str(min_runtime) if min_runtime else ""
+
+
+def check_threads(num_threads: int) -> int:
+    """A thread count within 1..MAX_THREADS, or a RuntimeBackendError saying the range."""
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
+        raise RuntimeBackendError(f"--threads must be an integer from 1 to {MAX_THREADS}, not {num_threads!r}")
+    return num_threads
+
+
+def check_batch(batch: int, option: str = "--batch-size") -> int:
+    """A batch size within 1..MAX_BATCH, or a RuntimeBackendError naming `option` and the range."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise RuntimeBackendError(f"{option} must be an integer from 1 to {MAX_BATCH}, not {batch!r}")
+    return batch
 
 
 def default_num_threads() -> int:
@@ -121,10 +166,13 @@ class ModelSession:
         min_runtime: Union[Dict[str, str], str, None] = None,
         weight_cache: Optional[Union[str, os.PathLike]] = None,
         buckets: Sequence[int] = LENGTH_BUCKETS,
+        constant_inputs: Optional[Dict[str, np.ndarray]] = None,
     ):
         self.model_path = Path(model_path)
+        # Inputs fed unchanged with every batch (an early-exit bundle's patience or threshold).
+        self.constant_inputs: Dict[str, np.ndarray] = dict(constant_inputs or {})
         self.backend = find_backend(backend)
-        self.num_threads = int(num_threads) if num_threads else default_num_threads()
+        self.num_threads = check_threads(num_threads) if num_threads else default_num_threads()
         self.pad_id = int(pad_id)
         self.sequence_outputs = frozenset(sequence_outputs)
         self.min_runtime = min_runtime
@@ -151,11 +199,17 @@ class ModelSession:
         return RuntimeBackendError(f"{self.backend} cannot run {self.model_path}: {detail}; {need}")
 
     def _create(self, weight_cache):
+        from .tflite_check import check_model_file
+
+        check_model_file(self.model_path)  # the interpreter trusts the flatbuffer; a crafted one can crash it
         if weight_cache is not None:
             return _CompiledModelRunner(self, Path(weight_cache))
         try:
-            interpreter = self.backend.interpreter_class(model_path=str(self.model_path), num_threads=self.num_threads)
-            runner = interpreter.get_signature_runner(SIGNATURE)
+            with native_logs_silenced():
+                interpreter = self.backend.interpreter_class(model_path=str(self.model_path),
+                                                             num_threads=self.num_threads)
+                interpreter.allocate_tensors()  # applies the XNNPACK delegate, which logs, here and not later
+                runner = interpreter.get_signature_runner(SIGNATURE)
         except (ValueError, RuntimeError) as exc:  # unsupported op versions surface here
             raise self._cannot_run(exc) from None
         inputs = runner.get_input_details()
@@ -164,6 +218,10 @@ class ModelSession:
             raise RuntimeBackendError(f"{self.model_path} signature {SIGNATURE!r} lacks inputs {missing}; "
                                       f"it has {sorted(inputs)}")
         return _InterpreterRunner(interpreter, runner)
+
+    def output_shapes(self) -> Dict[str, List[int]]:
+        """Each output's shape signature (-1 for dynamic dimensions), by signature name."""
+        return self._runner.output_shape_signatures()
 
     def _input_signature(self) -> Tuple[int, int]:
         signature = [int(d) for d in self._runner.input_shape_signature("input_ids")]
@@ -191,9 +249,10 @@ class ModelSession:
         if rows == 0:
             return {}
         if self.dynamic_batch:
-            outputs = self._invoke(feed)
+            outputs = self._invoke({**feed, **self.constant_inputs})
         else:
-            per_row = [self._invoke({k: v[i:i + 1] for k, v in feed.items()}) for i in range(rows)]
+            per_row = [self._invoke({**{k: v[i:i + 1] for k, v in feed.items()}, **self.constant_inputs})
+                       for i in range(rows)]
             outputs = {name: np.concatenate([o[name] for o in per_row], axis=0) for name in per_row[0]}
         return {name: value[:, :length] if name in self.sequence_outputs else value for name, value in outputs.items()}
 
@@ -229,6 +288,10 @@ class _InterpreterRunner:
         details = self._inputs[name]
         return list(details.get("shape_signature", details["shape"]))
 
+    def output_shape_signatures(self) -> Dict[str, List[int]]:
+        return {name: [int(d) for d in details.get("shape_signature", details["shape"])]
+                for name, details in self._runner.get_output_details().items()}
+
     def __call__(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         # The runner resizes and re-allocates only when a shape actually changed.
         return self._runner(**feed)
@@ -258,7 +321,8 @@ class _CompiledModelRunner:
         options = Options(cpu_options=CpuOptions(num_threads=session.num_threads,
                                                  xnnpack_weight_cache_path=str(cache_file)))
         try:
-            self._model = CompiledModel.from_file(str(session.model_path), options=options)
+            with native_logs_silenced():
+                self._model = CompiledModel.from_file(str(session.model_path), options=options)
         except (ValueError, RuntimeError) as exc:
             raise session._cannot_run(exc) from None
         self._signature_index = self._model.get_signature_index(SIGNATURE)
@@ -279,6 +343,9 @@ class _CompiledModelRunner:
 
     def input_shape_signature(self, name: str) -> List[int]:
         return list(self._input_details[name]["shape"])
+
+    def output_shape_signatures(self) -> Dict[str, List[int]]:
+        return {name: [int(d) for d in self._output_details[name]["shape"]] for name in self._output_names}
 
     def __call__(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         for name, buffer in zip(self._input_names, self._inputs):

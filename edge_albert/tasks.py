@@ -15,13 +15,18 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .errors import BundleError
-from .runtime import ModelSession
+from .contract import task_contract
+from .early_exit import CALLS_OUTPUT, ExitRule, rule_of
+from .errors import BundleError, DataError
+from .runtime import ModelSession, check_batch
 from .tokenizer import AlbertTokenizer, Encoded
 
 PathLike = Union[str, os.PathLike]
 TextOrTexts = Union[str, Sequence[str]]
 DEFAULT_BATCH_SIZE = 16
+# QA reads a whole context in overlapping windows, so memory and time grow with its length (1 M characters
+# at max_seq_len 32: +240 MB, 18 s on one core). Longer contexts are refused rather than run out of memory.
+MAX_QA_CONTEXT_CHARS = 1 << 20
 
 SEQUENCE_OUTPUTS = {
     "text-classification": (),
@@ -39,12 +44,16 @@ class Prediction:
     score: float
     scores: Dict[str, float]
     truncated: bool = False
+    layer_calls: Optional[int] = None  # early-exit bundles: calls of the shared layer this text needed
 
     def to_dict(self, top_k: Optional[int] = None) -> dict:
         ranked = sorted(self.scores.items(), key=lambda item: -item[1])
         if top_k is not None:
             ranked = ranked[:top_k]
-        return {"label": self.label, "score": self.score, "scores": dict(ranked), "truncated": self.truncated}
+        result = {"label": self.label, "score": self.score, "scores": dict(ranked), "truncated": self.truncated}
+        if self.layer_calls is not None:
+            result["layer_calls"] = self.layer_calls
+        return result
 
 
 @dataclass
@@ -96,6 +105,27 @@ class Features:
                 "truncated": self.truncated}
 
 
+def check_outputs(bundle: Bundle, outputs: Dict[str, List[int]]) -> None:
+    """Refuse a bundle whose model lacks an output its task reads, or has one logit per label too few or many.
+
+    The outputs come from the task's contract; "logits" has one value per label on its last axis.
+    """
+    contract = task_contract(bundle.task)
+    for spec in contract.outputs:
+        if spec.name not in outputs:
+            raise BundleError(f"{bundle.model_path} has no output {spec.name!r} (it has "
+                              f"{', '.join(sorted(outputs)) or 'none'}); a {bundle.task} bundle needs "
+                              f"{', '.join(contract.output_names)}")
+        shape = outputs[spec.name]
+        if len(shape) < 2 or (not spec.per_token and len(shape) != 2):
+            raise BundleError(f"{bundle.model_path}: output {spec.name!r} has shape {shape}; expected [batch, "
+                              f"{'length, ...' if spec.per_token else 'width'}]")
+        if spec.name == "logits" and bundle.labels and shape[-1] != len(bundle.labels):
+            raise BundleError(f"{bundle.path / 'manifest.json'}: field 'labels' names {len(bundle.labels)} labels "
+                              f"but the model gives {shape[-1]} logits per {'token' if spec.per_token else 'text'}; "
+                              f"it needs exactly one label name per logit")
+
+
 def _as_list(texts: TextOrTexts) -> List[str]:
     return [texts] if isinstance(texts, str) else list(texts)
 
@@ -116,26 +146,32 @@ class BundleModel:
         self.bundle = bundle
         self.session = session
         self.tokenizer = tokenizer
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = check_batch(batch_size)
 
     @classmethod
     def load(cls, path: PathLike, num_threads: Optional[int] = None, backend: Optional[str] = None,
              batch_size: int = DEFAULT_BATCH_SIZE, weight_cache: Optional[PathLike] = None,
-             verify: bool = True) -> "BundleModel":
-        """Load and verify a bundle (sha256 of every file) and create its interpreter once."""
-        bundle = load_bundle(path, verify=verify)
+             verify: bool = True, trusted_key: Optional[PathLike] = None) -> "BundleModel":
+        """Load and verify a bundle (sha256 of every file; with `trusted_key`, its signature) and
+        create its interpreter once."""
+        check_batch(batch_size)
+        bundle = load_bundle(path, verify=verify, trusted_key=trusted_key)
         target = TASK_CLASSES.get(bundle.task)
         if target is None:
-            raise BundleError(f"{path}: unknown task {bundle.task!r} in the manifest")
+            raise BundleError(f"{bundle.path / 'manifest.json'}: field 'task' is {bundle.task!r}; this edge-albert "
+                              f"runs {', '.join(TASK_CLASSES)}")
         if cls is not BundleModel and not issubclass(target, cls):
             raise BundleError(f"{path} is a {bundle.task} bundle; load it with {target.__name__}, not {cls.__name__}")
         special = (bundle.manifest.get("tokenizer") or {}).get("special_tokens") or {}
         tokenizer = AlbertTokenizer.from_file(bundle.tokenizer_path, pad_id=special.get("pad_id"))
+        rule = rule_of(bundle.manifest)
         session = ModelSession(
             bundle.model_path, backend=backend, num_threads=num_threads, max_seq_len=bundle.max_seq_len,
             pad_id=tokenizer.pad_id, sequence_outputs=SEQUENCE_OUTPUTS[bundle.task],
             min_runtime=(bundle.manifest.get("quantization") or {}).get("min_runtime"), weight_cache=weight_cache,
+            constant_inputs=rule.feed() if rule else None,
         )
+        check_outputs(bundle, session.output_shapes())
         return target(bundle, session, tokenizer, batch_size=batch_size)
 
     @property
@@ -173,25 +209,51 @@ class TextClassifier(BundleModel):
 
     task = "text-classification"
 
+    @property
+    def exit_rule(self) -> Optional[ExitRule]:
+        """The early-exit rule in force (the bundle's default unless changed), or None at full depth."""
+        rule = rule_of(self.bundle.manifest)
+        if rule is None:
+            return None
+        return rule.from_feed(self.session.constant_inputs)
+
+    def set_exit_value(self, value: float) -> None:
+        """Change the patience or entropy threshold at run time (no reconversion): speed against accuracy."""
+        rule = rule_of(self.bundle.manifest)
+        if rule is None:
+            raise BundleError(f"{self.bundle.path} is not an early-exit bundle; it always runs every layer call")
+        self.session.constant_inputs.update(rule.with_value(value).feed())
+
     def predict(self, texts: TextOrTexts, text_pairs: Optional[TextOrTexts] = None) -> List[Prediction]:
         texts = _as_list(texts)
         pairs = None if text_pairs is None else _as_list(text_pairs)
-        encoded = self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len, truncation="longest_first")
-        return [self._prediction(row, truncated) for row, truncated in zip(self._logits(encoded), encoded.truncated)]
+        encoded = self._encode(texts, pairs)
+        logits, calls = self._run(encoded)
+        return [self._prediction(row, cut, None if calls is None else int(calls[i]))
+                for i, (row, cut) in enumerate(zip(logits, encoded.truncated))]
 
     def logits(self, texts: TextOrTexts, text_pairs: Optional[TextOrTexts] = None) -> np.ndarray:
         """Raw logits [len(texts), num_labels], for checks against the reference."""
+        return self.logits_and_calls(texts, text_pairs)[0]
+
+    def logits_and_calls(self, texts: TextOrTexts,
+                         text_pairs: Optional[TextOrTexts] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Logits and, for early-exit bundles, the layer calls each text ran (else None)."""
         texts = _as_list(texts)
         pairs = None if text_pairs is None else _as_list(text_pairs)
-        return self._logits(self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len,
-                                                  truncation="longest_first"))
+        return self._run(self._encode(texts, pairs))
 
-    def _logits(self, encoded: Encoded) -> np.ndarray:
+    def _run(self, encoded: Encoded) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         if encoded.num_rows == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.run_encoded(encoded)["logits"]
+            return np.zeros((0, len(self.labels)), dtype=np.float32), None
+        outputs = self.run_encoded(encoded)
+        calls = outputs.get(CALLS_OUTPUT)
+        return outputs["logits"], None if calls is None else calls.astype(np.int64)
 
-    def _prediction(self, logits: np.ndarray, truncated: bool) -> Prediction:
+    def _encode(self, texts: List[str], pairs: Optional[List[str]]) -> Encoded:
+        return self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len, truncation="longest_first")
+
+    def _prediction(self, logits: np.ndarray, truncated: bool, layer_calls: Optional[int] = None) -> Prediction:
         labels = self.labels or [f"LABEL_{i}" for i in range(len(logits))]
         source = self.bundle.manifest.get("source") or {}
         if source.get("problem_type") == "multi_label_classification":
@@ -200,7 +262,8 @@ class TextClassifier(BundleModel):
             probabilities = softmax(logits.astype(np.float64))
         best = int(np.argmax(probabilities))
         scores = {label: float(p) for label, p in zip(labels, probabilities)}
-        return Prediction(label=labels[best], score=float(probabilities[best]), scores=scores, truncated=truncated)
+        return Prediction(label=labels[best], score=float(probabilities[best]), scores=scores, truncated=truncated,
+                          layer_calls=layer_calls)
 
 
 class QuestionAnswerer(BundleModel):
@@ -253,6 +316,10 @@ class QuestionAnswerer(BundleModel):
         questions, contexts = _as_list(questions), _as_list(contexts)
         if len(questions) != len(contexts):
             raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
+        for index, context in enumerate(contexts):
+            if context is not None and len(context) > MAX_QA_CONTEXT_CHARS:
+                raise DataError(f"context {index} has {len(context):,} characters; question answering reads at most "
+                                f"{MAX_QA_CONTEXT_CHARS:,} per context: split the document")
         max_question = min(64, self.max_seq_len // 2)
         shortened = [self.tokenizer.shorten(q, max_question) for q in questions]
         questions = [q for q, _ in shortened]
@@ -345,7 +412,11 @@ TASK_CLASSES = {
 
 
 def load_model(path: PathLike, num_threads: Optional[int] = None, backend: Optional[str] = None,
-               batch_size: int = DEFAULT_BATCH_SIZE, weight_cache: Optional[PathLike] = None) -> BundleModel:
-    """Load a bundle as the task object its manifest names (TextClassifier, QuestionAnswerer, ...)."""
+               batch_size: int = DEFAULT_BATCH_SIZE, weight_cache: Optional[PathLike] = None,
+               trusted_key: Optional[PathLike] = None) -> BundleModel:
+    """Load a bundle as the task object its manifest names (TextClassifier, QuestionAnswerer, ...).
+
+    With `trusted_key` (or $EDGE_ALBERT_TRUSTED_KEY), only a bundle signed by that key loads.
+    """
     return BundleModel.load(path, num_threads=num_threads, backend=backend, batch_size=batch_size,
-                            weight_cache=weight_cache)
+                            weight_cache=weight_cache, trusted_key=trusted_key)

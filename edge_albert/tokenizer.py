@@ -11,6 +11,7 @@ tests/test_tokenizer_parity.py holds it to that, id for id.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -20,6 +21,17 @@ from .errors import BundleError
 
 Offset = Tuple[int, int]
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+# Texts longer than this many characters are cut before tokenizing (see `_prefix_with_tokens`):
+# the tokenizers library encodes a whole text before truncating it (10 MB of text took 1.27 GB).
+PRECUT_MIN_CHARS = 1 << 14
+PRECUT_CHARS_PER_TOKEN = 16  # first guess of characters per token kept; doubled until enough
+# A "word" (no ASCII whitespace) longer than this is cut inside: not language, and encoding it whole
+# costs about 110 bytes per character. Only then can the last kept tokens differ from a whole encoding.
+MAX_WORD_CHARS = 1 << 16
+# Where a cut keeps the tokens before it unchanged: ASCII whitespace splits words (WhitespaceSplit), is
+# its own NFKD form with combining class 0 (no reordering across it), and no normalizer rule spans it.
+_CUT_POINT = re.compile(r"[ \t\n\r]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -131,6 +143,8 @@ class AlbertTokenizer:
                 raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
         if truncation is True:  # transformers' spelling of the default strategy
             truncation = "longest_first"
+        if truncation and max_length is not None and not return_overflowing_tokens:
+            texts, text_pairs = self._precut(texts, text_pairs, max_length, truncation)
         if truncation and max_length is not None:
             if truncation not in TRUNCATION_STRATEGIES:
                 raise ValueError(f"truncation must be one of {TRUNCATION_STRATEGIES}, not {truncation!r}")
@@ -152,6 +166,46 @@ class AlbertTokenizer:
                     rows.append(overflow)
                     example_index.append(index)
         return self._pad(rows, np.asarray(example_index, dtype=np.int64), truncated)
+
+    def _prefix_with_tokens(self, text: str, tokens_needed: int) -> str:
+        """A prefix of `text` whose tokens are the first tokens of `text`, at least `tokens_needed` of them.
+
+        The prefix ends just before ASCII whitespace (_CUT_POINT): words are tokenized independently,
+        so the prefix's tokens are exactly the whole text's first tokens, and truncating either to
+        fewer than `tokens_needed` tokens keeps the same ones. Short texts are returned whole; a word
+        of more than MAX_WORD_CHARS characters is cut inside (the one case where tokens may differ).
+        """
+        if len(text) <= PRECUT_MIN_CHARS:
+            return text
+        size = max(PRECUT_MIN_CHARS, tokens_needed * PRECUT_CHARS_PER_TOKEN)
+        while size < len(text):
+            cut = _CUT_POINT.search(text, size, size + MAX_WORD_CHARS)
+            prefix = text[:cut.start() if cut else size + MAX_WORD_CHARS]
+            if self.count_tokens(prefix) >= tokens_needed:
+                return prefix
+            size *= 2
+        return text
+
+    def _precut(self, texts: List[str], pairs: Optional[List[str]], max_length: int,
+                truncation: str) -> Tuple[List[str], Optional[List[str]]]:
+        """Cut long inputs before encoding, so that memory follows max_length and not the text's size.
+
+        With pairs, only one long side is cut, and it keeps more tokens than its partner and than
+        max_length: "longest_first" truncation depends on which side is longer, so that must not change.
+        """
+        need = max_length + 1
+        if pairs is None:
+            return [self._prefix_with_tokens(text, need) for text in texts], None
+        cut_texts, cut_pairs = [], []
+        for first, second in zip(texts, pairs):
+            long_first, long_second = len(first) > PRECUT_MIN_CHARS, len(second) > PRECUT_MIN_CHARS
+            if long_first and not long_second and truncation in ("longest_first", "only_first"):
+                first = self._prefix_with_tokens(first, max(need, self.count_tokens(second) + 1))
+            elif long_second and not long_first and truncation in ("longest_first", "only_second"):
+                second = self._prefix_with_tokens(second, max(need, self.count_tokens(first) + 1))
+            cut_texts.append(first)
+            cut_pairs.append(second)
+        return cut_texts, cut_pairs
 
     def _pad(self, rows, example_index: np.ndarray, truncated: List[bool]) -> Encoded:
         width = max((len(row.ids) for row in rows), default=0)
@@ -178,7 +232,7 @@ class AlbertTokenizer:
         Used for questions that would leave no room for the context (transformers' "only_second"
         truncation raises on them). Returns the kept prefix and whether anything was cut.
         """
-        text = _as_text(text)
+        text = self._prefix_with_tokens(_as_text(text), max(0, max_tokens) + 1)
         encoding = self._tokenizer.encode(text, add_special_tokens=False)
         if len(encoding.ids) <= max_tokens:
             return text, False
@@ -201,8 +255,14 @@ class AlbertTokenizer:
 
 
 def _as_text(value) -> str:
+    """The text to tokenize; lone surrogates (undecodable bytes from argv or a JSON "\\ud800") become U+FFFD."""
     if value is None:
         return ""
     if not isinstance(value, str):
         raise TypeError(f"expected a str to tokenize, got {type(value).__name__}")
-    return value
+    return clean_text(value)
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates replaced by U+FFFD, which the tokenizer and UTF-8 output accept."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text

@@ -2,6 +2,8 @@
 
     python examples/finetune_sst2.py                 # the recipe behind examples/sst2-albert
     python examples/finetune_sst2.py --epochs 1 --out /tmp/sst2-quick
+    python examples/finetune_sst2.py --init-from examples/sst2-albert --multi-depth --epochs 1 \
+        --learning-rate 2e-4 --out examples/sst2-albert-early-exit     # the early-exit example
 
 Reads data/glue-sst2/{train,dev}.tsv from the repository (or --data-dir), trains the
 SentencePiece tokenizer and the classifier, saves the checkpoint with float16-stored weights and
@@ -38,6 +40,10 @@ def main(argv=None) -> int:
             parser.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=item.default)
     # One thread by default: a long run then leaves the other core to the people sharing the machine.
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--multi-depth", action="store_true",
+                        help="train the classifier after every layer call (for early-exit bundles)")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="continue from this checkpoint (e.g. examples/sst2-albert) instead of from scratch")
     args = parser.parse_args(argv)
 
     train, dev = args.data_dir / "train.tsv", args.data_dir / "dev.tsv"
@@ -45,6 +51,7 @@ def main(argv=None) -> int:
         if not path.is_file():
             parser.error(f"{path} is missing: pass --data-dir, the folder holding GLUE SST-2 train.tsv and dev.tsv")
     values = {item.name: getattr(args, item.name) for item in fields(FinetuneConfig) if hasattr(args, item.name)}
+    values["init_from"] = str(args.init_from) if args.init_from else None
     config = FinetuneConfig(**values)
 
     started = time.perf_counter()
@@ -54,6 +61,10 @@ def main(argv=None) -> int:
     print(f"dev accuracy before saving (fp32): {result.dev_accuracy_before_save:.4f}")
     print(f"dev accuracy {result.dev_accuracy:.4f} (float16-stored weights reloaded in float32, {len_dev(dev)} rows)")
     print(f"wall time {wall / 60:.1f} min")
+    for entry in result.history:
+        if "dev_accuracy_per_call" in entry:
+            print(f"epoch {entry['epoch']} dev accuracy per layer call: "
+                  + ", ".join(f"{acc:.4f}" for acc in entry["dev_accuracy_per_call"]))
     failures = 0
     for (text, expected), (label, prob) in zip(SANITY, predict(result.out_dir, [t for t, _ in SANITY])):
         failures += label != expected

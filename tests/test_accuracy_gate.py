@@ -60,12 +60,16 @@ def gate_case(tmp_path_factory):
 def damaged_fp16(gate_case, monkeypatch):
     """convert's fp16 variant replaced by the flipped model; its logit check loosened so only the gate can catch it."""
     _, _, damaged_bytes = gate_case
-    real_convert_module = convert_module.convert_module
+    real_start_conversion = convert_module.start_conversion
 
-    def convert_with_damage(module, quantize, *args, **kwargs):
-        return damaged_bytes if quantize == "fp16" else real_convert_module(module, quantize, *args, **kwargs)
+    def convert_with_damage(jobs):
+        conversion = real_start_conversion(jobs)
+        real_results = conversion.results
+        conversion.results = lambda: [damaged_bytes if job.quantize == "fp16" else model
+                                      for job, model in zip(jobs, real_results())]
+        return conversion
 
-    monkeypatch.setattr(convert_module, "convert_module", convert_with_damage)
+    monkeypatch.setattr(convert_module, "start_conversion", convert_with_damage)
     monkeypatch.setitem(verify_module.ABS_TOLERANCE, "fp16", float("inf"))
 
 

@@ -115,6 +115,8 @@ def test_vocab_export_refuses_what_the_java_core_does_not_implement(change, mess
     ({"quantization": {"mode": "int16x8"}}, "int16x8"),
     ({"quantization": {"mode": "int4"}}, "'int4' is not one the app"),
     ({"max_seq_len": 2}, "max_seq_len"),
+    ({"early_exit": {"rule": "patience", "default": 2, "input": "exit_patience", "calls_output": "layer_calls"}},
+     r"stops early \(patience=2\).*convert without --early-exit"),
 ])
 def test_manifest_check_refuses_bundles_the_app_cannot_run(change, message):
     manifest = {**copy.deepcopy(MANIFEST), **change}

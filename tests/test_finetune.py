@@ -284,3 +284,39 @@ def test_committed_example_checkpoint():
     dev = DATA_DIR / "glue-sst2" / "dev.tsv"
     assert dev.is_file(), f"{dev} is missing: it is part of the repository (data/README.md)"
     assert evaluate(EXAMPLE, read_examples(dev)) >= 0.80
+
+
+def test_multi_depth_training_continues_a_checkpoint_without_new_parameters(tmp_path):
+    """finetune(init_from=..., multi_depth=True): same tokenizer, same tensors, every depth scored."""
+    from safetensors import safe_open
+
+    rows = synthetic_rows(56)
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows[:48]))
+    dev = write(tmp_path / "dev.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows[48:]))
+    first = finetune(train, tmp_path / "first", dev, FinetuneConfig(**{**TINY, "epochs": 3}), log=lambda line: None)
+    config = FinetuneConfig(**{**TINY, "epochs": 20, "multi_depth": True, "init_from": str(first.out_dir),
+                               "eval_every_epoch": True})
+    lines = []
+    second = finetune(train, tmp_path / "second", dev, config, log=lines.append)
+
+    assert "continuing from" in lines[0]
+    for name in ("spiece.model", "tokenizer.json"):
+        assert (second.out_dir / name).read_bytes() == (first.out_dir / name).read_bytes()
+    with safe_open(str(first.out_dir / "model.safetensors"), "pt") as a, \
+            safe_open(str(second.out_dir / "model.safetensors"), "pt") as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+    per_call = second.history[-1]["dev_accuracy_per_call"]
+    assert len(per_call) == TINY["num_hidden_layers"]
+    assert per_call[-1] == second.history[-1]["dev_accuracy"]
+    # one sentiment word per sentence: with the loss on every call, even the first call learns it
+    assert per_call[0] >= 0.75
+    assert json.loads((second.out_dir / "finetune_config.json").read_text())["multi_depth"] is True
+
+
+def test_init_from_a_checkpoint_with_other_labels_is_refused(tmp_path):
+    rows = synthetic_rows(16)
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    config = FinetuneConfig(**{**TINY, "init_from": str(EXAMPLE)})
+    with pytest.raises(EdgeAlbertError, match="has labels"):
+        finetune(train, tmp_path / "out", None, config, labels=["bad", "good"], log=lambda line: None)
+    assert not (tmp_path / "out").exists()

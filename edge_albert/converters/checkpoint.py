@@ -121,14 +121,29 @@ def load_checkpoint(path) -> AlbertCheckpoint:
     )
 
 
+def read_json_file(path: Path, what: str = "") -> object:
+    """Parse a small JSON file the checkpoint carries; one CheckpointError for any unreadable content.
+
+    Invalid UTF-8 and nesting deep enough to exhaust Python's recursion (RecursionError, not a
+    JSONDecodeError) are reported like any other malformed file.
+    """
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path} is nested too deeply to be a {what or 'configuration'} file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from None
+
+
 def _read_config(path: Path) -> dict:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{path} has no config.json; is it a Hugging Face checkpoint directory?")
-    try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{config_path} is not valid JSON: {exc}") from None
+    config = read_json_file(config_path, "model configuration")
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path} does not hold a JSON object")
     if config.get("model_type") != "albert":
@@ -140,7 +155,14 @@ def _read_config(path: Path) -> dict:
 
 
 def _architecture(config: dict, path: Path) -> str:
-    architectures = config.get("architectures") or ["AlbertModel"]
+    architectures = config.get("architectures")
+    if architectures is None or architectures == []:
+        return "AlbertModel"
+    if not isinstance(architectures, list) or not all(isinstance(name, str) for name in architectures):
+        raise CheckpointError(
+            f"{path / 'config.json'}: architectures must be a list of class names such as "
+            f'["AlbertForSequenceClassification"], not {_short(architectures)}'
+        )
     architecture = architectures[0]
     if architecture not in TASK_BY_ARCHITECTURE:
         raise CheckpointError(
@@ -150,43 +172,97 @@ def _architecture(config: dict, path: Path) -> str:
     return architecture
 
 
+# (field, default, smallest valid value); None as default means the field is required.
+_INTEGER_FIELDS = (
+    ("vocab_size", None, 1),
+    ("embedding_size", 128, 1),
+    ("hidden_size", 4096, 1),
+    ("num_hidden_layers", 12, 1),
+    ("num_attention_heads", 64, 1),
+    ("intermediate_size", 16384, 1),
+    ("max_position_embeddings", 512, 1),
+    ("type_vocab_size", 2, 1),
+    ("num_hidden_groups", 1, 1),
+    ("inner_group_num", 1, 1),
+)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _integer_field(config: dict, name: str, default: Optional[int], minimum: int, where: Path) -> int:
+    """A JSON integer >= minimum: a string, float or bool there is a broken config, not something to coerce."""
+    if name not in config and default is not None:
+        return default
+    if name not in config:
+        raise CheckpointError(f"{where}: required field {name} is missing (an integer >= {minimum})")
+    value = config[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(f"{where}: {name} must be an integer >= {minimum}, not {_short(value)}")
+    if value < minimum:
+        raise CheckpointError(f"{where}: {name} must be an integer >= {minimum}, not {value}")
+    return value
+
+
+def _label_names(config: dict, where: Path) -> Optional[Dict[int, str]]:
+    """id2label as {index: name}; it must be an object mapping "0".."n-1" to strings."""
+    id2label = config.get("id2label")
+    if id2label is None:
+        return None
+    if not isinstance(id2label, dict):
+        raise CheckpointError(
+            f'{where}: id2label must be an object such as {{"0": "negative", "1": "positive"}}, not {_short(id2label)}'
+        )
+    names = {}
+    for key, name in id2label.items():
+        if not (isinstance(key, str) and key.isdigit() and key.isascii()) or not isinstance(name, str):
+            raise CheckpointError(
+                f"{where}: id2label must map label indices (\"0\", \"1\", ...) to label names (strings); "
+                f"found {_short(key)}: {_short(name)}"
+            )
+        names[int(key)] = name
+    if sorted(names) != list(range(len(names))):
+        raise CheckpointError(f"{where}: id2label's indices must be 0..{len(names) - 1} without gaps, not {sorted(names)}")
+    return names
+
+
 def _config_view(config: dict, path: Path) -> AlbertConfigView:
-    groups, inner = config.get("num_hidden_groups", 1), config.get("inner_group_num", 1)
+    where = path / "config.json"
+    ints = {name: _integer_field(config, name, default, minimum, where) for name, default, minimum in _INTEGER_FIELDS}
+    groups, inner = ints.pop("num_hidden_groups"), ints.pop("inner_group_num")
     if groups != 1 or inner != 1:
         raise CheckpointError(
-            f"num_hidden_groups={groups} and inner_group_num={inner} in {path / 'config.json'}: edge-albert "
+            f"num_hidden_groups={groups} and inner_group_num={inner} in {where}: edge-albert "
             "supports only ALBERT's standard sharing (num_hidden_groups=1, inner_group_num=1), as in every "
             "released ALBERT model"
         )
-    try:
-        view = AlbertConfigView(
-            vocab_size=int(config["vocab_size"]),
-            embedding_size=int(config.get("embedding_size", 128)),
-            hidden_size=int(config.get("hidden_size", 4096)),
-            num_hidden_layers=int(config.get("num_hidden_layers", 12)),
-            num_attention_heads=int(config.get("num_attention_heads", 64)),
-            intermediate_size=int(config.get("intermediate_size", 16384)),
-            hidden_act=str(config.get("hidden_act", "gelu_new")),
-            max_position_embeddings=int(config.get("max_position_embeddings", 512)),
-            type_vocab_size=int(config.get("type_vocab_size", 2)),
-            layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
-            num_labels=int(config.get("num_labels", len(config.get("id2label") or {}) or 2)),
-            raw=config,
+    label_names = _label_names(config, where)
+    default_labels = len(label_names) if label_names else 2
+    num_labels = _integer_field(config, "num_labels", default_labels, 1, where)
+    if label_names is not None and len(label_names) != num_labels:
+        raise CheckpointError(f"{where}: num_labels is {num_labels} but id2label names {len(label_names)} labels")
+    eps = config.get("layer_norm_eps", 1e-12)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise CheckpointError(f"{where}: layer_norm_eps must be a small positive number such as 1e-12, not {_short(eps)}")
+    hidden_act = config.get("hidden_act", "gelu_new")
+    if not isinstance(hidden_act, str) or hidden_act not in SUPPORTED_ACTIVATIONS:
+        raise CheckpointError(
+            f"{where}: hidden_act {_short(hidden_act)} is not supported; supported: {', '.join(SUPPORTED_ACTIVATIONS)}"
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path / 'config.json'} has a missing or invalid field: {exc}") from None
+    view = AlbertConfigView(**ints, hidden_act=hidden_act, layer_norm_eps=float(eps), num_labels=num_labels, raw=config)
     if view.hidden_size % view.num_attention_heads:
         raise CheckpointError(
-            f"hidden_size {view.hidden_size} is not a multiple of num_attention_heads {view.num_attention_heads}"
-        )
-    if view.hidden_act not in SUPPORTED_ACTIVATIONS:
-        raise CheckpointError(
-            f"hidden_act {view.hidden_act!r} is not supported; supported: {', '.join(SUPPORTED_ACTIVATIONS)}"
+            f"{where}: hidden_size {view.hidden_size} is not a multiple of num_attention_heads {view.num_attention_heads}"
         )
     view.pruned_heads = _pruned_heads(config.get(PRUNED_HEADS_KEY) or [], view.num_attention_heads, path)
     position_type = config.get("position_embedding_type", "absolute")
     if position_type != "absolute":
-        raise CheckpointError(f"position_embedding_type {position_type!r} is not supported (only 'absolute')")
+        raise CheckpointError(f"{where}: position_embedding_type {_short(position_type)} is not supported (only 'absolute')")
+    problem_type = config.get("problem_type")
+    if problem_type is not None and not isinstance(problem_type, str):
+        raise CheckpointError(f"{where}: problem_type must be a string such as 'single_label_classification', not {_short(problem_type)}")
     return view
 
 
@@ -340,11 +416,8 @@ def _check_shapes(weights: Dict[str, np.ndarray], config: AlbertConfigView, arch
 def _labels(config: dict, architecture: str, view: AlbertConfigView) -> List[str]:
     if architecture not in ("AlbertForSequenceClassification", "AlbertForTokenClassification"):
         return []
-    id2label = config.get("id2label") or {}
-    labels = []
-    for index in range(view.num_labels):
-        labels.append(str(id2label.get(str(index), id2label.get(index, f"LABEL_{index}"))))
-    return labels
+    names = _label_names(config, Path("config.json")) or {}  # validated by _config_view already
+    return [names.get(index, f"LABEL_{index}") for index in range(view.num_labels)]
 
 
 def _tokenizer_files(path: Path):
@@ -401,13 +474,14 @@ def _tokenizer_settings(path: Path, tokenizer_json: Path) -> dict:
     settings = {"do_lower_case": True, "remove_space": True, "keep_accents": False}
     config_path = path / "tokenizer_config.json"
     if config_path.is_file():
-        try:
-            tokenizer_config = json.loads(config_path.read_text())
-            for key in settings:
-                if key in tokenizer_config:
-                    settings[key] = bool(tokenizer_config[key])
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CheckpointError(f"{config_path} is not valid JSON") from None
+        tokenizer_config = read_json_file(config_path, "tokenizer configuration")
+        if not isinstance(tokenizer_config, dict):
+            raise CheckpointError(f"{config_path} does not hold a JSON object")
+        for key in settings:
+            if key in tokenizer_config:
+                if not isinstance(tokenizer_config[key], bool):
+                    raise CheckpointError(f"{config_path}: {key} must be true or false, not {_short(tokenizer_config[key])}")
+                settings[key] = tokenizer_config[key]
     try:
         tokenizer = Tokenizer.from_file(str(tokenizer_json))
     except Exception as exc:  # tokenizers raises a bare Exception for malformed files

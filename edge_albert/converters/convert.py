@@ -20,7 +20,8 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from .. import __version__
-from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, write_bundle
+from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bundle_output, write_bundle
+from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
 from ..errors import ConversionError, VerificationError
 from ..evaluate import (
     DEFAULT_LABEL_COLUMN,
@@ -36,18 +37,16 @@ from ..evaluate import (
 )
 from . import samples as sample_sets
 from .checkpoint import AlbertCheckpoint, load_checkpoint
-from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES, GraphOptions, build_albert_module
-from .tflite import MIN_RUNTIME, QUANTIZATIONS, FlatbufferInspection, compact_and_check, convert_module
+from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES
+from .quiet import require_workstation
+from .tflite import MIN_RUNTIME, QUANTIZATIONS, ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, load_reference_model, reference_outputs, verify_variant
 
 Progress = Callable[[str], None]
 DEFAULT_CALIBRATION_SAMPLES = 100
 DEFAULT_MAX_SEQ_LEN = 128
-# Measured in benchmarks/results: loop fp16 ran 3x slower than loop fp32 with more memory.
-FP16_LOOP_NOTE = (
-    "fp16 in the loop form runs slower than fp32 on CPU: the converter dequantizes the weights outside "
-    "the WHILE, so XNNPACK cannot pack them; fp16 pays off on GPU delegates, which need --graph unrolled"
-)
+# The libraries convert needs; on the light (device) install it says which extra to add instead.
+WORKSTATION_MODULES = ("tensorflow", "torch", "transformers", "safetensors")
 
 
 @dataclass
@@ -57,8 +56,8 @@ class VariantResult:
     quantize: str
     graph: str
     bundle_path: Optional[Path]
-    inspection: FlatbufferInspection
-    check: VariantCheck
+    inspection: Optional[FlatbufferInspection]  # None when the converter itself failed
+    check: Optional[VariantCheck]
     convert_seconds: float
     bundled: bool
     bundle: Optional[Bundle] = None
@@ -67,7 +66,7 @@ class VariantResult:
 
     @property
     def passed(self) -> bool:
-        return self.check.passed and (self.accuracy is None or self.accuracy.passed)
+        return self.check is not None and self.check.passed and (self.accuracy is None or self.accuracy.passed)
 
 
 @dataclass
@@ -140,20 +139,26 @@ def convert_checkpoint(
     text_pair_column: Optional[str] = None,
     label_column: str = DEFAULT_LABEL_COLUMN,
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    early_exit: Optional[str | ExitRule] = None,
 ) -> ConversionResult:
     """Convert a Hugging Face ALBERT checkpoint into one verified bundle per quantization.
 
     `eval_data` (TSV/CSV/JSONL for classifiers, SQuAD JSON for QA) adds the accuracy gate:
     each variant's metric may fall at most `max_accuracy_drop` percentage points below PyTorch's.
+    `early_exit` ("patience=N", "entropy=T") builds the loop form that stops each input early
+    (edge_albert.early_exit), verified against the PyTorch reference of the same rule.
     """
     say = progress or (lambda message: None)
+    require_workstation("convert", WORKSTATION_MODULES)
     quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
     targets = output_paths(Path(output), quantizations)
-    for target in targets:
-        if target.exists() and not overwrite:
-            raise ConversionError(f"{target} already exists; pass --overwrite to replace it")
+    for target in targets:  # before any work: exists, parent a file, name too long, read-only, ...
+        check_bundle_output(target, overwrite=overwrite, error=ConversionError)
     if graph not in ("loop", "unrolled"):
         raise ConversionError(f"--graph must be loop or unrolled, not {graph!r}")
+    rule = parse_rule(early_exit) if isinstance(early_exit, str) else early_exit
+    if rule is not None:
+        check_early_exit_options(graph, quantizations)
     if "int8" in quantizations and graph != "unrolled":
         raise ConversionError(
             "full int8 needs --graph unrolled (the converter cannot calibrate the while-loop form); "
@@ -162,7 +167,12 @@ def convert_checkpoint(
 
     say(f"loading checkpoint {checkpoint_dir}")
     checkpoint = load_checkpoint(checkpoint_dir)
+    if rule is not None:
+        check_early_exit_checkpoint(checkpoint)
     config = checkpoint.config
+    needed = sum(ideal_bytes(checkpoint, q) for q in quantizations) + len(quantizations) * _tokenizer_bytes(checkpoint)
+    # the variants go side by side: free space for all of them
+    check_bundle_output(targets[0], overwrite=overwrite, needed_bytes=needed, error=ConversionError)
     if max_seq_len is None:
         max_seq_len = min(DEFAULT_MAX_SEQ_LEN, config.max_position_embeddings)
     if not 1 <= max_seq_len <= config.max_position_embeddings:
@@ -185,64 +195,113 @@ def convert_checkpoint(
     texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(samples) if samples else None)
     fixed_length = max_seq_len if graph == "unrolled" else None
     batches = encode_samples(checkpoint, texts, pairs, max_seq_len, fixed_length=fixed_length)
-    say(f"running the PyTorch reference on {len(texts)} sample texts")
-    reference_model = load_reference_model(checkpoint)
-    reference = reference_outputs(checkpoint, batches, reference_model)
-
-    result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
-    if data is not None:
-        say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
-        result.reference_evaluation = evaluate_model(
-            reference_task_model(checkpoint, max_seq_len, torch_model=reference_model), data, name="pytorch")
-        say(f"PyTorch reference: {result.reference_evaluation.metric_name} {result.reference_evaluation.headline:.2%}")
-    modules = {}
-    for quantization, target in zip(quantizations, targets):
-        mask_bias = INT8_MASK_BIAS if quantization == "int8" else FLOAT_MASK_BIAS
-        if mask_bias not in modules:
-            say(f"building the TF graph ({graph} form, mask bias {mask_bias:g})")
-            modules[mask_bias] = build_albert_module(checkpoint, GraphOptions(graph, max_seq_len, mask_bias))
-        feed = None
+    jobs = []
+    for quantization in quantizations:
+        samples_for_int8 = None
         if quantization == "int8":
-            feed = _calibration_feed(checkpoint, calibration, max_seq_len, fixed_length)
-        if quantization == "fp16" and graph == "loop":
-            say(f"note: {FP16_LOOP_NOTE}")
-        say(f"converting {quantization}")
-        started = time.perf_counter()
-        model_bytes = convert_module(modules[mask_bias], quantization, feed, per_channel_dense)
-        model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
-        seconds = time.perf_counter() - started
-        say(f"verifying {quantization} against PyTorch")
-        check = verify_variant(checkpoint, model_bytes, quantization, batches, reference)
-        gate = None
+            samples_for_int8 = _calibration_samples(checkpoint, calibration, max_seq_len, fixed_length)
+        jobs.append(ConversionJob(quantization, str(checkpoint.path), graph, max_seq_len, _mask_bias(quantization),
+                                  per_channel_dense, samples_for_int8, rule.as_text() if rule else None))
+    say(f"building the TF graph ({graph} form) and converting {', '.join(quantizations)} in a worker process")
+    result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
+    with start_conversion(jobs) as conversion:  # converts while PyTorch runs here
+        say(f"running the PyTorch reference on {len(texts)} sample texts")
+        reference_model = load_reference_model(checkpoint)
+        reference = reference_outputs(checkpoint, batches, reference_model, early_exit=rule)
+        if rule is not None:
+            say(f"early exit {rule.as_text()}: the PyTorch reference stops the samples after "
+                f"{', '.join(str(int(c)) for r in reference for c in r[CALLS_OUTPUT])} of {config.num_hidden_layers} calls")
         if data is not None:
-            say(f"evaluating {quantization} on {len(data)} examples")
-            gate = _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data,
-                                     result.reference_evaluation, max_accuracy_drop)
-            say(f"{quantization}: {gate.message}")
-            check = _judge_agreement_on_eval_data(check, gate)
-        passed = check.passed and (gate is None or gate.passed)
-        failure = "" if passed else (check.message if not check.passed else gate.message)
-        bundled = passed or force
-        bundle = None
-        if bundled:
-            manifest = build_manifest(
-                checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
-                forced=not passed, accuracy=gate.to_dict() if gate else None,
-                calibration=calibration.to_dict() if quantization == "int8" else None)
-            bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
-            say(f"wrote {target}" + (" (forced)" if not passed else ""))
-        else:
-            say(f"NOT bundled {quantization}: {failure}")
-        result.variants.append(VariantResult(quantization, graph, target if bundled else None, inspection, check, seconds,
-                                             bundled, bundle, gate, failure))
+            say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
+            result.reference_evaluation = evaluate_model(
+                reference_task_model(checkpoint, max_seq_len, torch_model=reference_model, early_exit=rule),
+                data, name="pytorch")
+            say(f"PyTorch reference: {result.reference_evaluation.metric_name} "
+                f"{result.reference_evaluation.headline:.2%}")
+        converted = conversion.results()
+        seconds = conversion.seconds
+    for index, (quantization, target, model_bytes) in enumerate(zip(quantizations, targets, converted)):
+        if isinstance(model_bytes, ConversionError):
+            say(f"NOT converted {quantization}: {model_bytes}")
+            result.variants.append(VariantResult(quantization, graph, None, None, None, seconds[index], False,
+                                                 failure=str(model_bytes)))
+            continue
+        model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
+        result.variants.append(_verify_and_bundle(
+            checkpoint, quantization, graph, target, model_bytes, inspection, seconds[index], batches, reference, data,
+            result, calibration, max_seq_len, _mask_bias(quantization), per_channel_dense, max_accuracy_drop, force,
+            overwrite, say, rule))
     failed = [v for v in result.variants if not v.bundled]
     if failed and len(failed) == len(result.variants):
-        raise VerificationError("; ".join(f"{v.quantize}: {v.failure}" for v in failed))
+        message = "; ".join(f"{v.quantize}: {v.failure}" for v in failed)
+        if all(v.check is None for v in failed):
+            raise ConversionError(message)
+        raise VerificationError(message)
     return result
 
 
+def _verify_and_bundle(checkpoint, quantization, graph, target, model_bytes, inspection, seconds, batches, reference,
+                       data, result, calibration, max_seq_len, mask_bias, per_channel_dense, max_accuracy_drop, force,
+                       overwrite, say, rule: Optional[ExitRule] = None) -> VariantResult:
+    """Check one converted variant against PyTorch (and the accuracy gate) and bundle it if it passes."""
+    say(f"verifying {quantization} against PyTorch")
+    check = verify_variant(checkpoint, model_bytes, quantization, batches, reference, early_exit=rule)
+    gate = None
+    if data is not None:
+        say(f"evaluating {quantization} on {len(data)} examples")
+        gate = _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data,
+                                 result.reference_evaluation, max_accuracy_drop, rule)
+        say(f"{quantization}: {gate.message}")
+        check = _judge_agreement_on_eval_data(check, gate)
+    passed = check.passed and (gate is None or gate.passed)
+    failure = "" if passed else (check.message if not check.passed else gate.message)
+    bundled = passed or force
+    bundle = None
+    if bundled:
+        manifest = build_manifest(
+            checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
+            forced=not passed, accuracy=gate.to_dict() if gate else None,
+            calibration=calibration.to_dict() if quantization == "int8" else None, early_exit=rule)
+        bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
+        say(f"wrote {target}" + (" (forced)" if not passed else ""))
+    else:
+        say(f"NOT bundled {quantization}: {failure}")
+    return VariantResult(quantization, graph, target if bundled else None, inspection, check, seconds,
+                         bundled, bundle, gate, failure)
+
+
+def _mask_bias(quantization: str) -> float:
+    return INT8_MASK_BIAS if quantization == "int8" else FLOAT_MASK_BIAS
+
+
+def _tokenizer_bytes(checkpoint: AlbertCheckpoint) -> int:
+    files = [checkpoint.tokenizer_json] + ([checkpoint.spiece_model] if checkpoint.spiece_model else [])
+    return sum(path.stat().st_size for path in files)
+
+
+def check_early_exit_options(graph: str, quantizations: Sequence[str]) -> None:
+    """Refuse early exit on a graph form or precision that cannot carry it, before any work."""
+    if graph != "loop":
+        raise ConversionError("--early-exit needs --graph loop: the exit decision lives in the WHILE loop, "
+                              "which the unrolled form does not have")
+    if "int8" in quantizations:
+        raise ConversionError("--early-exit cannot be combined with full int8: full int8 needs the unrolled form "
+                              "(the converter cannot calibrate the loop); use dynamic-int8")
+
+
+def check_early_exit_checkpoint(checkpoint: AlbertCheckpoint) -> None:
+    """Early exit reads the classifier after each call: single-label text classification only."""
+    if checkpoint.task != "text-classification":
+        raise ConversionError(f"--early-exit supports text classification only, and this checkpoint is "
+                              f"{checkpoint.architecture} ({checkpoint.task})")
+    if checkpoint.problem_type in ("multi_label_classification", "regression") or checkpoint.config.num_labels < 2:
+        raise ConversionError(f"--early-exit needs a single-label classifier; this one is "
+                              f"{checkpoint.problem_type or 'a regression'}")
+
+
 def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: EvalData,
-                      reference: EvaluationReport, max_accuracy_drop: float) -> AccuracyGate:
+                      reference: EvaluationReport, max_accuracy_drop: float,
+                      early_exit: Optional[ExitRule] = None) -> AccuracyGate:
     """Score the converted model through the device runtime (same tokenizer and decoding as PyTorch's run)."""
     from ..tokenizer import AlbertTokenizer
 
@@ -251,7 +310,8 @@ def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: 
     with tempfile.TemporaryDirectory(prefix="edge-albert-eval-") as scratch:
         model_path = Path(scratch) / MODEL_FILE
         model_path.write_bytes(model_bytes)
-        model = task_model(model_path, checkpoint.task, checkpoint.labels, tokenizer, max_seq_len)
+        model = task_model(model_path, checkpoint.task, checkpoint.labels, tokenizer, max_seq_len,
+                           early_exit=early_exit, max_calls=checkpoint.config.num_hidden_layers)
         report = evaluate_model(model, data, reference, name=quantization)
     return accuracy_gate(quantization, reference, report, max_accuracy_drop)
 
@@ -314,15 +374,11 @@ def _judge_agreement_on_eval_data(check: VariantCheck, gate: AccuracyGate) -> Va
     return replace(check, label_agreement=gate.agreement, passed=passed, message=message)
 
 
-def _calibration_feed(checkpoint, calibration: CalibrationSet, max_seq_len, fixed_length):
+def _calibration_samples(checkpoint, calibration: CalibrationSet, max_seq_len, fixed_length) -> List[dict]:
+    """One input dict per calibration text (batch of one), as the conversion worker feeds them."""
     batches = encode_samples(checkpoint, calibration.texts, calibration.pairs, max_seq_len, fixed_length=fixed_length)
-
-    def feed():
-        for batch in batches:
-            for row in range(batch["input_ids"].shape[0]):
-                yield {name: batch[name][row : row + 1] for name in INPUT_NAMES}
-
-    return feed
+    return [{name: batch[name][row : row + 1] for name in INPUT_NAMES}
+            for batch in batches for row in range(batch["input_ids"].shape[0])]
 
 
 def _bundle_files(checkpoint: AlbertCheckpoint, model_bytes: bytes) -> dict:
@@ -344,6 +400,7 @@ def build_manifest(
     forced: bool,
     accuracy: Optional[dict] = None,
     calibration: Optional[dict] = None,
+    early_exit: Optional[ExitRule] = None,
 ) -> dict:
     """The self-describing manifest (bundle format v1, see docs/design.md "Bundle format v1")."""
     config = checkpoint.config
@@ -351,13 +408,22 @@ def build_manifest(
     runtime_key = quantization
     if quantization == "dynamic-int8" and not per_channel_dense:
         runtime_key = "dynamic-int8-per-tensor"
+    inputs = [{"name": name, "dtype": "int32", "shape": shape} for name in INPUT_NAMES]
+    outputs = [{"name": name, "dtype": "float32", "shape": _output_shape(checkpoint, name, shape)}
+               for name in OUTPUT_NAMES[checkpoint.task]]
+    extra = {}
+    if early_exit is not None:
+        inputs.append({"name": early_exit.input_name, "dtype": np.dtype(early_exit.input_dtype).name, "shape": []})
+        outputs.append({"name": CALLS_OUTPUT, "dtype": "int32", "shape": [shape[0]]})
+        extra["early_exit"] = {**early_exit.to_manifest(), "max_calls": config.num_hidden_layers}
     return {
         "task": checkpoint.task,
         "labels": checkpoint.labels,
         "max_seq_len": max_seq_len,
         "graph": graph,
-        "inputs": [{"name": name, "dtype": "int32", "shape": shape} for name in INPUT_NAMES],
-        "outputs": [{"name": name, "dtype": "float32", "shape": _output_shape(checkpoint, name, shape)} for name in OUTPUT_NAMES[checkpoint.task]],
+        "inputs": inputs,
+        "outputs": outputs,
+        **extra,
         "signature": "serving_default",
         "tokenizer": {
             "type": "sentencepiece-unigram",
@@ -369,7 +435,7 @@ def build_manifest(
             "mode": quantization,
             "per_channel_dense": per_channel_dense if quantization in ("dynamic-int8", "int8") else None,
             "attention_mask_bias": mask_bias,
-            "note": FP16_LOOP_NOTE if quantization == "fp16" and graph == "loop" else None,
+            "note": None,
             "min_runtime": MIN_RUNTIME[runtime_key],
             **({"calibration": calibration} if calibration else {}),
         },
@@ -410,11 +476,16 @@ def _output_shape(checkpoint: AlbertCheckpoint, name: str, input_shape: list) ->
 
 
 def _library_versions() -> dict:
+    """Installed versions, read from package metadata: importing TensorFlow just for its version costs seconds."""
+    from importlib import metadata
+
     versions = {}
-    for module_name in ("tensorflow", "torch", "transformers"):
-        try:
-            module = __import__(module_name)
-            versions[module_name] = getattr(module, "__version__", "unknown")
-        except ImportError:
-            pass
+    for module_name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("torch", ("torch",)),
+                                       ("transformers", ("transformers",))):
+        for distribution in distributions:
+            try:
+                versions[module_name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return versions

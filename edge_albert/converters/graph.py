@@ -1,21 +1,22 @@
 """ALBERT as a TensorFlow graph, built explicitly from Hugging Face weights.
 
 Read top to bottom: the name table, the embedding, the ONE shared layer, the heads, and the
-two encoder forms. The shared layer's weights are single constants captured by every layer
-call, so the .tflite stores them once. In the `loop` form the layer runs inside a
-tf.while_loop (one WHILE op), so XNNPACK packs its weights once at run time too; the
-`unrolled` form calls it num_hidden_layers times (needed for full-int8 calibration and for
-delegates that cannot run WHILE).
+two encoder forms. The shared layer's weights are stored once in the .tflite. In the `loop`
+form the layer runs inside a tf.while_loop (one WHILE op) whose body holds the weights as its
+own constants, so XNNPACK packs them once at run time, fp16 ones included (their DEQUANTIZE
+stays in the body); the `unrolled` form captures single constants in num_hidden_layers calls
+(needed for full-int8 calibration and for delegates that cannot run WHILE).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
+from ..early_exit import CALLS_OUTPUT, ExitRule
 from .checkpoint import SHARED_LAYER_PREFIX, AlbertCheckpoint
 
 GRAPH_FORMS = ("loop", "unrolled")
@@ -39,6 +40,14 @@ class GraphOptions:
     form: str = "loop"
     max_seq_len: int = 128
     mask_bias: float = FLOAT_MASK_BIAS
+    # Loop form, text classification only: stop each row's loop when this rule fires. The rule's
+    # value becomes a scalar signature input (the manifest holds the converted default).
+    early_exit: Optional[ExitRule] = None
+
+
+def output_names(task: str, early_exit: Optional[ExitRule] = None) -> tuple:
+    """The signature's output names: the task's, plus the calls run per row for early exit."""
+    return OUTPUT_NAMES[task] + ((CALLS_OUTPUT,) if early_exit is not None else ())
 
 
 def _weight_groups(checkpoint: AlbertCheckpoint) -> Dict[str, Dict[str, np.ndarray]]:
@@ -60,7 +69,9 @@ def _weight_groups(checkpoint: AlbertCheckpoint) -> Dict[str, Dict[str, np.ndarr
 
 def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
     """Return a tf.Module whose `serving_default` tf.function maps int32 inputs to named outputs."""
-    import tensorflow as tf
+    from .quiet import import_tensorflow
+
+    tf = import_tensorflow()
 
     if options.form not in GRAPH_FORMS:
         raise ValueError(f"graph form must be one of {GRAPH_FORMS}, got {options.form!r}")
@@ -71,7 +82,11 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         return tf.constant(np.ascontiguousarray(array, dtype=np.float32), name=name)
 
     emb = {key: const(value, f"embeddings/{key}") for key, value in groups["embedding"].items()}
-    layer = {key: const(value, "shared_layer/" + key.replace(".", "/")) for key, value in groups["shared_layer"].items()}
+
+    def layer_constants():
+        return {key: const(value, "shared_layer/" + key.replace(".", "/")) for key, value in groups["shared_layer"].items()}
+
+    layer = layer_constants()
     head = {key: const(value, "head/" + key.replace(".", "/")) for key, value in groups["head"].items()}
     # Pruned heads (PRUNED_HEADS_KEY) are already sliced out of the weights: fewer heads, same head size.
     num_heads, head_size, hidden = len(config.kept_heads), config.head_size, config.hidden_size
@@ -108,7 +123,7 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         x = tf.reshape(x, [batch, seq_len, num_heads, head_size])
         return tf.transpose(x, [0, 2, 1, 3])
 
-    def shared_layer(hidden_states, mask_bias):
+    def shared_layer(hidden_states, mask_bias, layer):
         """One ALBERT layer (attention + FFN); the same weights for every call."""
         batch, seq_len = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
         query = split_heads(dense(hidden_states, layer["attention.query.weight"], layer["attention.query.bias"]))
@@ -126,11 +141,14 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
     def encoder(hidden_states, mask_bias):
         if options.form == "unrolled":
             for _ in range(config.num_hidden_layers):
-                hidden_states = shared_layer(hidden_states, mask_bias)
+                hidden_states = shared_layer(hidden_states, mask_bias, layer)
             return hidden_states
 
         def body(index, states):
-            return index + 1, shared_layer(states, mask_bias)
+            # The body makes its own constants instead of capturing the outer ones: captured
+            # weights become WHILE operands, and fp16 ones are then dequantized in the main graph,
+            # out of XNNPACK's reach; constants of the body stay (with their DEQUANTIZE) inside it.
+            return index + 1, shared_layer(states, mask_bias, layer_constants())
 
         _, hidden_states = tf.while_loop(
             lambda index, _: index < config.num_hidden_layers,
@@ -143,6 +161,49 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
 
     def pooled(sequence_output):
         return tf.tanh(dense(sequence_output[:, 0], head["pooler.weight"], head["pooler.bias"]))
+
+    def classify(sequence_output):
+        return dense(pooled(sequence_output), head["classifier.weight"], head["classifier.bias"])
+
+    rule = options.early_exit
+    depth = config.num_hidden_layers
+
+    def early_exit_encoder(hidden_states, mask_bias, exit_value):
+        """The WHILE runs until every row's rule has fired (or L calls); a row keeps the logits and
+        call count of the call where its rule fired, so it gets the answer it would get alone."""
+        batch = tf.shape(hidden_states)[0]
+        num_labels = int(head["classifier.weight"].shape[0])
+
+        def body(index, states, done, exit_logits, calls, previous, streak):
+            states = shared_layer(states, mask_bias, layer_constants())  # as in the plain loop: weights of the body
+            logits = classify(states)
+            call = index + 1
+            if rule.kind == "patience":
+                label = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                streak = tf.where(tf.equal(label, previous), streak + 1, tf.zeros_like(streak))
+                previous = label
+                fires = streak >= exit_value
+            else:
+                log_probs = tf.nn.log_softmax(logits, axis=-1)
+                fires = -tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=-1) < exit_value
+            fires = tf.logical_or(fires, call >= depth)
+            running = tf.logical_not(done)
+            exit_logits = tf.where(tf.expand_dims(running, -1), logits, exit_logits)
+            calls = tf.where(running, tf.fill([batch], call), calls)
+            return call, states, tf.logical_or(done, fires), exit_logits, calls, previous, streak
+
+        state = [tf.constant(0), hidden_states, tf.zeros([batch], tf.bool), tf.zeros([batch, num_labels]),
+                 tf.zeros([batch], tf.int32), tf.fill([batch], -1), tf.zeros([batch], tf.int32)]
+        vector = tf.TensorShape([None])
+        results = tf.while_loop(
+            lambda index, _states, done, *rest: tf.logical_and(index < depth, tf.logical_not(tf.reduce_all(done))),
+            body,
+            state,
+            shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, None, hidden]), vector,
+                              tf.TensorShape([None, num_labels]), vector, vector, vector],
+            maximum_iterations=depth,
+        )
+        return {"logits": results[3], CALLS_OUTPUT: results[4]}
 
     task = checkpoint.task
 
@@ -163,20 +224,36 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
     signature = [tf.TensorSpec(shape, tf.int32, name=name) for name in INPUT_NAMES]
     mask_value = float(options.mask_bias)
 
+    def attention_bias(attention_mask):
+        mask = tf.cast(attention_mask, tf.float32)
+        # Broadcast over heads and query positions; a reshape, since TFLite lacks new-axis slices.
+        return tf.reshape((1.0 - mask) * mask_value, [tf.shape(mask)[0], 1, 1, tf.shape(mask)[1]])
+
+    if rule is not None:
+        if options.form != "loop" or task != "text-classification":
+            raise ValueError("early exit needs the loop form and a text-classification checkpoint")
+        value_type = tf.int32 if rule.kind == "patience" else tf.float32
+
+        class EarlyExitModule(tf.Module):
+            @tf.function(input_signature=signature + [tf.TensorSpec([], value_type, name=rule.input_name)])
+            def serving_default(self, input_ids, attention_mask, token_type_ids, exit_value):
+                return early_exit_encoder(embed(input_ids, token_type_ids), attention_bias(attention_mask), exit_value)
+
+        return EarlyExitModule()
+
     class AlbertModule(tf.Module):
         @tf.function(input_signature=signature)
         def serving_default(self, input_ids, attention_mask, token_type_ids):
-            mask = tf.cast(attention_mask, tf.float32)
-            # Broadcast over heads and query positions; a reshape, since TFLite lacks new-axis slices.
-            mask_bias = tf.reshape((1.0 - mask) * mask_value, [tf.shape(mask)[0], 1, 1, tf.shape(mask)[1]])
-            sequence_output = encoder(embed(input_ids, token_type_ids), mask_bias)
+            sequence_output = encoder(embed(input_ids, token_type_ids), attention_bias(attention_mask))
             return heads(sequence_output)
 
     return AlbertModule()
 
 
 def _activation(name: str):
-    import tensorflow as tf
+    from .quiet import import_tensorflow
+
+    tf = import_tensorflow()
 
     if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
         return lambda x: tf.nn.gelu(x, approximate=True)

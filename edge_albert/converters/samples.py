@@ -30,15 +30,27 @@ BUILT_IN_PAIRS = [
 ]
 
 
+def split_text_lines(text: str) -> List[str]:
+    """Split at LF, CRLF or a lone CR only (not at the Unicode separators str.splitlines also takes)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def read_text_lines(path) -> List[str]:
-    """One text per non-empty line (UTF-8); a clear error for a missing or empty file."""
+    """One text per non-empty line (UTF-8); a clear error for a missing or empty file.
+
+    Lines end in LF, CRLF or a lone CR (old Mac files), and only there (split_text_lines).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist")
     try:
-        lines = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines()]
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text: {exc}") from None
+        line = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    lines = split_text_lines(text)
     texts = [line for line in lines if line.strip()]
     if not texts:
         raise DataError(f"{path} holds no non-empty lines")

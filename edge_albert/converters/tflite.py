@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -86,12 +86,16 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
 def convert_module(
     module,
     quantize: str,
-    calibration_inputs: Optional[Callable[[], Iterable[Dict[str, np.ndarray]]]] = None,
+    calibration_inputs: Optional[Sequence[Dict[str, np.ndarray]]] = None,
     per_channel_dense: bool = True,
 ) -> bytes:
-    """Convert the module's serving_default function to .tflite bytes at the given precision."""
-    import tensorflow as tf
+    """Convert the module's serving_default function to .tflite bytes at the given precision.
 
+    Runs in a conversion worker process (see BackgroundConversion): the converter can abort natively.
+    """
+    from .quiet import import_tensorflow
+
+    tf = import_tensorflow()
     if quantize not in QUANTIZATIONS:
         raise ConversionError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
     function = module.serving_default.get_concrete_function()
@@ -106,7 +110,7 @@ def convert_module(
             # Per-tensor weight scales keep FULLY_CONNECTED at an op version tflite-runtime 2.14 runs.
             converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     elif quantize == "int8":
-        if calibration_inputs is None:
+        if not calibration_inputs:
             raise ConversionError("full int8 needs calibration texts (--calibration-texts FILE)")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -115,7 +119,7 @@ def convert_module(
         def representative_dataset():
             # Fed as a dict keyed by input name: the converter orders inputs alphabetically,
             # so a positional list would silently feed input_ids as the attention mask.
-            for sample in calibration_inputs():
+            for sample in calibration_inputs:
                 yield {name: np.asarray(sample[name], dtype=np.int32) for name in INPUT_NAMES}
 
         converter.representative_dataset = representative_dataset
@@ -126,9 +130,145 @@ def convert_module(
         raise ConversionError(f"TFLite conversion ({quantize}) failed: {first_line}") from None
 
 
-def _schema():
-    from tensorflow.lite.python import schema_py_generated
+# The module a conversion worker runs (`python -m ...`); a test points it at one that crashes.
+WORKER_MODULE = "edge_albert.converters.tflite_worker"
+REQUEST_FILE = "request.json"
 
+
+@dataclass
+class ConversionJob:
+    """One variant for a conversion worker: the checkpoint and graph to build, the precision, calibration."""
+
+    quantize: str
+    checkpoint: str
+    graph: str
+    max_seq_len: int
+    mask_bias: float
+    per_channel_dense: bool = True
+    calibration: Optional[List[Dict[str, np.ndarray]]] = None
+    early_exit: Optional[str] = None  # the rule as text ("entropy=0.4"), parsed again in the worker
+
+
+class BackgroundConversion:
+    """Build the graph and run convert_module for every job in worker processes, started at once.
+
+    The TFLite converter can die of a signal inside convert() (it once took a whole test run
+    with it). In a worker that costs one variant, reported in one line naming it; a new worker
+    takes the remaining jobs. One worker serves all jobs normally, so TensorFlow loads once, and
+    it works while this process runs the PyTorch reference. Use as a context manager: leaving
+    it early (an error, Ctrl-C) stops the worker and removes its scratch directory.
+    """
+
+    def __init__(self, jobs: Sequence[ConversionJob]):
+        import os
+        import tempfile
+        from pathlib import Path
+
+        self.work = Path(tempfile.mkdtemp(prefix="edge-albert-convert-"))
+        self.requests = []
+        self.results_by_index: List[object] = [None] * len(jobs)
+        self.seconds: List[float] = [0.0] * len(jobs)  # each job's conversion time in the worker
+        for index, job in enumerate(jobs):
+            calibration = None
+            if job.calibration:
+                calibration = str(self.work / f"{index}.calibration.npz")
+                np.savez(calibration, **{f"{i}/{name}": np.asarray(sample[name], dtype=np.int32)
+                                         for i, sample in enumerate(job.calibration) for name in INPUT_NAMES})
+            self.requests.append({"index": index, "checkpoint": job.checkpoint, "graph": job.graph,
+                                  "max_seq_len": job.max_seq_len, "mask_bias": job.mask_bias, "quantize": job.quantize,
+                                  "per_channel_dense": job.per_channel_dense, "calibration": calibration,
+                                  "early_exit": job.early_exit})
+        self.env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[2])  # the edge_albert this process runs
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, self.env.get("PYTHONPATH", "")) if p)
+        self.process = None
+        self.pending = self.requests
+        self._start()
+
+    def _start(self) -> None:
+        import json
+        import subprocess
+        import sys
+
+        from ..verbosity import is_verbose
+
+        (self.work / REQUEST_FILE).write_text(json.dumps(self.pending))
+        self.log_path = self.work / "worker.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(self.work)], env=self.env,
+                                            stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=None if is_verbose() else log)
+
+    def results(self) -> List[object]:
+        """Wait for the workers: the .tflite bytes, or a ConversionError, per job in order."""
+        while self.pending:
+            returncode = self.process.wait()
+            remaining = []
+            for request in self.pending:
+                index = request["index"]
+                model, error = self.work / f"{index}.tflite", self.work / f"{index}.error"
+                if (self.work / f"{index}.seconds").is_file():
+                    self.seconds[index] = float((self.work / f"{index}.seconds").read_text())
+                if model.is_file():
+                    self.results_by_index[index] = model.read_bytes()
+                elif error.is_file():
+                    self.results_by_index[index] = ConversionError(error.read_text().strip())
+                elif (self.work / f"{index}.started").is_file():
+                    self.results_by_index[index] = ConversionError(
+                        _worker_death(request["quantize"], returncode, self.log_path))
+                else:
+                    remaining.append(request)
+            if len(remaining) == len(self.pending):  # the worker died before it started any job
+                for request in remaining:
+                    self.results_by_index[request["index"]] = ConversionError(
+                        _worker_death(request["quantize"], returncode, self.log_path))
+                remaining = []
+            self.pending = remaining
+            if remaining:
+                self._start()
+        return self.results_by_index
+
+    def close(self) -> None:
+        import shutil
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self) -> "BackgroundConversion":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def start_conversion(jobs: Sequence[ConversionJob]) -> BackgroundConversion:
+    """Start converting `jobs` in a worker process now; collect with .results() (a context manager)."""
+    return BackgroundConversion(jobs)
+
+
+def _worker_death(quantize: str, returncode: int, log_path) -> str:
+    """One line for a worker that ended without a result: the signal, else its status and last log line."""
+    import signal
+
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"the TFLite converter crashed converting {quantize} ({name}); run with -v to see its log"
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    return f"the TFLite conversion worker for {quantize} exited with status {returncode}" + \
+        (f": {lines[-1][:200]}" if lines else "")
+
+
+def _schema():
+    """The TFLite flatbuffer schema; LiteRT's copy first, so inspecting a model does not load TensorFlow."""
+    try:
+        from ai_edge_litert import schema_py_generated
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated
     return schema_py_generated
 
 

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..early_exit import CALLS_OUTPUT, ExitRule
 from .checkpoint import AlbertCheckpoint
 from .graph import INPUT_NAMES, OUTPUT_NAMES
 
@@ -40,6 +41,8 @@ class VariantCheck:
     worst_output: str
     message: str
     reference: str = "pytorch"
+    # Early-exit bundles: share of samples that stopped at the same layer call as the reference.
+    exit_call_agreement: Optional[float] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,15 +82,27 @@ def load_reference_model(checkpoint: AlbertCheckpoint):
     import torch
     import transformers
 
+    from .quiet import quiet_transformers
+
+    quiet_transformers()
     model_class = getattr(transformers, checkpoint.architecture)
     return model_class.from_pretrained(str(checkpoint.path), dtype=torch.float32).eval()
 
 
-def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=None) -> List[Dict[str, np.ndarray]]:
+def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=None,
+                      early_exit: Optional[ExitRule] = None) -> List[Dict[str, np.ndarray]]:
+    """The PyTorch model's outputs per batch; with `early_exit`, its exit logits and layer calls."""
     import torch
 
     model = model or load_reference_model(checkpoint)
     results = []
+    if early_exit is not None:
+        from .early_exit import reference_early_exit
+
+        for batch in batches:
+            logits, calls, _ = reference_early_exit(model, early_exit, *(batch[name] for name in INPUT_NAMES))
+            results.append({"logits": logits, CALLS_OUTPUT: calls})
+        return results
     with torch.no_grad():
         for batch in batches:
             output = model(**{name: torch.from_numpy(batch[name].astype(np.int64)) for name in INPUT_NAMES})
@@ -97,21 +112,25 @@ def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 2):
     """An interpreter for verification on the workstation (LiteRT if present, else tf.lite)."""
+    from .quiet import import_tensorflow, native_stderr_silenced
+
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    return Interpreter(model_content=model_bytes, num_threads=num_threads)
+        Interpreter = import_tensorflow().lite.Interpreter
+    with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate" and similar
+        return Interpreter(model_content=model_bytes, num_threads=num_threads)
 
 
 def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Sequence[str]) -> List[Dict[str, np.ndarray]]:
+    from .quiet import native_stderr_silenced
+
     interpreter = make_interpreter(model_bytes)
     runner = interpreter.get_signature_runner("serving_default")
     results = []
     for batch in batches:
-        output = runner(**batch)
+        with native_stderr_silenced():  # the XNNPACK delegate announces itself on the first run
+            output = runner(**batch)
         results.append({name: np.asarray(output[name]) for name in output_names})
     return results
 
@@ -221,7 +240,41 @@ def verify_variant(
     variant: str,
     batches: List[Batch],
     reference: List[Dict[str, np.ndarray]],
+    early_exit: Optional[ExitRule] = None,
 ) -> VariantCheck:
     """Run the .tflite on the sample batches and compare with the reference outputs."""
+    if early_exit is not None:
+        return verify_early_exit(checkpoint, model_bytes, variant, batches, reference, early_exit)
     candidate = tflite_outputs(model_bytes, batches, OUTPUT_NAMES[checkpoint.task])
     return compare_outputs(checkpoint.task, variant, batches, reference, candidate)
+
+
+def verify_early_exit(
+    checkpoint: AlbertCheckpoint,
+    model_bytes: bytes,
+    variant: str,
+    batches: List[Batch],
+    reference: List[Dict[str, np.ndarray]],
+    rule: ExitRule,
+) -> VariantCheck:
+    """Exit logits as any variant's logits, plus the exit call of every sample.
+
+    Float variants must stop every sample at the reference's call (batches of several rows, so
+    this also proves a row keeps its own exit while the loop runs on for the others). Quantized
+    ones may legitimately flip a borderline exit; their agreement is recorded, the labels gate.
+    """
+    from dataclasses import replace
+
+    fed = [{**batch, **rule.feed()} for batch in batches]
+    candidate = tflite_outputs(model_bytes, fed, ("logits", CALLS_OUTPUT))
+    check = compare_outputs(checkpoint.task, variant, batches, [{"logits": r["logits"]} for r in reference],
+                            [{"logits": c["logits"]} for c in candidate])
+    expected = np.concatenate([r[CALLS_OUTPUT] for r in reference])
+    got = np.concatenate([c[CALLS_OUTPUT] for c in candidate])
+    agreement = float(np.mean(expected == got)) if expected.size else 1.0
+    message = f"{check.message}; exit call matches the reference on {int((expected == got).sum())}/{expected.size} samples"
+    passed = check.passed
+    if ABS_TOLERANCE.get(variant) is not None and agreement < 1.0:
+        passed = False
+        message += f" ({rule.as_text()}: a float variant must stop every sample where PyTorch does)"
+    return replace(check, passed=bool(passed), message=message, exit_call_agreement=agreement)

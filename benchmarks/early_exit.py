@@ -1,0 +1,168 @@
+"""Early exit against full depth: accuracy, mean layer calls and latency on real text, in one run.
+
+    python benchmarks/early_exit.py                                   # the early-exit example on SST-2 dev
+    python benchmarks/early_exit.py --base-shape --limit 200          # albert-base-v2 shape, random weights: speed only
+
+Converts the checkpoint twice to dynamic-int8 (loop form): a plain full-depth bundle and an
+early-exit bundle (patience, and entropy unless --no-entropy), then times every text alone
+(batch 1, one interpreter thread) for the full-depth bundle and for each patience / threshold,
+set at run time on the same early-exit bundle. Passes go round all configurations in turn
+(--repeats times), so a busy spell of a shared machine hits every configuration alike; each
+text's median over the passes counts once. Accuracy comes from the same timed runs. Writes
+JSON and a Markdown table (with the machine's CPU flags and load average) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from edge_albert.bench import LatencyStats, machine_info, run_texts_benchmark  # noqa: E402
+from edge_albert.early_exit import call_distribution  # noqa: E402
+
+DEFAULT_CHECKPOINT = REPO / "examples" / "sst2-albert-early-exit"
+DEFAULT_DATA = REPO / "data" / "glue-sst2" / "dev.tsv"
+DEFAULT_PATIENCE = (0, 1, 2, 3, 4)
+DEFAULT_ENTROPY = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+def measure(configs: Dict[str, tuple], texts: Sequence[str], gold: Optional[Sequence[int]], repeats: int,
+            say) -> List[dict]:
+    """configs: name -> (TextClassifier, exit value or None). Round-robin passes, then one row per config."""
+    passes: Dict[str, list] = {name: [] for name in configs}
+    for repeat in range(repeats):
+        for name, (model, value) in configs.items():
+            if value is not None:
+                model.set_exit_value(value)
+            started = time.perf_counter()
+            passes[name].append(run_texts_benchmark(model, texts, repeats=1, warmup=5 if repeat == 0 else 0))
+            say(f"pass {repeat + 1}/{repeats} {name}: {time.perf_counter() - started:.1f} s")
+    rows = []
+    for name, results in passes.items():
+        per_text = np.median([r.per_text_ms for r in results], axis=0)
+        first = results[0]
+        stats = LatencyStats.from_samples(per_text.tolist())
+        row = {"config": name, "texts": len(texts), "repeats": repeats, "p50_ms": stats.p50_ms,
+               "mean_ms": stats.mean_ms, "p90_ms": stats.p90_ms, "p99_ms": stats.p99_ms}
+        if gold is not None:
+            row["accuracy"] = float(np.mean(np.asarray(first.labels) == np.asarray(gold)))
+        depth = int(configs[name][0].bundle.manifest.get("early_exit", {}).get("max_calls") or 0)
+        row.update(call_distribution(first.layer_calls, depth) if first.layer_calls else {"mean_calls": None})
+        if any(r.labels != first.labels or r.layer_calls != first.layer_calls for r in results[1:]):
+            raise SystemExit(f"{name}: predictions differ between passes (nondeterministic runtime?)")
+        row["labels"] = first.labels
+        rows.append(row)
+    full_labels = np.asarray(rows[0]["labels"])  # the first config is full depth
+    for row in rows:
+        row["agreement_with_full_depth"] = float(np.mean(np.asarray(row.pop("labels")) == full_labels))
+    return rows
+
+
+def markdown(rows: List[dict], header: dict) -> str:
+    full = next(r for r in rows if r["config"] == "full depth")
+    lines = [f"# Early exit: {header['title']}", "", "Command:", "", f"    {header['command']}", "",
+             f"- checkpoint: {header['checkpoint']} ({header['layers']} calls of the shared layer); bundles "
+             f"dynamic-int8, loop form; {header['texts']} texts of {header['data']}, each alone (batch 1), "
+             f"{header['repeats']} passes round-robin, each text's median counts once; texts in "
+             f"{header['order']}",
+             f"- machine: {header['machine'].get('cpu_model')}, {header['machine']['cores']} cores, "
+             f"{header['machine']['architecture']} ({', '.join(header['machine'].get('simd') or [])}), "
+             f"1 interpreter thread, {header['backend']}; load average {header['machine'].get('load_average')} before, "
+             f"{header['load_after']} after",
+             "", "| config | accuracy | points vs full | same label as full | mean calls | exits after call 1..L | "
+             "p50 ms | mean ms | mean speed-up | p50 speed-up |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        accuracy = f"{r['accuracy']:.2%}" if "accuracy" in r else "-"
+        points = f"{100 * (r['accuracy'] - full['accuracy']):+.2f}" if "accuracy" in r else "-"
+        calls = "-" if r["mean_calls"] is None else f"{r['mean_calls']:.2f}"
+        exits = "-" if r["mean_calls"] is None else "/".join(str(n) for n in r["exits_per_call"].values())
+        lines.append(f"| {r['config']} | {accuracy} | {points} | {r['agreement_with_full_depth']:.1%} | {calls} | {exits} | {r['p50_ms']:.2f} | "
+                     f"{r['mean_ms']:.2f} | {full['mean_ms'] / r['mean_ms']:.2f}x | {full['p50_ms'] / r['p50_ms']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--base-shape", action="store_true",
+                        help="a random checkpoint at the albert-base-v2 shape (tests/checkpoints.py BASE_SHAPE): speed only")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--limit", type=int, default=None, help="the first N texts only")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--patience", default=",".join(map(str, DEFAULT_PATIENCE)))
+    parser.add_argument("--entropy", default=",".join(map(str, DEFAULT_ENTROPY)), help="thresholds; empty for none")
+    parser.add_argument("--sort-by-length", action="store_true",
+                        help="time the texts shortest first: the interpreter re-plans its memory only when the "
+                             "length bucket grows, so the table shows model compute, not per-text re-allocation")
+    parser.add_argument("--out", type=Path, required=True, help="results stem: writes OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+
+    from edge_albert.converters.convert import convert_checkpoint
+    from edge_albert.evaluate import load_eval_data
+    from edge_albert.tasks import TextClassifier
+
+    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    command = "python benchmarks/early_exit.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    machine = machine_info()
+    with tempfile.TemporaryDirectory(prefix="edge-albert-early-exit-") as scratch:
+        checkpoint = args.checkpoint
+        if args.base_shape:
+            from checkpoints import BASE_SHAPE, make_albert_checkpoint
+
+            checkpoint = make_albert_checkpoint(Path(scratch) / "base", shape=BASE_SHAPE)
+        patience = [int(p) for p in args.patience.split(",") if p.strip()]
+        thresholds = [float(t) for t in args.entropy.split(",") if t.strip()]
+        say(f"converting {checkpoint}")
+        bundles = {"full": convert_checkpoint(checkpoint, Path(scratch) / "full.edgealbert").bundle,
+                   "patience": convert_checkpoint(checkpoint, Path(scratch) / "patience.edgealbert",
+                                                  early_exit="patience=1").bundle}
+        if thresholds:
+            bundles["entropy"] = convert_checkpoint(checkpoint, Path(scratch) / "entropy.edgealbert",
+                                                    early_exit=f"entropy={thresholds[0]}").bundle
+        models = {kind: TextClassifier.load(bundle.path, num_threads=1, batch_size=1) for kind, bundle in bundles.items()}
+        data = load_eval_data(args.data, "text-classification", models["full"].labels)
+        examples = data.examples[:args.limit]
+        if args.sort_by_length:
+            tokenizer = models["full"].tokenizer
+            examples = sorted(examples, key=lambda e: tokenizer.count_tokens(e.text))
+        texts = [e.text for e in examples]
+        gold = None if args.base_shape else [e.label for e in examples]
+        configs: Dict[str, tuple] = {"full depth": (models["full"], None)}
+        configs.update({f"patience={p}": (models["patience"], p) for p in patience})
+        configs.update({f"entropy={t:g}": (models["entropy"], t) for t in thresholds})
+        rows = measure(configs, texts, gold, args.repeats, say)
+        layers = models["full"].bundle.manifest["source"]["config"]["num_hidden_layers"]
+
+    shown = os.path.relpath(args.checkpoint, REPO) if args.checkpoint.resolve().is_relative_to(REPO) else str(args.checkpoint)
+    header = {"title": "albert-base-v2 shape, random weights (speed only)" if args.base_shape else shown,
+              "command": command, "checkpoint": "BASE_SHAPE random" if args.base_shape else shown,
+              "layers": layers, "texts": len(texts), "data": args.data.name, "repeats": args.repeats,
+              "machine": machine, "backend": f"{models['full'].session.backend}",
+              "load_after": [round(x, 2) for x in os.getloadavg()],
+              "order": "length order (shortest first)" if args.sort_by_length else "file order"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = markdown(rows, header)
+    if args.base_shape:
+        report += ("\nRandom weights: accuracy and agreement mean nothing here; the exits show where a random "
+                   "model's label happens to stay unchanged, so read the table as latency against calls.\n")
+    args.out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Conversion worker: `python -m edge_albert.converters.tflite_worker WORK_DIR` (started by BackgroundConversion).
+
+For each job of WORK_DIR/request.json, in order: touch N.started, then write N.tflite, or N.error
+(one line) when the conversion fails in Python. A native abort ends the process; the parent sees
+which job had started without finishing, reports it, and starts a new worker for the rest.
+The worker reads the checkpoint and builds the TF graph itself, so the parent never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..early_exit import parse_rule
+from ..errors import EdgeAlbertError
+from .checkpoint import load_checkpoint
+from .graph import INPUT_NAMES, GraphOptions, build_albert_module
+from .quiet import native_stderr_silenced
+from .tflite import REQUEST_FILE, convert_module
+
+
+def load_calibration(path):
+    if path is None:
+        return None
+    with np.load(path) as arrays:
+        count = len(arrays.files) // len(INPUT_NAMES)
+        return [{name: arrays[f"{i}/{name}"] for name in INPUT_NAMES} for i in range(count)]
+
+
+class Converter:
+    """Converts jobs one by one, building each (checkpoint, graph options) module once."""
+
+    def __init__(self):
+        self.checkpoints = {}
+        self.modules = {}
+        self.seconds = 0.0
+
+    def __call__(self, job: dict) -> bytes:
+        rule = parse_rule(job["early_exit"]) if job.get("early_exit") else None
+        options = GraphOptions(job["graph"], job["max_seq_len"], job["mask_bias"], rule)
+        key = (job["checkpoint"], options)
+        if key not in self.modules:
+            if job["checkpoint"] not in self.checkpoints:
+                self.checkpoints[job["checkpoint"]] = load_checkpoint(job["checkpoint"])
+            with native_stderr_silenced():
+                self.modules[key] = build_albert_module(self.checkpoints[job["checkpoint"]], options)
+        started = time.perf_counter()
+        try:
+            return convert_module(self.modules[key], job["quantize"], load_calibration(job["calibration"]),
+                                  job["per_channel_dense"])
+        finally:
+            self.seconds = time.perf_counter() - started  # the conversion alone, not the graph building
+
+
+def main(work_dir: str, convert=None) -> int:
+    work = Path(work_dir)
+    convert = convert or Converter()
+    for job in json.loads((work / REQUEST_FILE).read_text()):
+        index = job["index"]
+        (work / f"{index}.started").touch()
+        started = time.perf_counter()
+        try:
+            model = convert(job)
+        except EdgeAlbertError as exc:
+            (work / f"{index}.error").write_text(f"{exc}\n")
+            continue
+        finally:
+            seconds = getattr(convert, "seconds", None) or time.perf_counter() - started
+            (work / f"{index}.seconds").write_text(f"{seconds:.3f}\n")
+        staging = work / f"{index}.tflite.part"
+        staging.write_bytes(model)
+        staging.replace(work / f"{index}.tflite")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
