@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,3 @@ def last_checkpoint(output_dir: Path) -> Optional[str]:
 
     return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
 
-
-def label_counts(examples: Sequence) -> List[int]:
-    counts: dict = {}
-    for example in examples:
-        counts[example.label] = counts.get(example.label, 0) + 1
-    return [counts.get(i, 0) for i in range(max(counts) + 1)] if counts else []

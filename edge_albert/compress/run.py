@@ -96,7 +96,7 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
         "data": {"train": _file_record(train_path), **({"dev": _file_record(dev_path)} if dev_path else {})},
     }
     staging = out_dir.with_name(out_dir.name + ".partial")
-    resumed = _prepare_staging(staging, run_record, restart, log)
+    _prepare_staging(staging, run_record, restart, log)
     log(f"plan: {plan.num_hidden_layers} calls (teacher {raw_config['num_hidden_layers']}), "
         f"{plan.heads} heads (teacher {raw_config['num_attention_heads'] - len(already)}), FFN {plan.intermediate_size} "
         f"(teacher {raw_config['intermediate_size']}); compute at seq 128: "
@@ -202,7 +202,7 @@ def _file_record(path) -> dict:
     return {"path": str(path), "sha256": sha256_of_file(path), "bytes": path.stat().st_size}
 
 
-def _prepare_staging(staging: Path, record: dict, restart: bool, log) -> bool:
+def _prepare_staging(staging: Path, record: dict, restart: bool, log) -> None:
     """Create the staging dir, or reuse one left by an interrupted run with the same settings."""
     run_file = staging / "run.json"
     if staging.exists() and restart:
@@ -218,10 +218,9 @@ def _prepare_staging(staging: Path, record: dict, restart: bool, log) -> bool:
                 "rerun with the same settings to resume, or pass --restart to discard it"
             )
         log(f"resuming the interrupted run in {staging}")
-        return True
+        return
     staging.mkdir(parents=True)
     run_file.write_text(json.dumps(record, indent=2) + "\n")
-    return False
 
 
 def _not_a_checkpoint(path: Path) -> Optional[str]:
