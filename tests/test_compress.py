@@ -353,7 +353,7 @@ def test_committed_student_keeps_its_accuracy_claim():
     from project_data import SST2_DEV
     from transformers import AlbertForSequenceClassification, AutoTokenizer
 
-    from edge_albert.compress.distill import EncodedDataset, accuracy_of
+    from edge_albert.training import EncodedDataset, accuracy_of
     from edge_albert.finetune import read_examples
 
     examples = Path(__file__).resolve().parents[1] / "examples"

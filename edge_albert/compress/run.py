@@ -105,7 +105,8 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     import torch
     from transformers import AlbertForSequenceClassification, AutoTokenizer
 
-    from .distill import EncodedDataset, accuracy_of, batches, last_checkpoint, make_trainer
+    from ..training import EncodedDataset, accuracy_of, batches, last_checkpoint
+    from .distill import make_trainer
     from .importance import measure_importance
     from .prune import build_student, choose, freeze_pruned_heads, pruned_heads_are_zero, pruned_heads_of, zero_pruned_heads
 
