@@ -289,7 +289,10 @@ def inspect(bundle_dir, as_json):
 @reports_errors
 def finetune(train_file, output, dev_file, text_column, pair_column, label_column, labels, epochs, vocab_size,
              hidden_size, layers, threads, learning_rate, multi_depth, init_from, overwrite):
-    """Train a SentencePiece tokenizer and a small ALBERT classifier from scratch (TSV, CSV or JSONL)."""
+    """Train a SentencePiece tokenizer and a small ALBERT classifier from scratch (TSV, CSV or JSONL).
+
+    Runs on transformers' Trainer; an interrupted run resumes from OUTPUT.partial/ when rerun with the same settings.
+    """
     from .finetune import FinetuneConfig, finetune as run_finetune
 
     config = FinetuneConfig(epochs=epochs, vocab_size=vocab_size, hidden_size=hidden_size,

@@ -6,6 +6,10 @@ model the README converts is trained here: a SentencePiece unigram model in ALBE
 `AlbertForSequenceClassification` with ALBERT's standard cross-layer sharing. The result is an
 ordinary Hugging Face checkpoint directory that the converter reads like any other.
 
+Training runs on transformers' Trainer with the recipe in edge_albert/training.py (shared with
+compress's distillation): evaluation on the dev file each epoch, and a checkpoint each epoch in
+OUT.partial/ (work_dir), which a rerun with the same settings and data resumes from.
+
 torch, transformers and sentencepiece are imported inside the functions that need them, so
 `import edge_albert` stays light on a device.
 """
