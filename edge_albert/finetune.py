@@ -468,49 +468,54 @@ def finetune(
     record = _run_record(config, labels, read, train_path, dev_path)
     work = work_dir(out_dir)
     resuming = _open_work_dir(work, record, log)
-    tokenizer_dir = work / "tokenizer"
-    if initial is not None:
-        log(f"{len(train)} training rows, {len(dev)} dev rows; continuing from {config.init_from}")
-        tokenizer, model = initial
-        _copy_tokenizer_files(Path(config.init_from), tokenizer_dir)
-        agreement = 1.0
-    else:
-        rng = random.Random(config.seed)
-        if resuming and (tokenizer_dir / "spiece.model").is_file():
-            from transformers import AutoTokenizer
-
-            log(f"{len(train)} training rows, {len(dev)} dev rows; tokenizer from {tokenizer_dir}")
-            spiece = (tokenizer_dir / "spiece.model").read_bytes()
-            rng.sample(texts, min(500, len(texts)))  # the draw build_tokenizer's check made, so the next is the same
-            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    try:
+        tokenizer_dir = work / "tokenizer"
+        if initial is not None:
+            log(f"{len(train)} training rows, {len(dev)} dev rows; continuing from {config.init_from}")
+            tokenizer, model = initial
+            _copy_tokenizer_files(Path(config.init_from), tokenizer_dir)
+            agreement = 1.0
         else:
-            log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
-            spiece = train_sentencepiece(texts, config.vocab_size)
-            scratch = work / "tokenizer.tmp"
-            shutil.rmtree(scratch, ignore_errors=True)
-            tokenizer = build_tokenizer(
-                spiece, scratch, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
-            )
-            shutil.rmtree(tokenizer_dir, ignore_errors=True)
-            os.rename(scratch, tokenizer_dir)
-        agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
-        model = AlbertForSequenceClassification(_model_config(config, len(tokenizer), labels))
-    vocab_size = len(tokenizer)
-    train_set = EncodedDataset(tokenizer, train, config.max_length)
-    dev_set = EncodedDataset(tokenizer, dev, config.max_length) if dev else None
+            rng = random.Random(config.seed)
+            if resuming and (tokenizer_dir / "spiece.model").is_file():
+                from transformers import AutoTokenizer
 
-    trainer_dir = work / "trainer"
-    checkpoint = last_checkpoint(trainer_dir)
-    if config.mlm_epochs > 0 and checkpoint is None:
-        mlm_texts = _maximal_texts(texts)
-        log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
-        encoder_state = _mlm_warmup(model.config, tokenizer, mlm_texts, config, work / "mlm", log)
-        missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
-        if unexpected or any(not name.startswith("pooler.") for name in missing):
-            raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
-    if checkpoint:
-        log(f"resuming from {checkpoint}")
-    history = _train_classifier(model, tokenizer, train_set, dev_set, config, trainer_dir, checkpoint, log)
+                log(f"{len(train)} training rows, {len(dev)} dev rows; tokenizer from {tokenizer_dir}")
+                spiece = (tokenizer_dir / "spiece.model").read_bytes()
+                rng.sample(texts, min(500, len(texts)))  # the draw build_tokenizer's check made, so the next is the same
+                tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+            else:
+                log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
+                spiece = train_sentencepiece(texts, config.vocab_size)
+                scratch = work / "tokenizer.tmp"
+                shutil.rmtree(scratch, ignore_errors=True)
+                tokenizer = build_tokenizer(
+                    spiece, scratch, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
+                )
+                shutil.rmtree(tokenizer_dir, ignore_errors=True)
+                os.rename(scratch, tokenizer_dir)
+            agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
+            model = AlbertForSequenceClassification(_model_config(config, len(tokenizer), labels))
+        vocab_size = len(tokenizer)
+        train_set = EncodedDataset(tokenizer, train, config.max_length)
+        dev_set = EncodedDataset(tokenizer, dev, config.max_length) if dev else None
+
+        trainer_dir = work / "trainer"
+        checkpoint = last_checkpoint(trainer_dir)
+        if config.mlm_epochs > 0 and checkpoint is None:
+            mlm_texts = _maximal_texts(texts)
+            log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
+            encoder_state = _mlm_warmup(model.config, tokenizer, mlm_texts, config, work / "mlm", log)
+            missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
+            if unexpected or any(not name.startswith("pooler.") for name in missing):
+                raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+        if checkpoint:
+            log(f"resuming from {checkpoint}")
+        history = _train_classifier(model, tokenizer, train_set, dev_set, config, trainer_dir, checkpoint, log)
+    except EdgeAlbertError:  # a setting or data problem: nothing worth resuming unless an epoch finished
+        if last_checkpoint(work / "trainer") is None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     before = accuracy_of(model, dev_set, tokenizer, config.batch_size * 2) if dev_set else None
     tokenizer_files = {path.name: path.read_bytes() for path in tokenizer_dir.iterdir() if path.is_file()}
     shutil.rmtree(work)  # training is done: the resume state has served; the model is in memory

@@ -300,6 +300,13 @@ def test_overwrite_refuses_a_directory_that_is_not_a_checkpoint_before_training(
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
 
 
+def test_a_run_refused_before_its_first_epoch_leaves_no_work_directory(tmp_path):
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\nabcdefghij klmnop\t1\nqrstuv wxyz\t0\n")
+    with pytest.raises(EdgeAlbertError, match="smaller than the 27 distinct characters"):
+        finetune(train, tmp_path / "ckpt", None, FinetuneConfig(**{**TINY, "vocab_size": 20}), log=lambda line: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.tsv"]  # no ckpt, no ckpt.partial
+
+
 def test_bad_training_file_fails_before_writing_anything(tmp_path):
     train = write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\nbad\t7\n")
     with pytest.raises(DataError, match=r"train\.tsv:3"):
