@@ -22,13 +22,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .data import DEFAULT_LABEL_COLUMN, TEXT_COLUMN_CANDIDATES, Example, data_columns, read_examples
 from .early_exit import CALLS_OUTPUT, ExitRule, call_distribution, describe_calls
 from .errors import DataError, EdgeAlbertError
-from .finetune import Example, read_examples
 from .tasks import TASK_CLASSES, BundleModel, QuestionAnswerer, TextClassifier, load_model
 
-TEXT_COLUMN_CANDIDATES = ("sentence", "text")
-DEFAULT_LABEL_COLUMN = "label"
 DEFAULT_MAX_ACCURACY_DROP = 1.0  # percentage points
 EVALUATED_TASKS = ("text-classification", "question-answering")
 Progress = Callable[[str], None]
@@ -253,34 +251,6 @@ def load_eval_data(
                              pair_column=text_pair_column, labels=list(labels))
     return EvalData(path, task, digest, examples=examples, text_column=text_column, text_pair_column=text_pair_column,
                     label_column=label_column)
-
-
-def data_columns(path: Path) -> Tuple[int, Optional[List[str]]]:
-    """(line, column names) of a TSV/CSV header or of a JSONL file's first object; names None if unknown.
-
-    Read here so that a wrong column name is reported against the header (line 1), once,
-    instead of against every row.
-    """
-    suffix = path.suffix.lower().lstrip(".")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            for line, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                if suffix in ("tsv", "tab"):
-                    return line, [name.strip() for name in raw.rstrip("\r\n").split("\t")]
-                if suffix == "csv":
-                    import csv
-
-                    return line, [name.strip() for name in next(csv.reader([raw]))]
-                try:
-                    first = json.loads(raw)
-                except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
-                    return line, None  # the reader reports it with its line number
-                return line, [str(key) for key in first] if isinstance(first, dict) else None
-    except UnicodeDecodeError:
-        pass  # the reader reports it with its line number
-    return 1, None
 
 
 def read_squad(path) -> List[SquadQuestion]:
