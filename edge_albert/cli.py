@@ -214,7 +214,7 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
     """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
     from .converters.convert import convert_checkpoint
     from .converters.samples import read_text_lines
-    from .evaluate import accuracy_table
+    from .converters.accuracy_gate import accuracy_table
     from .report import conversion_table
 
     result = convert_checkpoint(
@@ -345,10 +345,15 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 
     from .evaluate import evaluate_bundle, report_text
 
-    report = evaluate_bundle(bundle, data, text_column=text_column, text_pair_column=text_pair_column,
-                             label_column=label_column, reference_checkpoint=reference_dir, num_threads=threads,
-                             backend=backend, batch_size=batch_size, progress=_progress_printer(),
-                             exit_value=exit_value, trusted_key=trusted_key)
+    options = dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
+                   num_threads=threads, backend=backend, batch_size=batch_size, progress=_progress_printer(),
+                   exit_value=exit_value, trusted_key=trusted_key)
+    if reference_dir is None:
+        report = evaluate_bundle(bundle, data, **options)
+    else:  # the PyTorch reference is workstation code: it lives with the converter
+        from .converters.accuracy_gate import evaluate_against_reference
+
+        report = evaluate_against_reference(bundle, data, reference_dir, **options)
     click.echo(report_text(report))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)

@@ -252,11 +252,12 @@ def test_full_depth_bundles_report_no_calls(tmp_path, tiny_classifier_checkpoint
 
 
 def test_evaluate_reports_accuracy_and_the_call_distribution(entropy_bundle, sharp_checkpoint, tmp_path):
-    from edge_albert.evaluate import evaluate_bundle, report_text
+    from edge_albert.converters.accuracy_gate import evaluate_against_reference
+    from edge_albert.evaluate import report_text
 
     data = tmp_path / "dev.tsv"
     data.write_text("sentence\tlabel\n" + "".join(f"{t.replace(chr(9), ' ')}\t{i % 2}\n" for i, t in enumerate(TEXTS)))
-    report = evaluate_bundle(entropy_bundle.bundle_path, data, reference_checkpoint=sharp_checkpoint)
+    report = evaluate_against_reference(entropy_bundle.bundle_path, data, reference_checkpoint=sharp_checkpoint)
     summary = report.early_exit
     assert summary["rule"] == "entropy=0.5" and summary["max_calls"] == 3
     assert sum(summary["exits_per_call"].values()) == len(TEXTS)

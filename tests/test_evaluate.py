@@ -205,7 +205,9 @@ def test_qa_bundle_on_the_small_squad_file(tmp_path):
 def test_reference_agreement_of_an_fp32_bundle_is_complete(tmp_path):
     bundle = bundle_for(tmp_path.parent, "text-classification")
     checkpoint = checkpoint_for(tmp_path.parent, "text-classification")
-    report = evaluate_bundle(bundle, _small_tsv(tmp_path), reference_checkpoint=checkpoint)
+    from edge_albert.converters.accuracy_gate import evaluate_against_reference
+
+    report = evaluate_against_reference(bundle, _small_tsv(tmp_path), reference_checkpoint=checkpoint)
     assert report.agreement == 1.0
     assert report.reference.predictions == report.predictions
     assert report.reference.metrics.accuracy == report.metrics.accuracy
