@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import __version__
-from .errors import EdgeAlbertError
+from .errors import BenchError, EdgeAlbertError
 
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[str, bool], None]  # (message, final): a final message ends a line
@@ -60,10 +60,6 @@ BENCH_TEXT = (
     "for days afterwards, which is more than can be said for most of what opens this season. "
 )
 BENCH_QUESTION = "What does the stranger's arrival upend in the harbour town?"
-
-
-class BenchError(EdgeAlbertError):
-    """A measurement cannot be made or a budget cannot be checked on this machine."""
 
 
 # -- statistics ------------------------------------------------------------------------------

@@ -39,3 +39,7 @@ class OutputError(EdgeAlbertError):
 
 class ServeError(EdgeAlbertError):
     """`edge-albert serve` cannot start as asked (address, token file, model names, limits)."""
+
+
+class BenchError(EdgeAlbertError):
+    """A measurement cannot be made or a budget cannot be checked on this machine."""
