@@ -255,18 +255,18 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
 
 
 @main.command()
-@click.argument("bundle_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @reports_errors
-def inspect(bundle_dir, as_json):
-    """Show a bundle's manifest and the size breakdown of its model (embeddings / shared layer / head)."""
+def inspect(bundle, as_json):
+    """Show BUNDLE's manifest and the size breakdown of its model (embeddings / shared layer / head)."""
     import json
 
     from .bundle import load_bundle
     from .report import inspection_text
 
-    bundle = load_bundle(bundle_dir)
-    click.echo(json.dumps(bundle.manifest, indent=2) if as_json else inspection_text(bundle.manifest))
+    manifest = load_bundle(bundle).manifest
+    click.echo(json.dumps(manifest, indent=2) if as_json else inspection_text(manifest))
 
 
 @main.command()
@@ -274,7 +274,8 @@ def inspect(bundle_dir, as_json):
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Checkpoint directory to write.")
 @click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file to report accuracy on.")
 @click.option("--text-column", default="sentence", show_default=True)
-@click.option("--pair-column", default=None, help="Second text column, for sentence pairs.")
+@click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs.")
+@click.option("--pair-column", "old_pair_column", default=None, hidden=True, help="Deprecated: --text-pair-column.")
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--labels", default="negative,positive", show_default=True, help="Label names in index order.")
 @click.option("--epochs", type=float, default=3.0, show_default=True)
@@ -287,9 +288,10 @@ def inspect(bundle_dir, as_json):
 @click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (its tokenizer and weights) instead of from scratch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @reports_errors
-def finetune(train_file, output, dev_file, text_column, pair_column, label_column, labels, epochs, vocab_size,
-             hidden_size, layers, threads, learning_rate, multi_depth, init_from, overwrite):
+def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_column, label_column, labels, epochs,
+             vocab_size, hidden_size, layers, threads, learning_rate, multi_depth, init_from, overwrite):
     """Train a SentencePiece tokenizer and a small ALBERT classifier from scratch (TSV, CSV or JSONL)."""
+    pair_column = pair_column or old_pair_column  # --pair-column: the name before convert/evaluate's was adopted
     from .finetune import FinetuneConfig, finetune as run_finetune
 
     config = FinetuneConfig(epochs=epochs, vocab_size=vocab_size, hidden_size=hidden_size,
