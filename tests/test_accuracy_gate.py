@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoints import make_albert_checkpoint
-from project_data import DATA_DIR
+from tests.checkpoints import make_albert_checkpoint
+from tests.project_data import DATA_DIR
 from click.testing import CliRunner
 
 from edge_albert.bundle import load_bundle

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoints import make_albert_checkpoint
+from tests.checkpoints import make_albert_checkpoint
 from click.testing import CliRunner
 
 from edge_albert.cli import main
@@ -357,7 +357,7 @@ def test_trained_example_exits_early_without_losing_accuracy(tmp_path):
     Measured on PyTorch and dynamic-int8 alike (benchmarks/results/early-exit): 81.54% / 81.42%,
     the same labels as full depth for every dev sentence.
     """
-    from project_data import SST2_DEV
+    from tests.project_data import SST2_DEV
 
     from edge_albert.converters.convert import convert_checkpoint
     from edge_albert.evaluate import evaluate_bundle

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from project_data import DATA_DIR
+from tests.project_data import DATA_DIR
 from click.testing import CliRunner
-from runtime_bundles import bundle_for, checkpoint_for
+from tests.runtime_bundles import bundle_for, checkpoint_for
 
 from edge_albert.cli import main
 from edge_albert.errors import DataError
