@@ -394,7 +394,7 @@ def _carry_over(source: Path, destination: Path, top: bool = True) -> None:
 
 
 def _load_interpreter(model_path: Path):
-    from .runtime import native_logs_silenced
+    from .runtime import create_interpreter
     from .tflite_check import check_model_file
 
     check_model_file(model_path)
@@ -407,10 +407,7 @@ def _load_interpreter(model_path: Path):
             raise RuntimeBackendError("export-android inspects and runs the model before exporting it: install "
                                       "ai-edge-litert (pip install ai-edge-litert)") from None
     try:
-        with native_logs_silenced():
-            interpreter = Interpreter(model_path=str(model_path), num_threads=1)
-            interpreter.allocate_tensors()  # applies the XNNPACK delegate, which logs, here
-            return interpreter
+        return create_interpreter(model_path, 1, Interpreter)
     except (ValueError, RuntimeError) as exc:
         raise RuntimeBackendError(f"{model_path} cannot be loaded by the interpreter: {exc}") from None
 
