@@ -828,6 +828,25 @@ def parse_seq_lens(text: str) -> List[int]:
     return list(dict.fromkeys(values))
 
 
+def run_benchmark_for_target(bundle_path: PathLike, target: Optional[str], warn: Callable[[str], None],
+                             seq_lens: Sequence[int] = DEFAULT_SEQ_LENS, batch: int = 1,
+                             threads: Optional[int] = None, **options) -> BenchResult:
+    """run_benchmark; with a `target`, first refuse one that does not apply here (its warnings go to
+    `warn`), run with its thread count unless `threads` is given, then check its budgets
+    (`result.budget_check`). `options` are run_benchmark's.
+    """
+    budget_target = None
+    if target:
+        budget_target, warnings = target_for_bundle(target, bundle_path, batch=batch, seq_lens=seq_lens)
+        for warning in warnings:
+            warn(warning)
+        threads = threads or budget_target.threads
+    result = run_benchmark(bundle_path, seq_lens=seq_lens, batch=batch, threads=threads, target=target, **options)
+    if budget_target is not None:
+        result.budget_check = check_budgets(result, budget_target)
+    return result
+
+
 def target_for_bundle(name_or_path: PathLike, bundle_path: PathLike, batch: int = 1,
                       seq_lens: Optional[Sequence[int]] = None) -> Tuple[Target, List[str]]:
     """Load a target and confirm, before anything is measured, that this machine and bundle are its

@@ -390,18 +390,10 @@ def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, b
         _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key)
         return
 
-    lengths = measure.parse_seq_lens(seq_lens)
-    budget_target = None
-    if target:
-        budget_target, warnings = measure.target_for_bundle(target, bundle, batch=batch, seq_lens=lengths)
-        for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
-        threads = threads or budget_target.threads
-    result = measure.run_benchmark(bundle, seq_lens=lengths, batch=batch, runs=runs, warmup=warmup,
-                                   max_seconds=max_seconds, threads=threads, backend=backend,
-                                   progress=measure.progress_printer(), target=target, trusted_key=trusted_key)
-    if budget_target is not None:
-        result.budget_check = measure.check_budgets(result, budget_target)
+    result = measure.run_benchmark_for_target(
+        bundle, target, warn=lambda warning: click.echo(f"warning: {warning}", err=True),
+        seq_lens=measure.parse_seq_lens(seq_lens), batch=batch, runs=runs, warmup=warmup, max_seconds=max_seconds,
+        threads=threads, backend=backend, progress=measure.progress_printer(), trusted_key=trusted_key)
     click.echo(measure.result_text(result))
     for written in measure.write_outputs(result, json_out, markdown_out, plot_out):
         click.echo(f"wrote {written}", err=True)
