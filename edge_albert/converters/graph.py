@@ -88,7 +88,8 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
 
     layer = layer_constants()
     head = {key: const(value, "head/" + key.replace(".", "/")) for key, value in groups["head"].items()}
-    num_heads, head_size, hidden = config.num_attention_heads, config.head_size, config.hidden_size
+    # Pruned heads (PRUNED_HEADS_KEY) are already sliced out of the weights: fewer heads, same head size.
+    num_heads, head_size, hidden = len(config.kept_heads), config.head_size, config.hidden_size
     eps = config.layer_norm_eps
     activation = _activation(config.hidden_act)
 
@@ -130,7 +131,7 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         value = split_heads(dense(hidden_states, layer["attention.value.weight"], layer["attention.value.bias"]))
         scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias
         context = tf.matmul(tf.nn.softmax(scores, axis=-1), value)
-        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq_len, hidden])
+        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq_len, num_heads * head_size])
         attention = dense(context, layer["attention.dense.weight"], layer["attention.dense.bias"])
         attention = layer_norm(hidden_states + attention, layer["attention.LayerNorm.weight"], layer["attention.LayerNorm.bias"])
         ffn = activation(dense(attention, layer["ffn.weight"], layer["ffn.bias"]))
