@@ -370,7 +370,7 @@ def run_benchmark(
     # every setting spelled out, so that the result file alone is enough to rerun it
     settings["command"] = " ".join(
         ["edge-albert", "bench", shlex.quote(str(bundle_path)), "--seq-lens", ",".join(map(str, seq_lens)),
-         "--batch", str(batch), "--runs", str(runs), "--warmup", str(warmup), "--max-seconds", f"{max_seconds:g}",
+         "--batch-size", str(batch), "--runs", str(runs), "--warmup", str(warmup), "--max-seconds", f"{max_seconds:g}",
          "--threads", str(threads), "--backend", interpreter.name] + (["--target", shlex.quote(str(target))] if target else []))
     machine = machine_info()
 

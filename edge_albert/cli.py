@@ -417,7 +417,8 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 @click.option("--target", default=None, help="Check budgets: rpi4, rpi5, android-arm64, x86-host or a .toml path; exit 3 when one is exceeded. ARM targets only on their device.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads [default: the target's, else up to 4].")
 @click.option("--seq-lens", default="16,32,64,128", show_default=True, help="Comma list of input lengths in tokens ([CLS] and [SEP] included).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", "batch", type=click.IntRange(min=1), default=1, show_default=True, help="Texts per interpreter call.")
+@click.option("--batch", "old_batch", type=click.IntRange(min=1), default=None, hidden=True, help="Deprecated: --batch-size.")
 @click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Measured runs per length.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs per length first.")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Stop measuring a length after this long.")
@@ -430,14 +431,18 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 @click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, backend, json_out, markdown_out, plot_out,
-          texts_file, repeats, exit_value, trusted_key):
+def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max_seconds, backend, json_out,
+          markdown_out, plot_out, texts_file, repeats, exit_value, trusted_key):
     """Measure BUNDLE per sequence length: latency percentiles, load time, first inference, memory."""
     from . import bench as measure
+    from .runtime import check_batch
 
     if texts_file:
         _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key)
         return
+    # --batch: bench's name before predict/evaluate's --batch-size was adopted; errors name the flag typed
+    batch = check_batch(old_batch if old_batch is not None else batch,
+                        "--batch" if old_batch is not None else "--batch-size")
 
     result = measure.run_benchmark_for_target(
         bundle, target, warn=lambda warning: click.echo(f"warning: {warning}", err=True),
