@@ -394,7 +394,7 @@ def _carry_over(source: Path, destination: Path, top: bool = True) -> None:
 
 
 def _load_interpreter(model_path: Path):
-    from .runtime import native_logs_silenced
+    from .runtime import create_interpreter
     from .tflite_check import check_model_file
 
     check_model_file(model_path)
@@ -407,10 +407,9 @@ def _load_interpreter(model_path: Path):
             raise RuntimeBackendError("export-android inspects and runs the model before exporting it: install "
                                       "ai-edge-litert (pip install ai-edge-litert)") from None
     try:
-        with native_logs_silenced():
-            # Not allocated here: allocating applies XNNPACK, after which the op list reads DELEGATE
-            # instead of the model's own ops, which the checks need; _run allocates (quietly).
-            return Interpreter(model_path=str(model_path), num_threads=1)
+        # Not allocated: allocating applies XNNPACK, after which the op list reads DELEGATE instead of
+        # the model's own ops, which the checks need; _run allocates (quietly).
+        return create_interpreter(model_path, 1, Interpreter, allocate=False)
     except (ValueError, RuntimeError) as exc:
         raise RuntimeBackendError(f"{model_path} cannot be loaded by the interpreter: {exc}") from None
 
