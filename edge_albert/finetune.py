@@ -16,14 +16,12 @@ torch, transformers and sentencepiece are imported inside the functions that nee
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 import unicodedata
@@ -32,171 +30,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .atomic import check_writable_output, replacing_directory
+from .data import DEFAULT_LABELS, Example, read_examples
 from .errors import DataError, EdgeAlbertError
 from .training import EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, training_arguments
 
-DEFAULT_LABELS: Tuple[str, ...] = ("negative", "positive")
 SPECIAL_PIECES: Tuple[str, ...] = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled row; `line` is the 1-based line in the file where the row starts (for messages)."""
-
-    text: str
-    label: int
-    text_pair: Optional[str] = None
-    line: int = 0
-
-
-def read_examples(
-    path,
-    text_column: str = "sentence",
-    label_column: str = "label",
-    pair_column: Optional[str] = None,
-    labels: Sequence[str] = DEFAULT_LABELS,
-    file_format: Optional[str] = None,
-) -> List[Example]:
-    """Read labelled examples from a TSV, CSV (both with a header row) or JSONL file.
-
-    A label may be given as its index ("0", 1) or its name ("positive"). Every bad row raises
-    DataError naming the file and line, because a silently skipped row changes what a model
-    learns and what an accuracy figure means.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    fmt = (file_format or _format_from_suffix(path)).lower()
-    text = _decode(path)
-    if fmt == "jsonl":
-        rows = _jsonl_rows(text, path)
-    elif fmt in ("tsv", "csv"):
-        rows = _delimited_rows(text, path, "\t" if fmt == "tsv" else ",")
-    else:
-        raise DataError(f"{path}: unknown format {fmt!r}; use tsv, csv or jsonl")
-    labels = list(labels)
-    if len(labels) < 2:
-        raise DataError("a classifier needs at least two labels")
-    examples = []
-    for line, row in rows:
-        examples.append(_example(row, line, path, text_column, label_column, pair_column, labels))
-    if not examples:
-        raise DataError(f"{path}: no examples (only a header or blank lines)")
-    return examples
-
-
-def _format_from_suffix(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("tsv", "tab"):
-        return "tsv"
-    if suffix == "csv":
-        return "csv"
-    if suffix in ("jsonl", "ndjson", "json"):
-        return "jsonl"
-    raise DataError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; use .tsv, .csv or .jsonl")
-
-
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 ({exc.reason})") from None
-
-
-def _jsonl_rows(text: str, path: Path) -> Iterable[Tuple[int, dict]]:
-    from .converters.samples import split_text_lines  # LF, CRLF, CR: a U+2028 inside a JSON string is text
-
-    rows = []
-    for line, raw in enumerate(split_text_lines(text), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{line}: not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise DataError(f"{path}:{line}: JSON nested too deeply; expected a flat object per line") from None
-        except ValueError:  # an integer beyond Python's int-string digit limit
-            raise DataError(f"{path}:{line}: a number too long to read (over {sys.get_int_max_str_digits()} "
-                            "digits)") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{line}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append((line, row))
-    return rows
-
-
-def _delimited_rows(text: str, path: Path, delimiter: str) -> Iterable[Tuple[int, dict]]:
-    # TSV files such as GLUE's are not quoted (a review may start with a quote mark); CSV is.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
-    rows: List[Tuple[int, dict]] = []
-    header: Optional[List[str]] = None
-    start = 1
-    try:
-        for record in reader:
-            line, start = start, reader.line_num + 1
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue
-            if header is None:
-                header = [name.strip() for name in record]
-                continue
-            if len(record) != len(header):
-                raise DataError(
-                    f"{path}:{line}: {len(record)} fields but the header has {len(header)} "
-                    f"({', '.join(header)})"
-                )
-            rows.append((line, dict(zip(header, record))))
-    except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: {exc}") from None
-    if header is None:
-        raise DataError(f"{path}: empty file (expected a header row)")
-    return rows
-
-
-def _example(
-    row: dict, line: int, path: Path, text_column: str, label_column: str,
-    pair_column: Optional[str], labels: List[str],
-) -> Example:
-    def field_text(column: str) -> str:
-        if column not in row:
-            raise DataError(f"{path}:{line}: no {column!r} field (fields: {', '.join(map(str, row))})")
-        value = row[column]
-        if not isinstance(value, str):
-            raise DataError(f"{path}:{line}: field {column!r} must be text, got {type(value).__name__}")
-        value = value.strip()
-        if not value:
-            raise DataError(f"{path}:{line}: field {column!r} is empty")
-        return value
-
-    text = field_text(text_column)
-    pair = field_text(pair_column) if pair_column else None
-    if label_column not in row:
-        raise DataError(f"{path}:{line}: no {label_column!r} field (fields: {', '.join(map(str, row))})")
-    return Example(text=text, label=_label_index(row[label_column], labels, path, line), text_pair=pair, line=line)
-
-
-def _label_index(value: Any, labels: List[str], path: Path, line: int) -> int:
-    if isinstance(value, bool) or value is None or isinstance(value, float) and not value.is_integer():
-        index = None
-    elif isinstance(value, (int, float)):
-        index = int(value)
-    else:
-        text = str(value).strip()
-        if text in labels:
-            return labels.index(text)
-        index = int(text) if text.lstrip("-").isdigit() else None
-    if index is None or not 0 <= index < len(labels):
-        raise DataError(
-            f"{path}:{line}: label {value!r} is neither an index 0..{len(labels) - 1} nor one of "
-            f"{', '.join(labels)}"
-        )
-    return index
 
 
 # --------------------------------------------------------------------------- tokenizer

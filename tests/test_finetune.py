@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from project_data import DATA_DIR
+from tests.project_data import DATA_DIR
 from edge_albert.errors import DataError, EdgeAlbertError
 from edge_albert.finetune import (
     FinetuneConfig,

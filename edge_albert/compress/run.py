@@ -24,7 +24,7 @@ from ..atomic import check_writable_output, replacing_directory
 from ..bundle import sha256_of_file
 from ..converters.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
 from ..errors import CompressionError
-from ..finetune import read_examples
+from ..data import read_examples
 from .distill import DistillConfig
 from .importance import IMPORTANCE_METHOD
 from .plan import CompressionPlan, compute_ratio, make_plan
