@@ -135,9 +135,10 @@ def _set_exit_value(model, value: float) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds a request may wait and run before 504.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per model (default: up to 4).")
 @click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
+@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
 def serve(bundles, host, port, token_file, insecure_no_token, max_batch_size, max_wait_ms, model_batch_size, max_queue,
-          max_texts, max_body_bytes, timeout, threads, backend):
+          max_texts, max_body_bytes, timeout, threads, backend, trusted_key):
     """Serve BUNDLES over HTTP: JSON API, a page at /, /healthz, /readyz, /metrics (needs edge-albert[serve])."""
     try:
         from .serve.server import ServeConfig, run_server
@@ -149,7 +150,7 @@ def serve(bundles, host, port, token_file, insecure_no_token, max_batch_size, ma
                          max_texts=max_texts, max_body_bytes=max_body_bytes, timeout_s=timeout)
     run_server(bundles, host=host, port=port, config=config, token_file=token_file,
                allow_unauthenticated=insecure_no_token, num_threads=threads, backend=backend,
-               say=lambda line: click.echo(line, err=line.startswith("warning:")))
+               say=lambda line: click.echo(line, err=line.startswith("warning:")), trusted_key=trusted_key)
 
 
 @main.command("serve-ray")
@@ -162,8 +163,10 @@ def serve(bundles, host, port, token_file, insecure_no_token, max_batch_size, ma
 @click.option("--insecure-no-token", is_flag=True, help="Allow a non-loopback --host without --token-file.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per replica.")
 @click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")
+@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help=TRUSTED_KEY_HELP + " The same path must hold the key on every node.")
 @reports_errors
-def serve_ray(bundles, address, host, port, replicas, token_file, insecure_no_token, threads, max_texts):
+def serve_ray(bundles, address, host, port, replicas, token_file, insecure_no_token, threads, max_texts, trusted_key):
     """Serve BUNDLES with Ray Serve replicas on one machine or a Ray cluster (needs edge-albert[cluster])."""
     try:
         from .serve.cluster import run_cluster
@@ -172,7 +175,7 @@ def serve_ray(bundles, address, host, port, replicas, token_file, insecure_no_to
 
     run_cluster(bundles, address=address, host=host, port=port, replicas=replicas, token_file=token_file,
                 allow_unauthenticated=insecure_no_token, num_threads=threads, max_texts=max_texts,
-                say=lambda line: click.echo(line, err=line.startswith("warning:")))
+                say=lambda line: click.echo(line, err=line.startswith("warning:")), trusted_key=trusted_key)
 
 
 def _progress_printer():

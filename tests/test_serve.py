@@ -366,3 +366,26 @@ def test_server_imports_no_heavy_library(classifier_bundle):
                             cwd=str(Path(__file__).resolve().parents[1]))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "HEAVY []" in result.stdout, result.stdout
+
+
+def test_trusted_key_applies_to_served_bundles(classifier_bundle, tmp_path):
+    """serve --trusted-key (and serve-ray's) refuses unsigned or foreign bundles before listening."""
+    import shutil
+
+    from edge_albert.errors import BundleError
+    from edge_albert.signing import generate_key_pair, sign_bundle
+
+    good, good_public = generate_key_pair(tmp_path / "good")
+    _, other_public = generate_key_pair(tmp_path / "other")
+    signed = tmp_path / "signed.edgealbert"
+    shutil.copytree(classifier_bundle, signed)
+    sign_bundle(signed, good)
+    assert set(load_models([str(signed)], trusted_key=str(good_public))) == {"signed"}
+    with pytest.raises(BundleError, match="not signed"):
+        load_models([str(classifier_bundle)], trusted_key=str(good_public))
+    runner = CliRunner()
+    for command in ("serve", "serve-ray"):
+        refused = runner.invoke(main, [command, str(signed), "--trusted-key", str(other_public), "--port", "1"])
+        assert refused.exit_code == 1, (command, refused.output)
+        assert refused.stderr.startswith("error: ") and "signed by key" in refused.stderr, (command, refused.stderr)
+        assert "Traceback" not in refused.output

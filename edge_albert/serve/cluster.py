@@ -30,10 +30,11 @@ class BundleReplica:
     """A loaded bundle answering predict requests and its manifest, with Ray's micro-batching."""
 
     def __init__(self, bundle_path: str, name: str, max_texts: int = 64, max_body_bytes: int = 1 << 20,
-                 token: Optional[str] = None, num_threads: Optional[int] = None):
+                 token: Optional[str] = None, num_threads: Optional[int] = None, trusted_key: Optional[str] = None):
         from ..tasks import load_model
 
-        self.model = load_model(bundle_path, num_threads=num_threads, batch_size=4)  # as ServeConfig.model_batch_size
+        # as ServeConfig.model_batch_size; a trusted key (same path on every node) is checked by each replica
+        self.model = load_model(bundle_path, num_threads=num_threads, batch_size=4, trusted_key=trusted_key)
         self.name = name
         self.max_texts = max_texts
         self.max_body_bytes = max_body_bytes
@@ -80,15 +81,16 @@ class BundleReplica:
 
 def bundle_application(bundle_path: str, name: str, replicas: int = 2, max_texts: int = 64,
                        token: Optional[str] = None, num_threads: Optional[int] = None,
-                       max_queued_requests: int = 64):
+                       max_queued_requests: int = 64, trusted_key: Optional[str] = None):
     """A Ray Serve application of `replicas` copies of one bundle, to mount at /v1/models/NAME."""
     deployment = BundleReplica.options(name=name, num_replicas=replicas, max_queued_requests=max_queued_requests,
                                        ray_actor_options={"num_cpus": 0})
-    return deployment.bind(bundle_path, name, max_texts=max_texts, token=token, num_threads=num_threads)
+    return deployment.bind(bundle_path, name, max_texts=max_texts, token=token, num_threads=num_threads,
+                           trusted_key=trusted_key)
 
 
 def deploy(bundles, host: str = "127.0.0.1", port: int = 8000, replicas: int = 2, token: Optional[str] = None,
-           num_threads: Optional[int] = None, max_texts: int = 64) -> List[str]:
+           num_threads: Optional[int] = None, max_texts: int = 64, trusted_key: Optional[str] = None) -> List[str]:
     """Start Serve's HTTP proxy on host:port and deploy every bundle; returns the model names.
 
     Ray must already be initialised (ray.init, with address="auto" to join a running cluster).
@@ -104,7 +106,8 @@ def deploy(bundles, host: str = "127.0.0.1", port: int = 8000, replicas: int = 2
     for path in bundles:
         name = model_name(str(path))
         serve.run(bundle_application(str(path), name, replicas=replicas, max_texts=max_texts, token=token,
-                                     num_threads=num_threads), name=name, route_prefix=f"/v1/models/{name}",
+                                     num_threads=num_threads, trusted_key=trusted_key),
+                  name=name, route_prefix=f"/v1/models/{name}",
                   logging_config=logging_config)
         names.append(name)
     return names
@@ -112,7 +115,8 @@ def deploy(bundles, host: str = "127.0.0.1", port: int = 8000, replicas: int = 2
 
 def run_cluster(bundles, address: Optional[str] = None, host: str = "127.0.0.1", port: int = 8000,
                 replicas: int = 2, token_file: Optional[str] = None, allow_unauthenticated: bool = False,
-                num_threads: Optional[int] = None, max_texts: int = 64, say=print) -> None:
+                num_threads: Optional[int] = None, max_texts: int = 64, say=print,
+                trusted_key: Optional[str] = None) -> None:
     """Join (address="auto" or HOST:6379) or start a Ray cluster, deploy, serve until SIGTERM/SIGINT."""
     import signal
     import threading
@@ -121,15 +125,19 @@ def run_cluster(bundles, address: Optional[str] = None, host: str = "127.0.0.1",
 
     from .server import check_exposure, read_token
 
+    from ..bundle import load_bundle
+
     token = read_token(token_file) if token_file else None
     warning = check_exposure(host, token, allow_unauthenticated)
+    for path in bundles:  # refuse a bad or unsigned bundle here, in one line, before any replica starts
+        load_bundle(path, trusted_key=trusted_key)
     ray.init(address=address, include_dashboard=False, logging_level="WARNING")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
         names = deploy(bundles, host=host, port=port, replicas=replicas, token=token, num_threads=num_threads,
-                       max_texts=max_texts)
+                       max_texts=max_texts, trusted_key=trusted_key)
         if warning:
             say(f"warning: {warning}")
         nodes = len([node for node in ray.nodes() if node.get("Alive")])

@@ -61,14 +61,19 @@ def model_name(path: str) -> str:
 
 
 def load_models(paths: Sequence[str], num_threads: Optional[int] = None,
-                backend: Optional[str] = None, batch_size: int = 4) -> Dict[str, BundleModel]:
-    """Load (and verify) every bundle once, keyed by its URL name; two bundles may not share a name."""
+                backend: Optional[str] = None, batch_size: int = 4,
+                trusted_key: Optional[str] = None) -> Dict[str, BundleModel]:
+    """Load (and verify) every bundle once, keyed by its URL name; two bundles may not share a name.
+
+    With `trusted_key` (else $EDGE_ALBERT_TRUSTED_KEY) every bundle must carry a valid signature.
+    """
     models: Dict[str, BundleModel] = {}
     for path in paths:
         name = model_name(path)
         if name in models:
             raise ServeError(f"two bundles are named {name!r}; rename one directory")
-        models[name] = load_model(path, num_threads=num_threads, backend=backend, batch_size=batch_size)
+        models[name] = load_model(path, num_threads=num_threads, backend=backend, batch_size=batch_size,
+                                  trusted_key=trusted_key)
     return models
 
 
@@ -89,7 +94,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def run_server(bundles: Sequence[str], host: str = "127.0.0.1", port: int = 8080,
                config: Optional[ServeConfig] = None, token_file: Optional[str] = None,
                allow_unauthenticated: bool = False, num_threads: Optional[int] = None,
-               backend: Optional[str] = None, say: Callable[[str], None] = print) -> None:
+               backend: Optional[str] = None, say: Callable[[str], None] = print,
+               trusted_key: Optional[str] = None) -> None:
     """Serve `bundles` until SIGTERM/SIGINT; `say` prints the address line and warnings."""
     import uvicorn
 
@@ -97,7 +103,8 @@ def run_server(bundles: Sequence[str], host: str = "127.0.0.1", port: int = 8080
     if token_file:
         config.token = read_token(token_file)
     warning = check_exposure(host, config.token, allow_unauthenticated)
-    models = load_models(bundles, num_threads=num_threads, backend=backend, batch_size=config.model_batch_size)
+    models = load_models(bundles, num_threads=num_threads, backend=backend, batch_size=config.model_batch_size,
+                         trusted_key=trusted_key)
     app = create_app(models, config)
     sock = bind_socket(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
