@@ -16,29 +16,20 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from ..contract import INPUT_NAMES, TASKS
 from ..early_exit import CALLS_OUTPUT, ExitRule
+from ..quantization import DEFAULT_GRAPH_FORM, DEFAULT_MAX_SEQ_LEN, FLOAT_MASK_BIAS, GRAPH_FORMS, LOOP, UNROLLED
 from .checkpoint import SHARED_LAYER_PREFIX, AlbertCheckpoint
 
-GRAPH_FORMS = ("loop", "unrolled")
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-
-# Added to attention scores of padding positions. Finite and small enough that full-int8
-# calibration keeps useful ranges; -1e4 still gives exp(-1e4) == 0 in float32.
-FLOAT_MASK_BIAS = -10000.0
-INT8_MASK_BIAS = -20.0
-
-OUTPUT_NAMES = {
-    "text-classification": ("logits",),
-    "question-answering": ("start_logits", "end_logits"),
-    "token-classification": ("logits",),
-    "feature-extraction": ("last_hidden_state", "pooler_output"),
-}
+# The names (inputs, outputs per task) and the mask bias per mode come from the contract and the
+# modes table; re-exported here for the graph's readers.
+OUTPUT_NAMES: Dict[str, tuple] = {task: spec.output_names for task, spec in TASKS.items()}
 
 
 @dataclass(frozen=True)
 class GraphOptions:
-    form: str = "loop"
-    max_seq_len: int = 128
+    form: str = DEFAULT_GRAPH_FORM
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN
     mask_bias: float = FLOAT_MASK_BIAS
     # Loop form, text classification only: stop each row's loop when this rule fires. The rule's
     # value becomes a scalar signature input (the manifest holds the converted default).
@@ -138,7 +129,7 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         return layer_norm(ffn + attention, layer["full_layer_layer_norm.weight"], layer["full_layer_layer_norm.bias"])
 
     def encoder(hidden_states, mask_bias):
-        if options.form == "unrolled":
+        if options.form == UNROLLED:
             for _ in range(config.num_hidden_layers):
                 hidden_states = shared_layer(hidden_states, mask_bias, layer)
             return hidden_states
@@ -216,7 +207,7 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
             return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
         return {"last_hidden_state": sequence_output, "pooler_output": pooled(sequence_output)}
 
-    if options.form == "loop":
+    if options.form == LOOP:
         shape = [None, None]
     else:
         shape = [1, options.max_seq_len]
@@ -229,7 +220,7 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         return tf.reshape((1.0 - mask) * mask_value, [tf.shape(mask)[0], 1, 1, tf.shape(mask)[1]])
 
     if rule is not None:
-        if options.form != "loop" or task != "text-classification":
+        if options.form != LOOP or task != "text-classification":
             raise ValueError("early exit needs the loop form and a text-classification checkpoint")
         value_type = tf.int32 if rule.kind == "patience" else tf.float32
 
