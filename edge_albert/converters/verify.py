@@ -16,6 +16,7 @@ from ..contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, t
 from ..quantization import MIN_LABEL_AGREEMENT, Parity, quantization_mode
 from .checkpoint import AlbertCheckpoint
 from .graph import OUTPUT_NAMES
+from .reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
 
 # Each mode's parity rule (absolute tolerance or label agreement) and the tolerance recorded for
 # devices come from the modes table (edge_albert/quantization.py).
@@ -74,37 +75,10 @@ def encode_samples(
     return batches
 
 
-def load_reference_model(checkpoint: AlbertCheckpoint):
-    """The transformers PyTorch model of the checkpoint, in float32 (fp16-stored weights upcast)."""
-    import torch
-    import transformers
-
-    from .quiet import quiet_transformers
-
-    quiet_transformers()
-    model_class = getattr(transformers, checkpoint.architecture)
-    return model_class.from_pretrained(str(checkpoint.path), dtype=torch.float32).eval()
-
-
 def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=None,
                       early_exit: Optional[ExitRule] = None) -> List[Dict[str, np.ndarray]]:
     """The PyTorch model's outputs per batch; with `early_exit`, its exit logits and layer calls."""
-    import torch
-
-    model = model or load_reference_model(checkpoint)
-    results = []
-    if early_exit is not None:
-        from .early_exit import reference_early_exit
-
-        for batch in batches:
-            logits, calls, _ = reference_early_exit(model, early_exit, *(batch[name] for name in INPUT_NAMES))
-            results.append({"logits": logits, CALLS_OUTPUT: calls})
-        return results
-    with torch.no_grad():
-        for batch in batches:
-            output = model(**{name: torch.from_numpy(batch[name].astype(np.int64)) for name in INPUT_NAMES})
-            results.append({name: getattr(output, name).float().numpy() for name in OUTPUT_NAMES[checkpoint.task]})
-    return results
+    return load_reference_runner(checkpoint, model, early_exit).run_all(batches)
 
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 2):
