@@ -53,7 +53,8 @@ from ..quantization import (
 )
 from .quiet import require_workstation
 from .tflite import ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
-from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, load_reference_model, reference_outputs, verify_variant
+from .reference import load_reference_model, load_reference_runner
+from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, verify_variant
 
 Progress = Callable[[str], None]
 # The libraries convert needs; on the light (device) install it says which extra to add instead.
@@ -124,7 +125,7 @@ def output_paths(output: Path, quantizations: Sequence[str]) -> List[Path]:
 
 
 def parse_quantizations(value: str) -> List[str]:
-    """'dynamic-int8', 'fp32,fp16' or 'all' -> validated list of mode names (the modes table's rows)."""
+    """One mode name, a comma list ('fp32,fp16') or 'all' -> validated list of mode names (the modes table's rows)."""
     try:
         return [mode.name for mode in parse_modes(value)]
     except ValueError as exc:
@@ -177,14 +178,7 @@ def convert_checkpoint(
     quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
     modes = [_mode(name) for name in quantizations]
     targets = output_paths(Path(output), quantizations)
-    for target in targets:  # before any work: exists, parent a file, name too long, read-only, ...
-        check_bundle_output(target, overwrite=overwrite, error=ConversionError)
-    if graph not in GRAPH_FORMS:
-        raise ConversionError(f"--graph must be {' or '.join(GRAPH_FORMS)}, not {graph!r}")
-    rule = parse_rule(early_exit) if isinstance(early_exit, str) else early_exit
-    if rule is not None:
-        check_early_exit_options(graph, quantizations)
-    check_modes_and_graph(modes, graph)
+    rule = _check_before_any_work(targets, overwrite, graph, modes, early_exit)
 
     say(f"loading checkpoint {checkpoint_dir}")
     checkpoint = load_checkpoint(checkpoint_dir)
@@ -216,26 +210,20 @@ def convert_checkpoint(
     texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(samples) if samples else None)
     fixed_length = max_seq_len if graph == UNROLLED else None
     batches = encode_samples(checkpoint, texts, pairs, max_seq_len, fixed_length=fixed_length)
-    jobs = []
-    for mode in modes:
-        samples_to_calibrate = None
-        if mode.needs_calibration:
-            samples_to_calibrate = _calibration_samples(checkpoint, calibration, max_seq_len, fixed_length)
-        jobs.append(ConversionJob(mode.name, str(checkpoint.path), graph, max_seq_len, mode.mask_bias,
-                                  per_channel_dense, samples_to_calibrate, rule.as_text() if rule else None))
+    jobs = _conversion_jobs(checkpoint, modes, graph, max_seq_len, per_channel_dense, calibration, fixed_length, rule)
     say(f"building the TF graph ({graph} form) and converting {', '.join(quantizations)} in a worker process")
     result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
     with start_conversion(jobs) as conversion:  # converts while PyTorch runs here
         say(f"running the PyTorch reference on {len(texts)} sample texts")
-        reference_model = load_reference_model(checkpoint)
-        reference = reference_outputs(checkpoint, batches, reference_model, early_exit=rule)
+        runner = load_reference_runner(checkpoint, load_reference_model(checkpoint), early_exit=rule)
+        reference = runner.run_all(batches)
         if rule is not None:
             say(f"early exit {rule.as_text()}: the PyTorch reference stops the samples after "
                 f"{', '.join(str(int(c)) for r in reference for c in r[CALLS_OUTPUT])} of {config.num_hidden_layers} calls")
         if data is not None:
             say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
             result.reference_evaluation = evaluate_model(
-                reference_task_model(checkpoint, max_seq_len, torch_model=reference_model, early_exit=rule),
+                reference_task_model(checkpoint, max_seq_len, torch_model=runner.model, early_exit=rule),
                 data, name="pytorch")
             say(f"PyTorch reference: {result.reference_evaluation.metric_name} "
                 f"{result.reference_evaluation.headline:.2%}")
@@ -252,13 +240,47 @@ def convert_checkpoint(
             checkpoint, quantization, graph, target, model_bytes, inspection, seconds[index], batches, reference, data,
             result, calibration, max_seq_len, _mode(quantization).mask_bias, per_channel_dense, max_accuracy_drop, force,
             overwrite, say, rule))
+    _raise_if_nothing_bundled(result)
+    return result
+
+
+def _check_before_any_work(targets: Sequence[Path], overwrite: bool, graph: str, modes: Sequence[QuantizationMode],
+                           early_exit: Optional[str | ExitRule]) -> Optional[ExitRule]:
+    """Refuse outputs (exists, parent a file, name too long, read-only, ...) and option combinations up front;
+    return the parsed early-exit rule."""
+    for target in targets:
+        check_bundle_output(target, overwrite=overwrite, error=ConversionError)
+    if graph not in GRAPH_FORMS:
+        raise ConversionError(f"--graph must be {' or '.join(GRAPH_FORMS)}, not {graph!r}")
+    rule = parse_rule(early_exit) if isinstance(early_exit, str) else early_exit
+    if rule is not None:
+        check_early_exit_options(graph, [mode.name for mode in modes])
+    check_modes_and_graph(modes, graph)
+    return rule
+
+
+def _conversion_jobs(checkpoint: AlbertCheckpoint, modes: Sequence[QuantizationMode], graph: str, max_seq_len: int,
+                     per_channel_dense: bool, calibration: Optional[CalibrationSet], fixed_length: Optional[int],
+                     rule: Optional[ExitRule]) -> List[ConversionJob]:
+    """One worker job per mode: the graph to build, its mask bias, calibration samples where the mode needs them."""
+    jobs = []
+    for mode in modes:
+        samples_to_calibrate = None
+        if mode.needs_calibration:
+            samples_to_calibrate = _calibration_samples(checkpoint, calibration, max_seq_len, fixed_length)
+        jobs.append(ConversionJob(mode.name, str(checkpoint.path), graph, max_seq_len, mode.mask_bias,
+                                  per_channel_dense, samples_to_calibrate, rule.as_text() if rule else None))
+    return jobs
+
+
+def _raise_if_nothing_bundled(result: ConversionResult) -> None:
+    """No bundle at all is an error: ConversionError when no variant converted, else VerificationError."""
     failed = [v for v in result.variants if not v.bundled]
     if failed and len(failed) == len(result.variants):
         message = "; ".join(f"{v.quantize}: {v.failure}" for v in failed)
         if all(v.check is None for v in failed):
             raise ConversionError(message)
         raise VerificationError(message)
-    return result
 
 
 def _verify_and_bundle(checkpoint, quantization, graph, target, model_bytes, inspection, seconds, batches, reference,
