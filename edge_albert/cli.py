@@ -309,6 +309,55 @@ def finetune(train_file, output, dev_file, text_column, pair_column, label_colum
         click.echo("dev accuracy after each layer call: " + ", ".join(f"{a:.4f}" for a in per_call[-1]))
 
 
+@main.command()
+@click.argument("teacher_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--train", "train_file", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Labelled training file (TSV, CSV or JSONL): importance and distillation data.")
+@click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file scored each epoch and at the end.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Student checkpoint directory to write.")
+@click.option("--layers", type=int, default=None, help="Calls of the shared layer [default: the teacher's].")
+@click.option("--heads", type=int, default=None, help="Attention heads to keep [default: all].")
+@click.option("--remove-heads", type=int, default=None, help="Attention heads to remove (instead of --heads).")
+@click.option("--ffn", type=int, default=None, help="FFN intermediate width [default: the teacher's].")
+@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--max-train-examples", type=int, default=None, help="Distil on a seeded random subset of this many rows.")
+@click.option("--importance-examples", type=int, default=2048, show_default=True)
+@click.option("--learning-rate", type=float, default=2e-4, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--temperature", type=float, default=2.0, show_default=True)
+@click.option("--alpha", type=float, default=0.9, show_default=True, help="Weight of the soft targets (0: labels only).")
+@click.option("--hidden-weight", type=float, default=0.0, show_default=True, help="Weight of hidden-state matching.")
+@click.option("--init", type=click.Choice(["teacher", "random"]), default="teacher", show_default=True,
+              help="Start from the pruned teacher, or from random weights (ablation).")
+@click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--text-column", default="sentence", show_default=True)
+@click.option("--pair-column", default=None)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+@click.option("--restart", is_flag=True, help="Discard an interrupted run's staging directory instead of resuming.")
+@reports_errors
+def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_heads, ffn, epochs, max_train_examples,
+             importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight, init, max_length,
+             text_column, pair_column, label_column, threads, seed, overwrite, restart):
+    """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint."""
+    from .compress import CompressOptions, DistillConfig, compress as run_compress
+
+    distill = DistillConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
+                            alpha=alpha, hidden_weight=hidden_weight, max_length=max_length, seed=seed, threads=threads)
+    options = CompressOptions(layers=layers, heads=heads, remove_heads=remove_heads, ffn=ffn, init=init,
+                              importance_examples=importance_examples, max_train_examples=max_train_examples,
+                              text_column=text_column, label_column=label_column, pair_column=pair_column,
+                              distill=distill)
+    result = run_compress(teacher_dir, train_file, output, dev_file, options, overwrite=overwrite, restart=restart,
+                          log=click.echo)
+    click.echo(f"saved {result.out_dir} ({result.parameters:,} parameters, removed heads {result.removed_heads or 'none'}) "
+               f"in {result.seconds:.0f} s")
+    if result.dev_accuracy is not None:
+        click.echo(f"dev accuracy {result.dev_accuracy:.4f} (teacher {result.teacher_dev_accuracy:.4f})")
+
+
 @main.command("export-android")
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
 @click.argument("assets_dir", type=click.Path(path_type=str))

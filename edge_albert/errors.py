@@ -29,6 +29,10 @@ class DataError(EdgeAlbertError):
     """An input data file (texts, labelled examples) has a bad row or column."""
 
 
+class CompressionError(EdgeAlbertError):
+    """A compression plan cannot be built from this teacher, or a compression run cannot resume."""
+
+
 class MissingExtraError(EdgeAlbertError):
     """A workstation command runs on the light (device) install, without TensorFlow/torch/transformers."""
 

@@ -43,6 +43,19 @@ def conversion_table(variants) -> str:
     return format_table(headers, rows)
 
 
+def shape_text(config: dict) -> str:
+    """The encoder's shape in one line: calls of the shared layer, attention heads, FFN width."""
+    if not config:
+        return "-"
+    heads = config.get("num_attention_heads")
+    pruned = config.get("pruned_heads") or []
+    head_text = f"{heads - len(pruned)} of {heads} heads (pruned: {', '.join(map(str, pruned))})" if pruned else f"{heads} heads"
+    return (
+        f"{config.get('num_hidden_layers')} calls of one shared layer, H={config.get('hidden_size')}, "
+        f"{head_text}, FFN {config.get('intermediate_size')}, E={config.get('embedding_size')}"
+    )
+
+
 def inspection_text(manifest: dict) -> str:
     """Human summary of a bundle manifest: task, shapes, quantization, parity, size breakdown."""
     inspection = manifest.get("inspection", {})
@@ -54,6 +67,7 @@ def inspection_text(manifest: dict) -> str:
         f"quantization:  {manifest.get('quantization', {}).get('mode')}  "
         f"min runtime: {describe_min_runtime(manifest.get('quantization', {}).get('min_runtime')) or '-'}",
         f"source:        {source.get('architecture')}, {source.get('parameters', 0):,} parameters",
+        f"shape:         {shape_text(source.get('config') or {})}",
         f"validation:    {validation.get('message')} (reference: {validation.get('reference')})",
     ]
     early_exit = manifest.get("early_exit")

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -27,6 +27,15 @@ TASK_BY_ARCHITECTURE = {
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
 
 SHARED_LAYER_PREFIX = "encoder.albert_layer_groups.0.albert_layers.0."
+
+# config.json field of a head-pruned checkpoint (written by `edge-albert compress`): indices of the
+# shared layer's attention heads that were removed, the same at every call. transformers 5 no longer
+# prunes heads (config.pruned_heads and prune_heads are gone) and sizes attention as
+# hidden_size / num_attention_heads, so the checkpoint keeps full-size tensors with these heads'
+# query/key/value rows and attention.dense columns set to zero: transformers computes exactly the
+# pruned function, and the converter slices the heads out (load_checkpoint) so the graph does not
+# compute them.
+PRUNED_HEADS_KEY = "edge_albert_pruned_heads"
 
 
 @dataclass
@@ -45,10 +54,16 @@ class AlbertConfigView:
     layer_norm_eps: float
     num_labels: int
     raw: dict = field(repr=False, default_factory=dict)
+    pruned_heads: Tuple[int, ...] = ()
 
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def kept_heads(self) -> List[int]:
+        """The shared layer's attention heads the graph computes (all but the pruned ones)."""
+        return [head for head in range(self.num_attention_heads) if head not in self.pruned_heads]
 
 
 @dataclass
@@ -83,6 +98,7 @@ def load_checkpoint(path) -> AlbertCheckpoint:
     weights_file, raw_weights = _read_weights(path)
     weights = _strip_prefix(raw_weights)
     _check_shapes(weights, config, architecture, path)
+    weights = _drop_pruned_heads(weights, config, path)
     if architecture == "AlbertForQuestionAnswering" and config.num_labels != 2:
         raise CheckpointError(
             f"AlbertForQuestionAnswering needs num_labels=2 (start and end logits), {path / 'config.json'} has {config.num_labels}"
@@ -240,6 +256,7 @@ def _config_view(config: dict, path: Path) -> AlbertConfigView:
         raise CheckpointError(
             f"{where}: hidden_size {view.hidden_size} is not a multiple of num_attention_heads {view.num_attention_heads}"
         )
+    view.pruned_heads = _pruned_heads(config.get(PRUNED_HEADS_KEY) or [], view.num_attention_heads, path)
     position_type = config.get("position_embedding_type", "absolute")
     if position_type != "absolute":
         raise CheckpointError(f"{where}: position_embedding_type {_short(position_type)} is not supported (only 'absolute')")
@@ -247,6 +264,43 @@ def _config_view(config: dict, path: Path) -> AlbertConfigView:
     if problem_type is not None and not isinstance(problem_type, str):
         raise CheckpointError(f"{where}: problem_type must be a string such as 'single_label_classification', not {_short(problem_type)}")
     return view
+
+
+def _pruned_heads(value, num_heads: int, path: Path) -> Tuple[int, ...]:
+    where = f"{PRUNED_HEADS_KEY} in {path / 'config.json'}"
+    if not isinstance(value, list) or not all(isinstance(h, int) and not isinstance(h, bool) for h in value):
+        raise CheckpointError(f"{where} must be a list of head indices, got {value!r}")
+    if len(set(value)) != len(value) or any(not 0 <= h < num_heads for h in value):
+        raise CheckpointError(f"{where} must hold distinct indices in 0..{num_heads - 1}, got {value}")
+    if len(value) >= num_heads:
+        raise CheckpointError(f"{where} removes all {num_heads} attention heads; at least one must stay")
+    return tuple(sorted(value))
+
+
+def _drop_pruned_heads(weights: Dict[str, np.ndarray], config: AlbertConfigView, path: Path) -> Dict[str, np.ndarray]:
+    """Slice pruned heads out of query/key/value (rows) and attention.dense (columns).
+
+    Exact only if the pruned heads' attention.dense columns are zero (their output is discarded),
+    which is how `compress` writes them; anything else is a mislabelled checkpoint and is refused.
+    """
+    if not config.pruned_heads:
+        return weights
+    size = config.head_size
+    kept = np.concatenate([np.arange(h * size, (h + 1) * size) for h in config.kept_heads])
+    dense_name = SHARED_LAYER_PREFIX + "attention.dense.weight"
+    for head in config.pruned_heads:
+        if np.any(weights[dense_name][:, head * size:(head + 1) * size]):
+            raise CheckpointError(
+                f"{path}: head {head} is listed in {PRUNED_HEADS_KEY} but its attention.dense weights are not "
+                "zero, so removing it would change the model"
+            )
+    sliced = dict(weights)
+    for part in ("query", "key", "value"):
+        for kind in ("weight", "bias"):
+            name = f"{SHARED_LAYER_PREFIX}attention.{part}.{kind}"
+            sliced[name] = weights[name][kept]
+    sliced[dense_name] = weights[dense_name][:, kept]
+    return sliced
 
 
 def _read_weights(path: Path):

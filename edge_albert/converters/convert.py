@@ -492,11 +492,14 @@ def build_manifest(
             "parameters": checkpoint.parameter_count(),
             "problem_type": checkpoint.problem_type,
             "config": {
-                key: getattr(config, key)
-                for key in (
-                    "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                    "intermediate_size", "hidden_act", "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
-                )
+                **{
+                    key: getattr(config, key)
+                    for key in (
+                        "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                        "intermediate_size", "hidden_act", "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
+                    )
+                },
+                **({"pruned_heads": list(config.pruned_heads)} if config.pruned_heads else {}),
             },
         },
         "inspection": inspection.to_dict(),

@@ -73,8 +73,13 @@ class LayerDims:
 
     @classmethod
     def of(cls, config) -> "LayerDims":
-        """From an AlbertCheckpoint's config or a transformers AlbertConfig."""
-        return cls(config.num_attention_heads, config.hidden_size // config.num_attention_heads, config.hidden_size,
+        """From an AlbertCheckpoint's config or a transformers AlbertConfig.
+
+        Pruned heads (PRUNED_HEADS_KEY) are already sliced out of the weights: fewer heads, same head size.
+        """
+        kept_heads = getattr(config, "kept_heads", None)
+        num_heads = len(kept_heads) if kept_heads is not None else config.num_attention_heads
+        return cls(num_heads, config.hidden_size // config.num_attention_heads, config.hidden_size,
                    config.layer_norm_eps, config.hidden_act)
 
 
@@ -145,7 +150,7 @@ def attention(hidden_states, mask_bias, layer: dict, dims: LayerDims):
                         dims.num_heads, dims.head_size)
     scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(dims.head_size)) + mask_bias
     context = tf.matmul(tf.nn.softmax(scores, axis=-1), value)  # [batch, heads, seq, head_size]
-    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq_len, dims.hidden])
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq_len, dims.num_heads * dims.head_size])
     output = dense(context, layer["attention.dense.weight"], layer["attention.dense.bias"])
     return layer_norm(hidden_states + output, layer["attention.LayerNorm.weight"], layer["attention.LayerNorm.bias"],
                       dims.eps)
