@@ -16,7 +16,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SHAPES = {  # name: (calls, heads kept, FFN width)
@@ -31,7 +30,7 @@ def build(work: Path) -> dict:
     import shutil
 
     import torch
-    from checkpoints import BASE_SHAPE, make_albert_checkpoint
+    from tests.checkpoints import BASE_SHAPE, make_albert_checkpoint
     from transformers import AlbertForSequenceClassification
 
     from edge_albert.compress.plan import CompressionPlan

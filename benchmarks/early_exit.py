@@ -28,7 +28,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 from edge_albert.bench import LatencyStats, machine_info, run_texts_benchmark  # noqa: E402
 from edge_albert.early_exit import call_distribution  # noqa: E402
@@ -120,7 +119,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="edge-albert-early-exit-") as scratch:
         checkpoint = args.checkpoint
         if args.base_shape:
-            from checkpoints import BASE_SHAPE, make_albert_checkpoint
+            from tests.checkpoints import BASE_SHAPE, make_albert_checkpoint
 
             checkpoint = make_albert_checkpoint(Path(scratch) / "base", shape=BASE_SHAPE)
         patience = [int(p) for p in args.patience.split(",") if p.strip()]

@@ -397,7 +397,7 @@ def _carry_over(source: Path, destination: Path, top: bool = True) -> None:
 
 
 def _load_interpreter(model_path: Path):
-    from .runtime import native_logs_silenced
+    from .runtime import create_interpreter
     from .tflite_check import check_model_file
 
     check_model_file(model_path)
@@ -410,10 +410,9 @@ def _load_interpreter(model_path: Path):
             raise RuntimeBackendError("export-android inspects and runs the model before exporting it: install "
                                       "ai-edge-litert (pip install ai-edge-litert)") from None
     try:
-        with native_logs_silenced():
-            interpreter = Interpreter(model_path=str(model_path), num_threads=1)
-            interpreter.allocate_tensors()  # applies the XNNPACK delegate, which logs, here
-            return interpreter
+        # Not allocated: allocating applies XNNPACK, after which the op list reads DELEGATE instead of
+        # the model's own ops, which the checks need; _run allocates (quietly).
+        return create_interpreter(model_path, 1, Interpreter, allocate=False)
     except (ValueError, RuntimeError) as exc:
         raise RuntimeBackendError(f"{model_path} cannot be loaded by the interpreter: {exc}") from None
 
@@ -449,7 +448,10 @@ def _run(interpreter, feed: Dict[str, np.ndarray], names: Dict[int, str], output
         array = feed[names[position]]
         if list(detail["shape"]) != list(array.shape):
             interpreter.resize_tensor_input(detail["index"], list(array.shape))
-    interpreter.allocate_tensors()
+    from .runtime import native_logs_silenced
+
+    with native_logs_silenced():  # the first allocation applies the XNNPACK delegate, which logs
+        interpreter.allocate_tensors()
     for position, detail in enumerate(interpreter.get_input_details()):
         interpreter.set_tensor(detail["index"], feed[names[position]])
     interpreter.invoke()

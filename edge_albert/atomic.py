@@ -37,7 +37,7 @@ try:
 except ImportError:  # not on Windows: no locks there, the renames still happen in order
     fcntl = None  # type: ignore[assignment]
 
-from .errors import EdgeAlbertError, OutputError
+from .errors import EdgeAlbertError, OutputError, output_error_type
 
 MARK = ".edgealbert."
 STAGING = "staging"
@@ -70,6 +70,7 @@ def check_writable_output(
     existing parent to find a read-only or full file system. It first cleans up after killed
     writers (clean_leftovers), so a backup one of them left is back in place.
     """
+    error = output_error_type(error)
     target = Path(os.path.abspath(path))
     existing = _check_target(target, path, overwrite, replaceable, error)
     try:
@@ -137,6 +138,7 @@ def replacing_directory(
     exists, even when another process creates it meanwhile. If the block raises, the staging
     directory is removed and `target` is untouched.
     """
+    error = output_error_type(error)
     target = _resolve(Path(target))
     _check_target(target, target, overwrite, replaceable, error)  # creating the staging directory is the probe
     try:

@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import __version__
-from .errors import EdgeAlbertError
+from .errors import BenchError, EdgeAlbertError
 
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[str, bool], None]  # (message, final): a final message ends a line
@@ -60,10 +60,6 @@ BENCH_TEXT = (
     "for days afterwards, which is more than can be said for most of what opens this season. "
 )
 BENCH_QUESTION = "What does the stranger's arrival upend in the harbour town?"
-
-
-class BenchError(EdgeAlbertError):
-    """A measurement cannot be made or a budget cannot be checked on this machine."""
 
 
 # -- statistics ------------------------------------------------------------------------------
@@ -374,7 +370,7 @@ def run_benchmark(
     # every setting spelled out, so that the result file alone is enough to rerun it
     settings["command"] = " ".join(
         ["edge-albert", "bench", shlex.quote(str(bundle_path)), "--seq-lens", ",".join(map(str, seq_lens)),
-         "--batch", str(batch), "--runs", str(runs), "--warmup", str(warmup), "--max-seconds", f"{max_seconds:g}",
+         "--batch-size", str(batch), "--runs", str(runs), "--warmup", str(warmup), "--max-seconds", f"{max_seconds:g}",
          "--threads", str(threads), "--backend", interpreter.name] + (["--target", shlex.quote(str(target))] if target else []))
     machine = machine_info()
 
@@ -833,6 +829,25 @@ def parse_seq_lens(text: str) -> List[int]:
     if not values or min(values) < 2:
         raise BenchError(f"--seq-lens needs lengths of at least 2 tokens ([CLS] and [SEP]), got {text!r}")
     return list(dict.fromkeys(values))
+
+
+def run_benchmark_for_target(bundle_path: PathLike, target: Optional[str], warn: Callable[[str], None],
+                             seq_lens: Sequence[int] = DEFAULT_SEQ_LENS, batch: int = 1,
+                             threads: Optional[int] = None, **options) -> BenchResult:
+    """run_benchmark; with a `target`, first refuse one that does not apply here (its warnings go to
+    `warn`), run with its thread count unless `threads` is given, then check its budgets
+    (`result.budget_check`). `options` are run_benchmark's.
+    """
+    budget_target = None
+    if target:
+        budget_target, warnings = target_for_bundle(target, bundle_path, batch=batch, seq_lens=seq_lens)
+        for warning in warnings:
+            warn(warning)
+        threads = threads or budget_target.threads
+    result = run_benchmark(bundle_path, seq_lens=seq_lens, batch=batch, threads=threads, target=target, **options)
+    if budget_target is not None:
+        result.budget_check = check_budgets(result, budget_target)
+    return result
 
 
 def target_for_bundle(name_or_path: PathLike, bundle_path: PathLike, batch: int = 1,

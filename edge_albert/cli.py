@@ -217,7 +217,7 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
     """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
     from .converters.convert import convert_checkpoint
     from .converters.samples import read_text_lines
-    from .evaluate import accuracy_table
+    from .converters.accuracy_gate import accuracy_table
     from .report import conversion_table
 
     result = convert_checkpoint(
@@ -258,18 +258,18 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
 
 
 @main.command()
-@click.argument("bundle_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @reports_errors
-def inspect(bundle_dir, as_json):
-    """Show a bundle's manifest and the size breakdown of its model (embeddings / shared layer / head)."""
+def inspect(bundle, as_json):
+    """Show BUNDLE's manifest and the size breakdown of its model (embeddings / shared layer / head)."""
     import json
 
     from .bundle import load_bundle
     from .report import inspection_text
 
-    bundle = load_bundle(bundle_dir)
-    click.echo(json.dumps(bundle.manifest, indent=2) if as_json else inspection_text(bundle.manifest))
+    manifest = load_bundle(bundle).manifest
+    click.echo(json.dumps(manifest, indent=2) if as_json else inspection_text(manifest))
 
 
 @main.command()
@@ -277,7 +277,8 @@ def inspect(bundle_dir, as_json):
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Checkpoint directory to write.")
 @click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file to report accuracy on.")
 @click.option("--text-column", default="sentence", show_default=True)
-@click.option("--pair-column", default=None, help="Second text column, for sentence pairs.")
+@click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs.")
+@click.option("--pair-column", "old_pair_column", default=None, hidden=True, help="Deprecated: --text-pair-column.")
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--labels", default="negative,positive", show_default=True, help="Label names in index order.")
 @click.option("--epochs", type=float, default=3.0, show_default=True)
@@ -290,9 +291,13 @@ def inspect(bundle_dir, as_json):
 @click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (its tokenizer and weights) instead of from scratch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @reports_errors
-def finetune(train_file, output, dev_file, text_column, pair_column, label_column, labels, epochs, vocab_size,
-             hidden_size, layers, threads, learning_rate, multi_depth, init_from, overwrite):
-    """Train a SentencePiece tokenizer and a small ALBERT classifier from scratch (TSV, CSV or JSONL)."""
+def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_column, label_column, labels, epochs,
+             vocab_size, hidden_size, layers, threads, learning_rate, multi_depth, init_from, overwrite):
+    """Train a SentencePiece tokenizer and a small ALBERT classifier from scratch (TSV, CSV or JSONL).
+
+    Runs on transformers' Trainer; an interrupted run resumes from OUTPUT.partial/ when rerun with the same settings.
+    """
+    pair_column = pair_column or old_pair_column  # --pair-column: the name before convert/evaluate's was adopted
     from .finetune import FinetuneConfig, finetune as run_finetune
 
     config = FinetuneConfig(epochs=epochs, vocab_size=vocab_size, hidden_size=hidden_size,
@@ -397,10 +402,15 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 
     from .evaluate import evaluate_bundle, report_text
 
-    report = evaluate_bundle(bundle, data, text_column=text_column, text_pair_column=text_pair_column,
-                             label_column=label_column, reference_checkpoint=reference_dir, num_threads=threads,
-                             backend=backend, batch_size=batch_size, progress=_progress_printer(),
-                             exit_value=exit_value, trusted_key=trusted_key)
+    options = dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
+                   num_threads=threads, backend=backend, batch_size=batch_size, progress=_progress_printer(),
+                   exit_value=exit_value, trusted_key=trusted_key)
+    if reference_dir is None:
+        report = evaluate_bundle(bundle, data, **options)
+    else:  # the PyTorch reference is workstation code: it lives with the converter
+        from .converters.accuracy_gate import evaluate_against_reference
+
+        report = evaluate_against_reference(bundle, data, reference_dir, **options)
     click.echo(report_text(report))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -413,7 +423,8 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 @click.option("--target", default=None, help="Check budgets: rpi4, rpi5, android-arm64, x86-host or a .toml path; exit 3 when one is exceeded. ARM targets only on their device.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads [default: the target's, else up to 4].")
 @click.option("--seq-lens", default="16,32,64,128", show_default=True, help="Comma list of input lengths in tokens ([CLS] and [SEP] included).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", "batch", type=click.IntRange(min=1), default=1, show_default=True, help="Texts per interpreter call.")
+@click.option("--batch", "old_batch", type=click.IntRange(min=1), default=None, hidden=True, help="Deprecated: --batch-size.")
 @click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Measured runs per length.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs per length first.")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Stop measuring a length after this long.")
@@ -426,27 +437,23 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 @click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def bench(bundle, target, threads, seq_lens, batch, runs, warmup, max_seconds, backend, json_out, markdown_out, plot_out,
-          texts_file, repeats, exit_value, trusted_key):
+def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max_seconds, backend, json_out,
+          markdown_out, plot_out, texts_file, repeats, exit_value, trusted_key):
     """Measure BUNDLE per sequence length: latency percentiles, load time, first inference, memory."""
     from . import bench as measure
+    from .runtime import check_batch
 
     if texts_file:
         _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key)
         return
+    # --batch: bench's name before predict/evaluate's --batch-size was adopted; errors name the flag typed
+    batch = check_batch(old_batch if old_batch is not None else batch,
+                        "--batch" if old_batch is not None else "--batch-size")
 
-    lengths = measure.parse_seq_lens(seq_lens)
-    budget_target = None
-    if target:
-        budget_target, warnings = measure.target_for_bundle(target, bundle, batch=batch, seq_lens=lengths)
-        for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
-        threads = threads or budget_target.threads
-    result = measure.run_benchmark(bundle, seq_lens=lengths, batch=batch, runs=runs, warmup=warmup,
-                                   max_seconds=max_seconds, threads=threads, backend=backend,
-                                   progress=measure.progress_printer(), target=target, trusted_key=trusted_key)
-    if budget_target is not None:
-        result.budget_check = measure.check_budgets(result, budget_target)
+    result = measure.run_benchmark_for_target(
+        bundle, target, warn=lambda warning: click.echo(f"warning: {warning}", err=True),
+        seq_lens=measure.parse_seq_lens(seq_lens), batch=batch, runs=runs, warmup=warmup, max_seconds=max_seconds,
+        threads=threads, backend=backend, progress=measure.progress_printer(), trusted_key=trusted_key)
     click.echo(measure.result_text(result))
     for written in measure.write_outputs(result, json_out, markdown_out, plot_out):
         click.echo(f"wrote {written}", err=True)

@@ -43,3 +43,25 @@ class OutputError(EdgeAlbertError):
 
 class ServeError(EdgeAlbertError):
     """`edge-albert serve` cannot start as asked (address, token file, model names, limits)."""
+
+
+class BenchError(EdgeAlbertError):
+    """A measurement cannot be made or a budget cannot be checked on this machine."""
+
+
+_OUTPUT_ERRORS = {}
+
+
+def output_error_type(kind: type) -> type:
+    """`kind` (BundleError, ConversionError, ...) as an OutputError too: one type per meaning.
+
+    Every problem with an output path (it exists, a parent is a file, the disk is full) is an
+    OutputError, whichever command met it; the command's own type stays a base class, so
+    `except BundleError` around a bundle write still catches it.
+    """
+    if issubclass(kind, OutputError):
+        return kind
+    if kind not in _OUTPUT_ERRORS:
+        _OUTPUT_ERRORS[kind] = type(kind.__name__, (kind, OutputError), {"__module__": kind.__module__,
+                                                                         "__doc__": kind.__doc__})
+    return _OUTPUT_ERRORS[kind]

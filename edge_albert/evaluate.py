@@ -7,7 +7,8 @@ go through the PyTorch model with the same tokenization and decoding, and the re
 often the two agree.
 
 Only numpy, the runtime and the data reader are imported here, so `edge-albert evaluate` runs on
-a device; torch and transformers are imported only when a reference checkpoint is given.
+a device. The PyTorch reference and convert's accuracy gate live with the converter
+(edge_albert/converters/accuracy_gate.py) and hand their reference in through `evaluate_bundle`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .early_exit import CALLS_OUTPUT, ExitRule, call_distribution, describe_calls
+from .data import DEFAULT_LABEL_COLUMN, TEXT_COLUMN_CANDIDATES, Example, data_columns, read_examples
+from .early_exit import call_distribution, describe_calls
 from .errors import DataError, EdgeAlbertError
-from .finetune import Example, read_examples
-from .tasks import TASK_CLASSES, BundleModel, QuestionAnswerer, TextClassifier, load_model
+from .tasks import BundleModel, QuestionAnswerer, TextClassifier, load_model
 
-TEXT_COLUMN_CANDIDATES = ("sentence", "text")
-DEFAULT_LABEL_COLUMN = "label"
-DEFAULT_MAX_ACCURACY_DROP = 1.0  # percentage points
 EVALUATED_TASKS = ("text-classification", "question-answering")
 Progress = Callable[[str], None]
+# Evaluates the reference on the same data as the model (given after its exit value is set).
+ReferenceEvaluator = Callable[[BundleModel, "EvalData"], "EvaluationReport"]
 
 
 # --------------------------------------------------------------------------- metrics
@@ -255,34 +255,6 @@ def load_eval_data(
                     label_column=label_column)
 
 
-def data_columns(path: Path) -> Tuple[int, Optional[List[str]]]:
-    """(line, column names) of a TSV/CSV header or of a JSONL file's first object; names None if unknown.
-
-    Read here so that a wrong column name is reported against the header (line 1), once,
-    instead of against every row.
-    """
-    suffix = path.suffix.lower().lstrip(".")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            for line, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                if suffix in ("tsv", "tab"):
-                    return line, [name.strip() for name in raw.rstrip("\r\n").split("\t")]
-                if suffix == "csv":
-                    import csv
-
-                    return line, [name.strip() for name in next(csv.reader([raw]))]
-                try:
-                    first = json.loads(raw)
-                except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
-                    return line, None  # the reader reports it with its line number
-                return line, [str(key) for key in first] if isinstance(first, dict) else None
-    except UnicodeDecodeError:
-        pass  # the reader reports it with its line number
-    return 1, None
-
-
 def read_squad(path) -> List[SquadQuestion]:
     """SQuAD v1.1/v2.0 JSON -> questions; a malformed entry is a DataError naming its line or place."""
     path = Path(path)
@@ -443,7 +415,7 @@ def evaluate_bundle(
     text_column: Optional[str] = None,
     text_pair_column: Optional[str] = None,
     label_column: str = DEFAULT_LABEL_COLUMN,
-    reference_checkpoint=None,
+    reference: Optional[ReferenceEvaluator] = None,
     num_threads: Optional[int] = None,
     backend: Optional[str] = None,
     batch_size: int = 16,
@@ -451,169 +423,30 @@ def evaluate_bundle(
     exit_value: Optional[float] = None,
     trusted_key=None,
 ) -> EvaluationReport:
-    """Evaluate a bundle on a labelled file; with `reference_checkpoint`, also the PyTorch model.
+    """Evaluate a bundle on a labelled file; with `reference`, also a reference model on the same data.
 
-    `exit_value` replaces an early-exit bundle's patience or threshold; the reference then runs
-    the same rule, so agreement compares like with like.
+    `reference(model, data)` evaluates the reference (the workstation's PyTorch model:
+    converters.accuracy_gate.evaluate_against_reference), so this module stays device-only.
+    `exit_value` replaces an early-exit bundle's patience or threshold before the reference
+    runs, so a reference that follows `model.exit_rule` compares like with like.
     """
     say = progress or (lambda message: None)
-    if reference_checkpoint is not None:
-        from .converters.quiet import require_workstation
-
-        require_workstation("evaluate --reference", ("torch", "transformers", "safetensors"))
     model = load_model(bundle_path, num_threads=num_threads, backend=backend, batch_size=batch_size,
                        trusted_key=trusted_key)
     if exit_value is not None:
         if not isinstance(model, TextClassifier) or model.exit_rule is None:
             raise EdgeAlbertError(f"{bundle_path} is not an early-exit bundle; --exit-value does not apply")
         model.set_exit_value(exit_value)
-    rule = model.exit_rule if isinstance(model, TextClassifier) else None
     data = load_eval_data(data_path, model.task, model.labels, text_column, text_pair_column, label_column)
-    reference = None
-    if reference_checkpoint is not None:
-        from .converters.checkpoint import load_checkpoint
-
-        checkpoint = load_checkpoint(reference_checkpoint)
-        if checkpoint.task != model.task:
-            raise EdgeAlbertError(f"the reference {reference_checkpoint} is a {checkpoint.task} model, "
-                                  f"the bundle {model.task}")
-        if model.task == "text-classification" and checkpoint.labels != model.labels:
-            raise EdgeAlbertError(f"the reference's labels ({', '.join(checkpoint.labels)}) differ from the "
-                                  f"bundle's ({', '.join(model.labels)})")
-        say(f"running the PyTorch reference {reference_checkpoint} on {len(data)} examples")
-        reference_model = reference_task_model(checkpoint, model.max_seq_len, batch_size=batch_size, early_exit=rule)
-        reference = evaluate_model(reference_model, data, name=f"pytorch {reference_checkpoint}")
-        reference.settings["weights_sha256"] = checkpoint.weights_sha256
+    reference_report = reference(model, data) if reference is not None else None
     say(f"running {bundle_path} on {len(data)} examples")
     mode = (model.bundle.manifest.get("quantization") or {}).get("mode", "?")
-    report = evaluate_model(model, data, reference, name=f"{bundle_path} ({mode}, {model.session.backend})")
-    if reference is not None:
+    report = evaluate_model(model, data, reference_report, name=f"{bundle_path} ({mode}, {model.session.backend})")
+    if reference_report is not None and "weights_sha256" in reference_report.settings:
         # Agreement means most against the checkpoint the bundle was converted from.
-        report.settings["reference_is_bundle_source"] = reference.settings["weights_sha256"] == \
+        report.settings["reference_is_bundle_source"] = reference_report.settings["weights_sha256"] == \
             (model.bundle.manifest.get("source") or {}).get("weights_sha256")
     return report
-
-
-class ReferenceSession:
-    """ModelSession's `run` over the PyTorch model, so the reference shares tokenization and decoding."""
-
-    def __init__(self, torch_model, output_names: Sequence[str], max_seq_len: int, sequence_outputs=(),
-                 early_exit: Optional[ExitRule] = None):
-        self.torch_model = torch_model
-        self.output_names = tuple(output_names)
-        self.max_seq_len = int(max_seq_len)
-        self.sequence_outputs = frozenset(sequence_outputs)
-        self.backend = "pytorch"
-        self.early_exit = early_exit
-        self.constant_inputs = early_exit.feed() if early_exit else {}
-
-    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> Dict[str, np.ndarray]:
-        import torch
-
-        if input_ids.shape[0] == 0:
-            return {}
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        if self.early_exit is not None:
-            from .converters.early_exit import reference_early_exit
-
-            rule = self.early_exit.from_feed(self.constant_inputs)  # TextClassifier.set_exit_value changes it
-            logits, calls, _ = reference_early_exit(self.torch_model, rule,
-                                                    input_ids, attention_mask, token_type_ids)
-            return {"logits": logits, CALLS_OUTPUT: calls}
-        with torch.no_grad():
-            output = self.torch_model(**{k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in feed.items()})
-        return {name: getattr(output, name).float().numpy() for name in self.output_names}
-
-
-def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_size: int = 16,
-                         early_exit: Optional[ExitRule] = None) -> BundleModel:
-    """The checkpoint's PyTorch model behind the task API (same max length, labels and decoding as a bundle).
-
-    Tokenizes with the checkpoint's own tokenizer.json through the runtime tokenizer (which is
-    held identical to transformers'), so only the model differs between reference and bundle.
-    """
-    from .bundle import Bundle
-    from .converters.checkpoint import AlbertCheckpoint, load_checkpoint
-    from .converters.graph import OUTPUT_NAMES
-    from .converters.verify import load_reference_model
-    from .tasks import SEQUENCE_OUTPUTS
-    from .tokenizer import AlbertTokenizer
-
-    if not isinstance(checkpoint, AlbertCheckpoint):
-        checkpoint = load_checkpoint(checkpoint)
-    if checkpoint.task not in EVALUATED_TASKS:
-        raise EdgeAlbertError(f"evaluation supports {' and '.join(EVALUATED_TASKS)} models, not {checkpoint.task}")
-    pad_id = checkpoint.tokenizer_settings["special_tokens"]["pad_id"]
-    tokenizer = AlbertTokenizer.from_file(checkpoint.tokenizer_json, pad_id=pad_id)
-    session = ReferenceSession(torch_model or load_reference_model(checkpoint), OUTPUT_NAMES[checkpoint.task],
-                               max_seq_len, SEQUENCE_OUTPUTS[checkpoint.task], early_exit)
-    bundle = Bundle(path=checkpoint.path, manifest={"task": checkpoint.task, "labels": checkpoint.labels,
-                                                     "max_seq_len": max_seq_len, "problem_type": checkpoint.problem_type,
-                                                     **_early_exit_manifest(early_exit, checkpoint.config.num_hidden_layers)})
-    return TASK_CLASSES[checkpoint.task](bundle, session, tokenizer, batch_size=batch_size)
-
-
-def task_model(model_path, task: str, labels: Sequence[str], tokenizer, max_seq_len: int,
-               num_threads: Optional[int] = None, batch_size: int = 16,
-               early_exit: Optional[ExitRule] = None, max_calls: int = 0) -> BundleModel:
-    """A task object over a bare .tflite file (no bundle yet): how `convert` evaluates a variant."""
-    from .bundle import Bundle
-    from .runtime import ModelSession
-    from .tasks import SEQUENCE_OUTPUTS
-
-    model_path = Path(model_path)
-    bundle = Bundle(path=model_path.parent, manifest={"task": task, "labels": list(labels), "max_seq_len": max_seq_len,
-                                                       **_early_exit_manifest(early_exit, max_calls)})
-    session = ModelSession(model_path, num_threads=num_threads, max_seq_len=max_seq_len, pad_id=tokenizer.pad_id,
-                           sequence_outputs=SEQUENCE_OUTPUTS[task],
-                           constant_inputs=early_exit.feed() if early_exit else None)
-    return TASK_CLASSES[task](bundle, session, tokenizer, batch_size=batch_size)
-
-
-def _early_exit_manifest(rule: Optional[ExitRule], max_calls: int) -> dict:
-    return {"early_exit": {**rule.to_manifest(), "max_calls": max_calls}} if rule is not None else {}
-
-
-# --------------------------------------------------------------------------- the accuracy gate
-
-
-@dataclass
-class AccuracyGate:
-    """A variant's task metric against the PyTorch reference on the same file, in percentage points."""
-
-    metric: str
-    data: str
-    data_sha256: str
-    n: int
-    reference: float
-    variant: float
-    drop_points: float
-    max_drop_points: float
-    agreement: Optional[float]
-    passed: bool
-    message: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def accuracy_gate(variant_name: str, reference: EvaluationReport, variant: EvaluationReport,
-                  max_drop_points: float = DEFAULT_MAX_ACCURACY_DROP) -> AccuracyGate:
-    """Pass when the variant loses at most `max_drop_points` percentage points of the reference's metric."""
-    metric = reference.metric_name
-    drop = round(100.0 * (reference.headline - variant.headline), 6)  # rounding: 1.0000000001 is 1.0
-    passed = drop <= max_drop_points
-    data_name = Path(variant.data).name
-    summary = (f"{metric} {variant.headline:.2%} vs PyTorch {reference.headline:.2%} on {variant.n} examples "
-               f"of {data_name} ({0.0 - drop:+.2f} points, agreement {variant.agreement:.1%})")
-    message = summary if passed else (
-        f"{variant_name} loses {drop:.2f} points of {metric} on {data_name} ({variant.headline:.2%} vs PyTorch "
-        f"{reference.headline:.2%}, n={variant.n}), more than --max-accuracy-drop {max_drop_points:g}; "
-        + ("try dynamic-int8 or fp16, or calibration texts closer to the task; " if variant_name == "int8"
-           else "try a higher precision; ")
-        + "--force bundles it anyway")
-    return AccuracyGate(metric, str(variant.data), variant.data_sha256, variant.n, reference.headline, variant.headline, drop,
-                        float(max_drop_points), variant.agreement, bool(passed), message)
 
 
 # --------------------------------------------------------------------------- text output
@@ -652,20 +485,3 @@ def report_text(report: EvaluationReport) -> str:
         lines.append(f"agreement with the reference's predictions: {report.agreement:.4f} "
                      f"({round(report.agreement * report.n)} of {report.n})")
     return "\n".join(lines)
-
-
-def accuracy_table(reference: EvaluationReport, variants) -> str:
-    """convert's summary: the reference and each variant's metric, drop, agreement and verdict."""
-    from .report import format_table, megabytes
-
-    name = reference.metric_name
-    rows = [["pytorch (reference)", "-", f"{reference.headline:.2%}", "-", "-", "reference"]]
-    for v in variants:
-        gate = v.accuracy
-        if gate is None:
-            continue
-        verdict = "pass" if gate.passed else ("FORCED" if v.bundled else "REFUSED")
-        rows.append([v.quantize, megabytes(v.inspection.file_bytes), f"{gate.variant:.2%}", f"{0.0 - gate.drop_points:+.2f}",
-                     f"{gate.agreement:.1%}", verdict])
-    title = f"{name} on {Path(reference.data).name} ({reference.n} examples)"
-    return title + "\n" + format_table(["model", "size", name, "points", "agreement", "gate"], rows)

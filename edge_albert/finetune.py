@@ -6,18 +6,22 @@ model the README converts is trained here: a SentencePiece unigram model in ALBE
 `AlbertForSequenceClassification` with ALBERT's standard cross-layer sharing. The result is an
 ordinary Hugging Face checkpoint directory that the converter reads like any other.
 
+Training runs on transformers' Trainer with the recipe in edge_albert/training.py (shared with
+compress's distillation): evaluation on the dev file each epoch, and a checkpoint each epoch in
+OUT.partial/ (work_dir), which a rerun with the same settings and data resumes from.
+
 torch, transformers and sentencepiece are imported inside the functions that need them, so
 `import edge_albert` stays light on a device.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
+import os
 import random
-import sys
+import shutil
 import tempfile
 import time
 import unicodedata
@@ -26,170 +30,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .atomic import check_writable_output, replacing_directory
+from .data import DEFAULT_LABELS, Example, read_examples
 from .errors import DataError, EdgeAlbertError
+from .training import EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, training_arguments
 
-DEFAULT_LABELS: Tuple[str, ...] = ("negative", "positive")
 SPECIAL_PIECES: Tuple[str, ...] = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled row; `line` is the 1-based line in the file where the row starts (for messages)."""
-
-    text: str
-    label: int
-    text_pair: Optional[str] = None
-    line: int = 0
-
-
-def read_examples(
-    path,
-    text_column: str = "sentence",
-    label_column: str = "label",
-    pair_column: Optional[str] = None,
-    labels: Sequence[str] = DEFAULT_LABELS,
-    file_format: Optional[str] = None,
-) -> List[Example]:
-    """Read labelled examples from a TSV, CSV (both with a header row) or JSONL file.
-
-    A label may be given as its index ("0", 1) or its name ("positive"). Every bad row raises
-    DataError naming the file and line, because a silently skipped row changes what a model
-    learns and what an accuracy figure means.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    fmt = (file_format or _format_from_suffix(path)).lower()
-    text = _decode(path)
-    if fmt == "jsonl":
-        rows = _jsonl_rows(text, path)
-    elif fmt in ("tsv", "csv"):
-        rows = _delimited_rows(text, path, "\t" if fmt == "tsv" else ",")
-    else:
-        raise DataError(f"{path}: unknown format {fmt!r}; use tsv, csv or jsonl")
-    labels = list(labels)
-    if len(labels) < 2:
-        raise DataError("a classifier needs at least two labels")
-    examples = []
-    for line, row in rows:
-        examples.append(_example(row, line, path, text_column, label_column, pair_column, labels))
-    if not examples:
-        raise DataError(f"{path}: no examples (only a header or blank lines)")
-    return examples
-
-
-def _format_from_suffix(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("tsv", "tab"):
-        return "tsv"
-    if suffix == "csv":
-        return "csv"
-    if suffix in ("jsonl", "ndjson", "json"):
-        return "jsonl"
-    raise DataError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; use .tsv, .csv or .jsonl")
-
-
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 ({exc.reason})") from None
-
-
-def _jsonl_rows(text: str, path: Path) -> Iterable[Tuple[int, dict]]:
-    from .converters.samples import split_text_lines  # LF, CRLF, CR: a U+2028 inside a JSON string is text
-
-    rows = []
-    for line, raw in enumerate(split_text_lines(text), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{line}: not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise DataError(f"{path}:{line}: JSON nested too deeply; expected a flat object per line") from None
-        except ValueError:  # an integer beyond Python's int-string digit limit
-            raise DataError(f"{path}:{line}: a number too long to read (over {sys.get_int_max_str_digits()} "
-                            "digits)") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{line}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append((line, row))
-    return rows
-
-
-def _delimited_rows(text: str, path: Path, delimiter: str) -> Iterable[Tuple[int, dict]]:
-    # TSV files such as GLUE's are not quoted (a review may start with a quote mark); CSV is.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
-    rows: List[Tuple[int, dict]] = []
-    header: Optional[List[str]] = None
-    start = 1
-    try:
-        for record in reader:
-            line, start = start, reader.line_num + 1
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue
-            if header is None:
-                header = [name.strip() for name in record]
-                continue
-            if len(record) != len(header):
-                raise DataError(
-                    f"{path}:{line}: {len(record)} fields but the header has {len(header)} "
-                    f"({', '.join(header)})"
-                )
-            rows.append((line, dict(zip(header, record))))
-    except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: {exc}") from None
-    if header is None:
-        raise DataError(f"{path}: empty file (expected a header row)")
-    return rows
-
-
-def _example(
-    row: dict, line: int, path: Path, text_column: str, label_column: str,
-    pair_column: Optional[str], labels: List[str],
-) -> Example:
-    def field_text(column: str) -> str:
-        if column not in row:
-            raise DataError(f"{path}:{line}: no {column!r} field (fields: {', '.join(map(str, row))})")
-        value = row[column]
-        if not isinstance(value, str):
-            raise DataError(f"{path}:{line}: field {column!r} must be text, got {type(value).__name__}")
-        value = value.strip()
-        if not value:
-            raise DataError(f"{path}:{line}: field {column!r} is empty")
-        return value
-
-    text = field_text(text_column)
-    pair = field_text(pair_column) if pair_column else None
-    if label_column not in row:
-        raise DataError(f"{path}:{line}: no {label_column!r} field (fields: {', '.join(map(str, row))})")
-    return Example(text=text, label=_label_index(row[label_column], labels, path, line), text_pair=pair, line=line)
-
-
-def _label_index(value: Any, labels: List[str], path: Path, line: int) -> int:
-    if isinstance(value, bool) or value is None or isinstance(value, float) and not value.is_integer():
-        index = None
-    elif isinstance(value, (int, float)):
-        index = int(value)
-    else:
-        text = str(value).strip()
-        if text in labels:
-            return labels.index(text)
-        index = int(text) if text.lstrip("-").isdigit() else None
-    if index is None or not 0 <= index < len(labels):
-        raise DataError(
-            f"{path}:{line}: label {value!r} is neither an index 0..{len(labels) - 1} nor one of "
-            f"{', '.join(labels)}"
-        )
-    return index
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -450,47 +296,77 @@ def finetune(
     dev = read_examples(dev_path, **read) if dev_path else []
 
     import torch
+    from transformers import AlbertForSequenceClassification
 
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed(config.seed)
     started = time.perf_counter()
-    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
-        texts = _unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
-        from transformers import AlbertForSequenceClassification
-
-        if config.init_from:
+    texts = _unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
+    initial = _load_initial(config.init_from, labels) if config.init_from else None
+    record = _run_record(config, labels, read, train_path, dev_path)
+    work = work_dir(out_dir)
+    resuming = _open_work_dir(work, record, log)
+    try:
+        tokenizer_dir = work / "tokenizer"
+        if initial is not None:
             log(f"{len(train)} training rows, {len(dev)} dev rows; continuing from {config.init_from}")
-            tokenizer, model, agreement = _load_initial(config.init_from, staging, labels)
+            tokenizer, model = initial
+            _copy_tokenizer_files(Path(config.init_from), tokenizer_dir)
+            agreement = 1.0
         else:
-            log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
-            spiece = train_sentencepiece(texts, config.vocab_size)
             rng = random.Random(config.seed)
-            tokenizer = build_tokenizer(
-                spiece, staging, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
-            )
+            if resuming and (tokenizer_dir / "spiece.model").is_file():
+                from transformers import AutoTokenizer
+
+                log(f"{len(train)} training rows, {len(dev)} dev rows; tokenizer from {tokenizer_dir}")
+                spiece = (tokenizer_dir / "spiece.model").read_bytes()
+                rng.sample(texts, min(500, len(texts)))  # the draw build_tokenizer's check made, so the next is the same
+                tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+            else:
+                log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
+                spiece = train_sentencepiece(texts, config.vocab_size)
+                scratch = work / "tokenizer.tmp"
+                shutil.rmtree(scratch, ignore_errors=True)
+                tokenizer = build_tokenizer(
+                    spiece, scratch, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
+                )
+                shutil.rmtree(tokenizer_dir, ignore_errors=True)
+                os.rename(scratch, tokenizer_dir)
             agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
             model = AlbertForSequenceClassification(_model_config(config, len(tokenizer), labels))
         vocab_size = len(tokenizer)
-        model_config = model.config
-        train_enc = _encode(tokenizer, train, config.max_length)
-        dev_enc = _encode(tokenizer, dev, config.max_length)
+        train_set = EncodedDataset(tokenizer, train, config.max_length)
+        dev_set = EncodedDataset(tokenizer, dev, config.max_length) if dev else None
 
-        if config.mlm_epochs > 0:
+        trainer_dir = work / "trainer"
+        checkpoint = last_checkpoint(trainer_dir)
+        if config.mlm_epochs > 0 and checkpoint is None:
             mlm_texts = _maximal_texts(texts)
             log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
-            encoder_state = _mlm_warmup(model_config, _encode_texts(tokenizer, mlm_texts, config.max_length), config, log)
+            encoder_state = _mlm_warmup(model.config, tokenizer, mlm_texts, config, work / "mlm", log)
             missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
             if unexpected or any(not name.startswith("pooler.") for name in missing):
                 raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
-        history = _train_classifier(model, train_enc, dev_enc, config, log)
-        before = _accuracy(model, dev_enc, config.batch_size * 2) if dev_enc else None
+        if checkpoint:
+            log(f"resuming from {checkpoint}")
+        history = _train_classifier(model, tokenizer, train_set, dev_set, config, trainer_dir, checkpoint, log)
+    except EdgeAlbertError:  # a setting or data problem: nothing worth resuming unless an epoch finished
+        if last_checkpoint(work / "trainer") is None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    before = accuracy_of(model, dev_set, tokenizer, config.batch_size * 2) if dev_set else None
+    tokenizer_files = {path.name: path.read_bytes() for path in tokenizer_dir.iterdir() if path.is_file()}
+    shutil.rmtree(work)  # training is done: the resume state has served; the model is in memory
+    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
+        for name, data in tokenizer_files.items():
+            (staging / name).write_bytes(data)
         _save_checkpoint(model, staging, config.save_dtype)
         train_seconds = time.perf_counter() - started
         dev_accuracy = None
-        if dev_enc:
+        if dev_set:
             reloaded = AlbertForSequenceClassification.from_pretrained(str(staging), dtype=torch.float32)
-            dev_accuracy = _accuracy(reloaded, dev_enc, config.batch_size * 2)
+            dev_accuracy = accuracy_of(reloaded, dev_set, tokenizer, config.batch_size * 2)
         (staging / "finetune_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     result = FinetuneResult(
         out_dir=out_dir,
@@ -506,8 +382,61 @@ def finetune(
     return result
 
 
-def _load_initial(checkpoint_dir, staging: Path, labels: Sequence[str]):
-    """Tokenizer (files copied into `staging`) and float32 model of the checkpoint a run continues from."""
+RUN_FORMAT = "edge-albert finetune run v1"
+TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def work_dir(out_dir) -> Path:
+    """Where a run keeps its tokenizer and Trainer checkpoints until the model is saved: OUT.partial/ beside OUT.
+
+    Not the atomic staging directory, which dies with the process: this one outlives an
+    interrupted run, so rerunning the same command resumes from its last epoch.
+    """
+    out_dir = Path(out_dir)
+    return out_dir.with_name(out_dir.name + ".partial")
+
+
+def _run_record(config: FinetuneConfig, labels: Sequence[str], read: dict, train_path, dev_path) -> dict:
+    """What must match for a rerun to continue an interrupted one: settings and the data files' contents."""
+    from .bundle import sha256_of_file
+
+    return json.loads(json.dumps({
+        "format": RUN_FORMAT, "config": asdict(config), "labels": list(labels),
+        "columns": {k: v for k, v in read.items() if k != "labels"},
+        "train_sha256": sha256_of_file(train_path), "dev_sha256": sha256_of_file(dev_path) if dev_path else None,
+    }))
+
+
+def _open_work_dir(work: Path, record: dict, log) -> bool:
+    """Reuse the work directory an interrupted run with the same settings left (True), else start a fresh one."""
+    run_file = work / "run.json"
+    if work.exists():
+        try:
+            previous = json.loads(run_file.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if not isinstance(previous, dict) or previous.get("format") != RUN_FORMAT:
+            raise EdgeAlbertError(f"finetune: {work} exists but is not a finetune work directory; move it away")
+        if previous == record:
+            log(f"resuming the interrupted run in {work}")
+            return True
+        log(f"{work} holds an interrupted run with other settings or data; starting afresh")
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / "run.json.tmp").write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(work / "run.json.tmp", run_file)
+    return False
+
+
+def _copy_tokenizer_files(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            (target / name).write_bytes((source / name).read_bytes())
+
+
+def _load_initial(checkpoint_dir, labels: Sequence[str]):
+    """Tokenizer and float32 model of the checkpoint a run continues from; refused if its labels differ."""
     import torch
     from transformers import AlbertForSequenceClassification, AutoTokenizer
 
@@ -516,10 +445,7 @@ def _load_initial(checkpoint_dir, staging: Path, labels: Sequence[str]):
     found = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if found != list(labels):
         raise EdgeAlbertError(f"{source} has labels {found}, the data {list(labels)}")
-    for name in ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (source / name).is_file():
-            (staging / name).write_bytes((source / name).read_bytes())
-    return AutoTokenizer.from_pretrained(str(source)), model, 1.0
+    return AutoTokenizer.from_pretrained(str(source)), model
 
 
 def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, batch_size: int = 128) -> float:
@@ -529,7 +455,7 @@ def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, 
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
     model = AlbertForSequenceClassification.from_pretrained(str(checkpoint_dir), dtype=torch.float32)
-    return _accuracy(model, _encode(tokenizer, list(examples), max_length), batch_size)
+    return accuracy_of(model, EncodedDataset(tokenizer, list(examples), max_length), tokenizer, batch_size)
 
 
 def predict(checkpoint_dir, texts: Sequence[str], max_length: int = 64) -> List[Tuple[str, float]]:
@@ -608,126 +534,75 @@ def _model_config(config: FinetuneConfig, vocab_size: int, labels: Sequence[str]
     )
 
 
-@dataclass
-class _Encoded:
-    input_ids: List[List[int]]
-    token_type_ids: List[List[int]]
-    labels: List[int]
+def _train_classifier(model, tokenizer, train: EncodedDataset, dev: Optional[EncodedDataset], config: FinetuneConfig,
+                      trainer_dir: Path, checkpoint: Optional[str], log) -> List[dict]:
+    """Train on transformers' Trainer, a checkpoint per epoch in `trainer_dir`; one history entry per epoch.
 
-    def __len__(self) -> int:
-        return len(self.input_ids)
+    The loss is the model's cross-entropy, or with `multi_depth` the depth-weighted loss over every
+    call of the shared layer; `token_mask_prob` masks input pieces while training only. The entries
+    live in Trainer's log_history, so a resumed run reports the epochs before the interruption too.
+    """
+    from transformers import DataCollatorWithPadding, TrainerCallback
 
+    collator = DataCollatorWithPadding(tokenizer)
+    running = {"loss": 0.0, "rows": 0}
+    started = time.perf_counter()
 
-def _encode(tokenizer, examples: Sequence[Example], max_length: int) -> _Encoded:
-    if not examples:
-        return _Encoded([], [], [])
-    texts = [e.text for e in examples]
-    pairs = [e.text_pair for e in examples] if examples[0].text_pair is not None else None
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length, return_token_type_ids=True)
-    return _Encoded(enc["input_ids"], enc["token_type_ids"], [e.label for e in examples])
+    def loss(model, inputs):
+        if not model.training:
+            outputs = model(**inputs)
+            return outputs.loss, outputs
+        if config.token_mask_prob > 0:
+            inputs = {**inputs, "input_ids": _mask_tokens(inputs["input_ids"], config.token_mask_prob)}
+        outputs = None
+        if config.multi_depth:
+            value = _multi_depth_loss(model, inputs)
+        else:
+            outputs = model(**inputs)
+            value = outputs.loss
+        rows = int(inputs["labels"].shape[0])
+        running["loss"] += float(value.detach()) * rows
+        running["rows"] += rows
+        return value, outputs
 
-
-def _encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> List[List[int]]:
-    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-
-
-def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random, shuffle: bool) -> List[List[int]]:
-    """Batches of similar length (less padding, much faster on CPU), in random order when training."""
-    order = list(range(len(lengths)))
-    if not shuffle:
-        order.sort(key=lambda i: lengths[i])
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
-def _pad(rows: Sequence[Sequence[int]], value: int = 0):
-    import torch
-
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
-
-
-def _tensors(enc: _Encoded, index: Sequence[int]):
-    import torch
-
-    ids = _pad([enc.input_ids[i] for i in index], PAD_ID)
-    return {
-        "input_ids": ids,
-        "attention_mask": (ids != PAD_ID).long(),
-        "token_type_ids": _pad([enc.token_type_ids[i] for i in index], 0),
-        "labels": torch.tensor([enc.labels[i] for i in index], dtype=torch.long),
-    }
-
-
-def _optimizer(model, learning_rate: float, weight_decay: float, total_steps: int, warmup_ratio: float):
-    import torch
-
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate, betas=(0.9, 0.98), eps=1e-6,
-    )
-    warmup = max(1, int(total_steps * warmup_ratio))
-
-    def schedule(step: int) -> float:  # linear warm-up, then linear decay to zero
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-
-
-def _train_classifier(model, train: _Encoded, dev: _Encoded, config: FinetuneConfig, log) -> List[dict]:
-    """Plain PyTorch loop with length-bucketed batches (see the report on why not Trainer)."""
-    import torch
-
-    rng = random.Random(config.seed + 1)
-    lengths = [len(ids) for ids in train.input_ids]
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    total_steps = max(1, int(steps_per_epoch * config.epochs))
-    optimizer, scheduler = _optimizer(model, config.learning_rate, config.weight_decay, total_steps, config.warmup_ratio)
-    history: List[dict] = []
-    step, epoch, started = 0, 0, time.perf_counter()
-    while step < total_steps:
-        epoch += 1
-        model.train()
-        loss_sum, seen = 0.0, 0
-        for index in _batches(lengths, config.batch_size, rng, shuffle=True):
-            if step >= total_steps:
-                break
-            batch = _tensors(train, index)
-            if config.token_mask_prob > 0:
-                batch["input_ids"] = _mask_tokens(batch["input_ids"], config.token_mask_prob)
-            loss = _multi_depth_loss(model, batch) if config.multi_depth else model(**batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            loss_sum += loss.item() * len(index)
-            seen += len(index)
-        entry = {"epoch": epoch, "step": step, "train_loss": loss_sum / max(1, seen),
-                 "seconds": round(time.perf_counter() - started, 1)}
-        if dev and (config.eval_every_epoch or step >= total_steps):
-            entry["dev_accuracy"] = _accuracy(model, dev, config.batch_size * 2)
-            if config.multi_depth:
-                entry["dev_accuracy_per_call"] = depth_accuracies(model, dev, config.batch_size * 2)
-        history.append(entry)
+    def show(entry: dict) -> None:
         log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
-    return history
+
+    class History(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):
+            entry = {"epoch": math.ceil(state.epoch - 1e-6), "step": state.global_step,
+                     "train_loss": running["loss"] / max(1, running["rows"]),
+                     "seconds": round(time.perf_counter() - started, 1)}
+            running.update(loss=0.0, rows=0)
+            state.log_history.append({HISTORY_KEY: entry})
+            if dev is None or not (config.eval_every_epoch or state.global_step >= state.max_steps):
+                show(entry)
+
+        def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+            entry = _history(state.log_history)[-1]
+            entry["dev_accuracy"] = metrics["eval_accuracy"]
+            if config.multi_depth:
+                entry["dev_accuracy_per_call"] = depth_accuracies(model, dev, collator, config.batch_size * 2)
+            show(entry)
+
+    args = training_arguments(
+        trainer_dir, epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
+        evaluate_each_epoch=dev is not None and config.eval_every_epoch, save_strategy="epoch", save_total_limit=1,
+    )
+    trainer = loss_trainer(loss, model=model, args=args, train_dataset=train, eval_dataset=dev, data_collator=collator,
+                           compute_metrics=accuracy_metric if dev is not None else None, callbacks=[History()])
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if dev is not None and not config.eval_every_epoch:
+        trainer.evaluate()
+    return _history(trainer.state.log_history)
+
+
+HISTORY_KEY = "edge_albert_epoch"
+
+
+def _history(log_history: List[dict]) -> List[dict]:
+    return [row[HISTORY_KEY] for row in log_history if HISTORY_KEY in row]
 
 
 def _multi_depth_loss(model, batch):
@@ -737,7 +612,7 @@ def _multi_depth_loss(model, batch):
     return multi_depth_loss(model, inputs.pop("labels"), **inputs)
 
 
-def depth_accuracies(model, data: "_Encoded", batch_size: int) -> List[float]:
+def depth_accuracies(model, data: EncodedDataset, collator, batch_size: int) -> List[float]:
     """Accuracy of the classifier read after each layer call (call 1..L): what early exit can use."""
     import torch
 
@@ -746,8 +621,7 @@ def depth_accuracies(model, data: "_Encoded", batch_size: int) -> List[float]:
     model.eval()
     correct = None
     with torch.no_grad():
-        for index in _batches([len(ids) for ids in data.input_ids], batch_size, random.Random(0), shuffle=False):
-            batch = _tensors(data, index)
+        for batch in batches(data, collator, batch_size):
             labels = batch.pop("labels")
             hits = (per_call_logits(model, **batch).argmax(-1) == labels).sum(-1)
             correct = hits if correct is None else correct + hits
@@ -763,58 +637,37 @@ def _mask_tokens(input_ids, probability: float):
     return input_ids.masked_fill(chosen, MASK_ID)
 
 
-def _mlm_warmup(model_config, sequences: List[List[int]], config: FinetuneConfig, log) -> Dict[str, Any]:
-    """Masked-LM pre-training on the task texts; returns the encoder state for the classifier."""
-    import torch
-    from transformers import AlbertForMaskedLM
+def _mlm_warmup(model_config, tokenizer, texts: Sequence[str], config: FinetuneConfig, output_dir: Path,
+                log) -> Dict[str, Any]:
+    """Masked-LM pre-training on the task texts (on Trainer, 15% of pieces, 80/10/10); returns the encoder state."""
+    from transformers import AlbertForMaskedLM, DataCollatorForLanguageModeling, TrainerCallback
 
     model = AlbertForMaskedLM(model_config)
-    rng = random.Random(config.seed + 2)
-    lengths = [len(s) for s in sequences]
-    steps_per_epoch = math.ceil(len(sequences) / config.batch_size)
-    total_steps = max(1, int(steps_per_epoch * config.mlm_epochs))
-    optimizer, scheduler = _optimizer(model, config.mlm_learning_rate, config.weight_decay, total_steps, 0.06)
-    step, started = 0, time.perf_counter()
-    vocab = model_config.vocab_size
-    while step < total_steps:
-        model.train()
-        for index in _batches(lengths, config.batch_size, rng, shuffle=True):
-            if step >= total_steps:
-                break
-            ids = _pad([sequences[i] for i in index], PAD_ID)
-            attention = (ids != PAD_ID).long()
-            candidates = ids > MASK_ID
-            chosen = candidates & (torch.rand(ids.shape) < 0.15)
-            labels = ids.masked_fill(~chosen, -100)
-            roll = torch.rand(ids.shape)
-            inputs = ids.masked_fill(chosen & (roll < 0.8), MASK_ID)
-            random_ids = torch.randint(len(SPECIAL_PIECES), vocab, ids.shape)
-            inputs = torch.where(chosen & (roll >= 0.8) & (roll < 0.9), random_ids, inputs)
-            if not chosen.any():
-                continue
-            loss = model(input_ids=inputs, attention_mask=attention, labels=labels).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            if step % 200 == 0 or step == total_steps:
-                log(f"mlm step {step}/{total_steps}  loss {loss.item():.3f}  {time.perf_counter() - started:.0f}s")
+    encoded = tokenizer(list(texts), truncation=True, max_length=config.max_length)
+    rows = [{"input_ids": ids, "attention_mask": mask} for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
+    started = time.perf_counter()
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            value = (logs or {}).get("loss", (logs or {}).get("train_loss"))
+            if value is not None:
+                log(f"mlm step {state.global_step}/{state.max_steps}  loss {value:.3f}  {time.perf_counter() - started:.0f}s")
+
+    def loss(model, inputs):
+        outputs = model(**inputs)
+        return outputs.loss, outputs
+
+    args = training_arguments(
+        output_dir, epochs=config.mlm_epochs, batch_size=config.batch_size, learning_rate=config.mlm_learning_rate,
+        weight_decay=config.weight_decay, warmup_ratio=0.06, seed=config.seed + 2, evaluate_each_epoch=False,
+        save_strategy="no", logging_steps=200,
+    )
+    args.label_names = ["labels"]
+    trainer = loss_trainer(loss, model=model, args=args, train_dataset=rows,
+                           data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15),
+                           callbacks=[Progress()])
+    trainer.train()
     return model.albert.state_dict()
-
-
-def _accuracy(model, data: _Encoded, batch_size: int) -> float:
-    import torch
-
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for index in _batches([len(ids) for ids in data.input_ids], batch_size, random.Random(0), shuffle=False):
-            batch = _tensors(data, index)
-            labels = batch.pop("labels")
-            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
-    return correct / len(data)
 
 
 def _save_checkpoint(model, out_dir: Path, save_dtype: str) -> None:

@@ -88,6 +88,23 @@ def find_backend(backend: Optional[str] = None) -> Backend:
     raise RuntimeBackendError(f"no usable TFLite interpreter ({'; '.join(reasons)}); {hint}")
 
 
+def create_interpreter(model: Union[str, os.PathLike, bytes], num_threads: int, interpreter_class: Optional[type] = None,
+                       allocate: bool = True):
+    """A TFLite interpreter over a model file or flatbuffer bytes, tensors allocated, start-up logs silenced.
+
+    The one place an interpreter is built (runtime sessions, convert's verification, export-android),
+    so each gets the same XNNPACK set-up and the same quiet start. `interpreter_class` defaults to
+    find_backend()'s; an unloadable model raises the interpreter's ValueError/RuntimeError.
+    """
+    interpreter_class = interpreter_class or find_backend().interpreter_class
+    source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+    with native_logs_silenced():
+        interpreter = interpreter_class(**source, num_threads=num_threads)
+        if allocate:  # (not for op introspection: allocating applies XNNPACK, whose ops then read DELEGATE)
+            interpreter.allocate_tensors()  # applies the XNNPACK delegate, which logs, here and not later
+    return interpreter
+
+
 @contextlib.contextmanager
 def native_logs_silenced():
     """Send file descriptor 2 to /dev/null while a native library starts, unless --verbose.
@@ -205,10 +222,8 @@ class ModelSession:
         if weight_cache is not None:
             return _CompiledModelRunner(self, Path(weight_cache))
         try:
+            interpreter = create_interpreter(self.model_path, self.num_threads, self.backend.interpreter_class)
             with native_logs_silenced():
-                interpreter = self.backend.interpreter_class(model_path=str(self.model_path),
-                                                             num_threads=self.num_threads)
-                interpreter.allocate_tensors()  # applies the XNNPACK delegate, which logs, here and not later
                 runner = interpreter.get_signature_runner(SIGNATURE)
         except (ValueError, RuntimeError) as exc:  # unsupported op versions surface here
             raise self._cannot_run(exc) from None

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
-from .errors import BundleError, EdgeAlbertError
+from .errors import BundleError, EdgeAlbertError, output_error_type
 
 SIGNATURE_FILE = "manifest.sig"
 SIGNATURE_FORMAT = "edge-albert-signature"
@@ -52,7 +52,7 @@ def generate_key_pair(private_path: PathLike, overwrite: bool = False) -> Tuple[
     public_path = private_path.with_name(private_path.name + ".pub")
     for path in (private_path, public_path):
         if path.exists() and not overwrite:
-            raise SigningError(f"{path} already exists; pass --overwrite to replace it")
+            raise output_error_type(SigningError)(f"{path} already exists; pass --overwrite to replace it")
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from project_data import ALBERT_SPIECE  # noqa: F401  (re-exported for the tests that import it from here)
+from tests.project_data import ALBERT_SPIECE  # noqa: F401  (re-exported for the tests that import it from here)
 
 TINY_SHAPE = dict(
     vocab_size=30000, embedding_size=16, hidden_size=32, num_hidden_layers=3,

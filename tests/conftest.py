@@ -1,11 +1,8 @@
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from checkpoints import make_albert_checkpoint  # noqa: E402
+from tests.checkpoints import make_albert_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Tuple
 
-from checkpoints import make_albert_checkpoint
+from tests.checkpoints import make_albert_checkpoint
 
 MAX_SEQ_LEN = 32  # small, so that long texts and QA contexts overflow it
 LABELS = {

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoints import make_albert_checkpoint
-from project_data import DATA_DIR
+from tests.checkpoints import make_albert_checkpoint
+from tests.project_data import DATA_DIR
 from click.testing import CliRunner
 
 from edge_albert.bundle import load_bundle
@@ -16,14 +16,9 @@ from edge_albert.converters import convert as convert_module
 from edge_albert.converters.checkpoint import load_checkpoint
 from edge_albert.converters.convert import choose_calibration, convert_checkpoint, training_counterpart
 from edge_albert.errors import ConversionError, DataError
+from edge_albert.converters.accuracy_gate import accuracy_gate, reference_task_model
+from edge_albert.evaluate import EvaluationReport, classification_metrics, load_eval_data
 from edge_albert.quantization import MODES
-from edge_albert.evaluate import (
-    EvaluationReport,
-    accuracy_gate,
-    classification_metrics,
-    load_eval_data,
-    reference_task_model,
-)
 
 MAX_SEQ_LEN = 32
 SST2_DEV = DATA_DIR / "glue-sst2" / "dev.tsv"
@@ -227,7 +222,7 @@ def test_int8_label_agreement_is_judged_on_the_evaluation_data():
     """With labelled data, one flipped label among the 10 built-in samples no longer fails int8."""
     from edge_albert.converters.convert import _judge_agreement_on_eval_data
     from edge_albert.converters.verify import VariantCheck
-    from edge_albert.evaluate import AccuracyGate
+    from edge_albert.converters.accuracy_gate import AccuracyGate
 
     few_samples = VariantCheck("int8", 10, 0.02, 0.005, None, 0.9, 0.99, 0.08, False, "logits", "90%")
     gate = AccuracyGate("accuracy", "dev.tsv", "0" * 64, 872, 0.8085, 0.8062, 0.23, 1.0, 0.998, True, "ok")

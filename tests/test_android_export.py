@@ -26,7 +26,7 @@ from edge_albert.android_export import (
 from edge_albert.bundle import MODEL_FILE, TOKENIZER_FILE, load_bundle, write_bundle
 from edge_albert.cli import main
 from edge_albert.errors import BundleError
-from runtime_bundles import bundle_for
+from tests.runtime_bundles import bundle_for
 
 MANIFEST = {"task": "text-classification", "labels": ["negative", "positive"], "max_seq_len": 32, "graph": "loop",
             "quantization": {"mode": "dynamic-int8"}}

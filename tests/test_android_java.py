@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 
-from project_data import data_file
+from tests.project_data import data_file
 
 from edge_albert.android_export import build_vocab, canonical_tokenizer_json, export_android
 
@@ -323,7 +323,7 @@ def test_core_is_a_plain_java_library_module():
 
 
 def test_java_core_equals_python_side(tmp_path, tmp_path_factory):
-    from runtime_bundles import bundle_for
+    from tests.runtime_bundles import bundle_for
 
     toolchain = java_toolchain()  # before the slow golden files: a missing JDK fails at once
     golden = tmp_path / "golden"

@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import arm_emulation  # noqa: E402
-from checkpoints import TINY_SHAPE, make_albert_checkpoint  # noqa: E402
+from tests.checkpoints import TINY_SHAPE, make_albert_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

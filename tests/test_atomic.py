@@ -26,8 +26,7 @@ from edge_albert.errors import BundleError, OutputError
 
 CHILD = Path(__file__).resolve().parent / "crash_writer.py"
 SIZE = 64 << 10
-sys.path.insert(0, str(CHILD.parent))
-from crash_writer import files_for  # noqa: E402
+from tests.crash_writer import files_for  # noqa: E402
 
 
 def run_child(*args, timeout=60):

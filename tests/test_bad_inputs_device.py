@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runtime_bundles import MAX_SEQ_LEN, bundle_for
+from tests.runtime_bundles import MAX_SEQ_LEN, bundle_for
 
 from edge_albert import BundleError, load_model
 from edge_albert.bundle import load_bundle, validate_manifest

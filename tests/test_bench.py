@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from runtime_bundles import bundle_for
+from tests.runtime_bundles import bundle_for
 
 from edge_albert import bench
 from edge_albert.cli import main

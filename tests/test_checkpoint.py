@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from checkpoints import edit_config, make_albert_checkpoint
+from tests.checkpoints import edit_config, make_albert_checkpoint
 
 from edge_albert.converters.checkpoint import load_checkpoint
 from edge_albert.errors import CheckpointError

@@ -6,9 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
-from checkpoints import make_albert_checkpoint
+from tests.checkpoints import make_albert_checkpoint
 from click.testing import CliRunner
-from project_data import SST2_TRAIN
+from tests.project_data import SST2_TRAIN
 
 from edge_albert.cli import main
 from edge_albert.compress import CompressOptions, DistillConfig, compress, make_plan
@@ -350,10 +350,10 @@ def test_committed_student_keeps_its_accuracy_claim():
     from pathlib import Path
 
     import torch
-    from project_data import SST2_DEV
+    from tests.project_data import SST2_DEV
     from transformers import AlbertForSequenceClassification, AutoTokenizer
 
-    from edge_albert.compress.distill import EncodedDataset, accuracy_of
+    from edge_albert.training import EncodedDataset, accuracy_of
     from edge_albert.finetune import read_examples
 
     examples = Path(__file__).resolve().parents[1] / "examples"

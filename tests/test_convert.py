@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from checkpoints import make_albert_checkpoint
+from tests.checkpoints import make_albert_checkpoint
 
 from edge_albert.bundle import load_bundle
 from edge_albert.converters import tflite as tflite_module

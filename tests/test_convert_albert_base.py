@@ -6,7 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from checkpoints import BASE_SHAPE, make_albert_checkpoint
+from tests.checkpoints import BASE_SHAPE, make_albert_checkpoint
 
 from edge_albert.converters import verify as verify_module
 from edge_albert.converters.checkpoint import load_checkpoint

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoints import make_albert_checkpoint
+from tests.checkpoints import make_albert_checkpoint
 from click.testing import CliRunner
 
 from edge_albert.cli import main
@@ -252,11 +252,12 @@ def test_full_depth_bundles_report_no_calls(tmp_path, tiny_classifier_checkpoint
 
 
 def test_evaluate_reports_accuracy_and_the_call_distribution(entropy_bundle, sharp_checkpoint, tmp_path):
-    from edge_albert.evaluate import evaluate_bundle, report_text
+    from edge_albert.converters.accuracy_gate import evaluate_against_reference
+    from edge_albert.evaluate import report_text
 
     data = tmp_path / "dev.tsv"
     data.write_text("sentence\tlabel\n" + "".join(f"{t.replace(chr(9), ' ')}\t{i % 2}\n" for i, t in enumerate(TEXTS)))
-    report = evaluate_bundle(entropy_bundle.bundle_path, data, reference_checkpoint=sharp_checkpoint)
+    report = evaluate_against_reference(entropy_bundle.bundle_path, data, reference_checkpoint=sharp_checkpoint)
     summary = report.early_exit
     assert summary["rule"] == "entropy=0.5" and summary["max_calls"] == 3
     assert sum(summary["exits_per_call"].values()) == len(TEXTS)
@@ -356,7 +357,7 @@ def test_trained_example_exits_early_without_losing_accuracy(tmp_path):
     Measured on PyTorch and dynamic-int8 alike (benchmarks/results/early-exit): 81.54% / 81.42%,
     the same labels as full depth for every dev sentence.
     """
-    from project_data import SST2_DEV
+    from tests.project_data import SST2_DEV
 
     from edge_albert.converters.convert import convert_checkpoint
     from edge_albert.evaluate import evaluate_bundle

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from project_data import DATA_DIR
+from tests.project_data import DATA_DIR
 from click.testing import CliRunner
-from runtime_bundles import bundle_for, checkpoint_for
+from tests.runtime_bundles import bundle_for, checkpoint_for
 
 from edge_albert.cli import main
 from edge_albert.errors import DataError
@@ -205,7 +205,9 @@ def test_qa_bundle_on_the_small_squad_file(tmp_path):
 def test_reference_agreement_of_an_fp32_bundle_is_complete(tmp_path):
     bundle = bundle_for(tmp_path.parent, "text-classification")
     checkpoint = checkpoint_for(tmp_path.parent, "text-classification")
-    report = evaluate_bundle(bundle, _small_tsv(tmp_path), reference_checkpoint=checkpoint)
+    from edge_albert.converters.accuracy_gate import evaluate_against_reference
+
+    report = evaluate_against_reference(bundle, _small_tsv(tmp_path), reference_checkpoint=checkpoint)
     assert report.agreement == 1.0
     assert report.reference.predictions == report.predictions
     assert report.reference.metrics.accuracy == report.metrics.accuracy

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from project_data import DATA_DIR
+from tests.project_data import DATA_DIR
 from edge_albert.errors import DataError, EdgeAlbertError
 from edge_albert.finetune import (
     FinetuneConfig,
@@ -224,6 +224,51 @@ def test_tiny_finetune_with_masked_lm_warmup(tmp_path):
     assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
 
 
+def test_interrupted_run_resumes_from_its_last_trainer_checkpoint(tmp_path, monkeypatch):
+    """Trainer checkpoints go to OUT.partial/ each epoch; rerunning the same command continues, not restarts."""
+    from transformers import Trainer
+
+    rows = synthetic_rows(56, seed=3)
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows[:48]))
+    dev = write(tmp_path / "dev.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows[48:]))
+    config = FinetuneConfig(**{**TINY, "epochs": 4, "eval_every_epoch": True})
+    save = Trainer._save_checkpoint
+
+    def save_then_crash(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        if self.state.epoch >= 2:
+            raise KeyboardInterrupt  # killed after the second epoch's checkpoint
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(train, tmp_path / "ckpt", dev, config, log=lambda line: None)
+    assert not (tmp_path / "ckpt").exists()
+    work = tmp_path / "ckpt.partial"
+    assert sorted(p.name for p in (work / "trainer").iterdir()) == ["checkpoint-12"]  # 48 rows / 8 = 6 steps an epoch
+    assert (work / "tokenizer" / "spiece.model").is_file() and (work / "run.json").is_file()
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save)
+    lines = []
+    result = finetune(train, tmp_path / "ckpt", dev, config, log=lines.append)
+    assert any(line.startswith("resuming from") and line.endswith("checkpoint-12") for line in lines)
+    shown = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in shown] == ["3", "4"]  # only the epochs left were trained
+    assert [(e["epoch"], e["step"]) for e in result.history] == [(1, 6), (2, 12), (3, 18), (4, 24)]
+    assert all("dev_accuracy" in e for e in result.history)
+    assert result.dev_accuracy == pytest.approx(result.history[-1]["dev_accuracy"], abs=0.13)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "dev.tsv", "train.tsv"]  # work dir removed
+
+    # Other settings: the leftover of a different run is discarded, training starts from step 0.
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(train, tmp_path / "other", dev, config, log=lambda line: None)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save)
+    lines = []
+    other = finetune(train, tmp_path / "other", dev, FinetuneConfig(**{**TINY, "epochs": 2, "seed": 5}), log=lines.append)
+    assert any("starting afresh" in line for line in lines) and not any(line.startswith("resuming") for line in lines)
+    assert [e["step"] for e in other.history] == [6, 12]
+
+
 def test_interrupted_overwrite_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     """The checkpoint goes through edge_albert.atomic (tests/test_atomic.py kills writers at every step)."""
     import edge_albert.atomic as atomic
@@ -253,6 +298,13 @@ def test_overwrite_refuses_a_directory_that_is_not_a_checkpoint_before_training(
     with pytest.raises(EdgeAlbertError, match="not a checkpoint"):
         finetune(train, tmp_path / "notes", None, FinetuneConfig(**TINY), overwrite=True, log=lambda line: None)
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_a_run_refused_before_its_first_epoch_leaves_no_work_directory(tmp_path):
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\nabcdefghij klmnop\t1\nqrstuv wxyz\t0\n")
+    with pytest.raises(EdgeAlbertError, match="smaller than the 27 distinct characters"):
+        finetune(train, tmp_path / "ckpt", None, FinetuneConfig(**{**TINY, "vocab_size": 20}), log=lambda line: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.tsv"]  # no ckpt, no ckpt.partial
 
 
 def test_bad_training_file_fails_before_writing_anything(tmp_path):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from model_fuzz import make_edits, run_edits, structural_positions
-from runtime_bundles import bundle_for
+from tests.model_fuzz import make_edits, run_edits, structural_positions
+from tests.runtime_bundles import bundle_for
 
 from edge_albert.errors import BundleError
 from edge_albert.tflite_check import _Malformed, check_model_bytes, check_model_file

@@ -1,7 +1,7 @@
 """A multi-label checkpoint (problem_type in config.json) gets independent sigmoid scores."""
 
 import numpy as np
-from checkpoints import edit_config, make_albert_checkpoint
+from tests.checkpoints import edit_config, make_albert_checkpoint
 
 from edge_albert import TextClassifier
 from edge_albert.converters.convert import convert_checkpoint

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from edge_albert import DataError, QuestionAnswerer, TextClassifier
 from edge_albert.cli import main
 from edge_albert.predict import predict_records, records_from_lines
-from runtime_bundles import bundle_for
+from tests.runtime_bundles import bundle_for
 
 
 @pytest.fixture(scope="session")

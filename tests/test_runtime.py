@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from project_data import data_file
+from tests.project_data import data_file
 
 from edge_albert import (BundleError, FeatureExtractor, QuestionAnswerer, RuntimeBackendError, TextClassifier,
                          TokenClassifier, load_model)
 from edge_albert.runtime import bucket_length, describe_min_runtime, find_backend
-from runtime_bundles import MAX_SEQ_LEN, bundle_for, checkpoint_for
+from tests.runtime_bundles import MAX_SEQ_LEN, bundle_for, checkpoint_for
 
 REPO = Path(__file__).resolve().parents[1]
 ADVERSARIAL = json.loads((Path(__file__).parent / "data" / "tokenizer_adversarial.json").read_text())

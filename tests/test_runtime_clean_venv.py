@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime_bundles import bundle_for
+from tests.runtime_bundles import bundle_for
 
 REPO = Path(__file__).resolve().parents[1]
 

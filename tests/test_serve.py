@@ -20,7 +20,7 @@ from edge_albert.serve.batching import MicroBatcher
 from edge_albert.serve.metrics import ServerMetrics
 from edge_albert.serve.protocol import run_batch
 from edge_albert.serve.server import check_exposure, is_loopback, load_models, model_name, read_token
-from runtime_bundles import bundle_for
+from tests.runtime_bundles import bundle_for
 
 WAIT_S = 60.0  # bound on every wait for a background request: never reached unless the server hangs
 TEXTS = ["a gorgeous, witty, seductive movie", "", "dull", "naïve café 😀 " * 3, "a very long line " * 30,

@@ -18,8 +18,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from runtime_bundles import bundle_for
-from serve_helpers import serve_process
+from tests.runtime_bundles import bundle_for
+from tests.serve_helpers import serve_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -9,7 +9,7 @@ import pytest
 import ray  # the cluster extra; make test installs it
 
 from edge_albert import load_model
-from runtime_bundles import bundle_for
+from tests.runtime_bundles import bundle_for
 
 MAX_REQUESTS = 60  # bounded: two replicas are expected to have answered well before this
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from edge_albert import load_model
-from runtime_bundles import bundle_for
-from serve_helpers import serve_process
+from tests.runtime_bundles import bundle_for
+from tests.serve_helpers import serve_process
 
 WAIT_S = 60.0
 SECRET = "a-text-that-must-stay-private-4242"

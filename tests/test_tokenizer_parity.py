@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from project_data import data_file
+from tests.project_data import data_file
 
 from edge_albert.tokenizer import AlbertTokenizer
 

@@ -24,7 +24,7 @@ from ..atomic import check_writable_output, replacing_directory
 from ..bundle import sha256_of_file
 from ..converters.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
 from ..errors import CompressionError
-from ..finetune import read_examples
+from ..data import read_examples
 from .distill import DistillConfig
 from .importance import IMPORTANCE_METHOD
 from .plan import CompressionPlan, compute_ratio, make_plan
@@ -105,7 +105,8 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     import torch
     from transformers import AlbertForSequenceClassification, AutoTokenizer
 
-    from .distill import EncodedDataset, accuracy_of, batches, last_checkpoint, make_trainer
+    from ..training import EncodedDataset, accuracy_of, batches, last_checkpoint
+    from .distill import make_trainer
     from .importance import measure_importance
     from .prune import build_student, choose, freeze_pruned_heads, pruned_heads_are_zero, pruned_heads_of, zero_pruned_heads
 

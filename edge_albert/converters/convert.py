@@ -23,19 +23,10 @@ from .. import __version__
 from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bundle_output, write_bundle
 from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
 from ..errors import ConversionError, VerificationError
-from ..evaluate import (
-    DEFAULT_LABEL_COLUMN,
-    DEFAULT_MAX_ACCURACY_DROP,
-    AccuracyGate,
-    EvalData,
-    EvaluationReport,
-    accuracy_gate,
-    evaluate_model,
-    load_eval_data,
-    reference_task_model,
-    task_model,
-)
+from ..data import DEFAULT_LABEL_COLUMN
+from ..evaluate import EvalData, EvaluationReport, evaluate_model, load_eval_data
 from . import samples as sample_sets
+from .accuracy_gate import DEFAULT_MAX_ACCURACY_DROP, AccuracyGate, accuracy_gate, reference_task_model, task_model
 from .checkpoint import AlbertCheckpoint, load_checkpoint
 from ..contract import INPUT_DTYPE, INPUT_IDS, INPUT_NAMES, OUTPUT_DTYPE, SIGNATURE_NAME, task_contract
 from ..quantization import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from ..data import split_text_lines
 from ..errors import DataError
 
 BUILT_IN_TEXTS = [
@@ -28,11 +29,6 @@ BUILT_IN_PAIRS = [
     ("Where is the cinema?", "It stands near the old harbour, beside a small bakery that opens at dawn."),
     ("Why?", "Because the plot is thin."),
 ]
-
-
-def split_text_lines(text: str) -> List[str]:
-    """Split at LF, CRLF or a lone CR only (not at the Unicode separators str.splitlines also takes)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def read_text_lines(path) -> List[str]:

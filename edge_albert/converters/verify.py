@@ -83,14 +83,14 @@ def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 2):
     """An interpreter for verification on the workstation (LiteRT if present, else tf.lite)."""
-    from .quiet import import_tensorflow, native_stderr_silenced
+    from ..runtime import create_interpreter
+    from .quiet import import_tensorflow
 
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         Interpreter = import_tensorflow().lite.Interpreter
-    with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate" and similar
-        return Interpreter(model_content=model_bytes, num_threads=num_threads)
+    return create_interpreter(model_bytes, num_threads, Interpreter)
 
 
 def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Sequence[str]) -> List[Dict[str, np.ndarray]]:

@@ -1,0 +1,131 @@
+"""The pieces both training commands share: `finetune` and `compress` (distillation) run on transformers' Trainer.
+
+One place for the dataset of tokenized rows (Trainer's collator pads each batch), the
+TrainingArguments recipe (AdamW betas 0.9/0.98, eps 1e-6, no decay on biases and LayerNorm,
+linear warm-up then linear decay, gradient clipping at 1, length-grouped batches, CPU), a
+Trainer whose loss is a plain function, and quiet-by-default progress (edge_albert/verbosity.py).
+Imported only on a workstation: torch and transformers are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+
+class EncodedDataset:
+    """Tokenized examples as a list of dicts; Trainer's collator pads each batch."""
+
+    def __init__(self, tokenizer, examples: Sequence, max_length: int):
+        texts = [e.text for e in examples]
+        pairs = [e.text_pair for e in examples]
+        if any(p is not None for p in pairs):
+            encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length, return_token_type_ids=True)
+        else:
+            encoded = tokenizer(texts, truncation=True, max_length=max_length, return_token_type_ids=True)
+        self.rows = [
+            {"input_ids": encoded["input_ids"][i], "attention_mask": encoded["attention_mask"][i],
+             "token_type_ids": encoded["token_type_ids"][i], "labels": examples[i].label}
+            for i in range(len(examples))
+        ]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.rows[index]
+
+
+def batches(dataset, collator, batch_size: int):
+    """Padded batches of `dataset` in order (evaluation)."""
+    for start in range(0, len(dataset), batch_size):
+        yield collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+
+
+def accuracy_of(model, dataset: EncodedDataset, tokenizer, batch_size: int = 128) -> float:
+    """Fraction of `dataset` the model labels correctly (eval mode, float32)."""
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    collator = DataCollatorWithPadding(tokenizer)
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for batch in batches(dataset, collator, batch_size):
+            labels = batch.pop("labels")
+            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+    return correct / len(dataset)
+
+
+def accuracy_metric(prediction) -> dict:
+    """Trainer's compute_metrics: dev accuracy (logged as eval_accuracy)."""
+    import numpy as np
+
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
+
+
+def show_progress() -> bool:
+    """Progress bars only when asked (--verbose) or when a person watches a terminal."""
+    from .verbosity import is_verbose
+
+    return is_verbose() or sys.stderr.isatty()
+
+
+def training_arguments(output_dir: Path, *, epochs: float, batch_size: int, learning_rate: float, weight_decay: float,
+                       warmup_ratio: float, seed: int, evaluate_each_epoch: bool, save_strategy: str = "epoch",
+                       save_steps: int = 500, save_total_limit: int = 2, logging_steps: int = 50):
+    """The project's recipe as TrainingArguments; the callers differ only in the numbers."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size * 2,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        lr_scheduler_type="linear",
+        warmup_steps=warmup_ratio,  # a float below 1 is a ratio of the total steps
+        adam_beta2=0.98,
+        adam_epsilon=1e-6,
+        max_grad_norm=1.0,
+        eval_strategy="epoch" if evaluate_each_epoch else "no",
+        save_strategy=save_strategy,
+        save_steps=save_steps,
+        save_total_limit=save_total_limit,
+        logging_steps=logging_steps,
+        report_to=[],
+        use_cpu=True,
+        seed=seed,
+        dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length",
+        label_names=["labels"],
+        disable_tqdm=not show_progress(),
+    )
+
+
+def loss_trainer(loss: Callable, **trainer_kwargs):
+    """A Trainer whose loss is `loss(model, inputs) -> (loss, outputs)`; quiet unless show_progress().
+
+    `inputs` holds the labels; the function must not change it (Trainer reads them afterwards).
+    """
+    from transformers import PrinterCallback, Trainer
+
+    class LossTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            value, outputs = loss(model, inputs)
+            return (value, outputs) if return_outputs else value
+
+    trainer = LossTrainer(**trainer_kwargs)
+    if trainer.args.disable_tqdm:
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
+    return trainer
+
+
+def last_checkpoint(output_dir: Path) -> Optional[str]:
+    """The newest checkpoint-N directory Trainer left in `output_dir`, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
