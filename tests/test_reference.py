@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from checkpoints import make_albert_checkpoint
+from tests.checkpoints import make_albert_checkpoint
 
 from edge_albert.contract import INPUT_NAMES, task_contract
 from edge_albert.converters.checkpoint import load_checkpoint
