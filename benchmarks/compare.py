@@ -38,10 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge_albert import bench  # noqa: E402
+from edge_albert.contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, TOKEN_TYPE_IDS, task_contract  # noqa: E402
+from edge_albert.quantization import ALL, LOOP, MODES, UNROLLED, parse_modes  # noqa: E402
 
 SST2_TRAIN = REPO / "data" / "glue-sst2" / "train.tsv"
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-QUANTIZATIONS = ("fp32", "fp16", "dynamic-int8")
+LOGITS = task_contract("text-classification").output_names[0]
+QUANTIZATIONS = tuple(mode.name for mode in parse_modes(ALL))  # every mode converted without calibration
+CALIBRATED = tuple(name for name, mode in MODES.items() if mode.needs_calibration)  # full int8: unrolled only
 ISSUE_TARGETS = {  # issue 4's acceptance figures for edge-albert loop dynamic-int8
     "p50_128_vs_ort_int8": 0.25, "bound_factor": 1.5, "size_vs_ort_int8": 0.35, "peak_rss_mb": 150.0,
     "seq32_vs_seq128": 0.4,
@@ -75,7 +78,7 @@ def backend_specs(work: Path, checkpoint: Path, seq_lens: List[int]) -> List[Bac
     for q in QUANTIZATIONS:
         specs.append(BackendSpec(f"loop-{q}", f"edge-albert loop {q}", "edge-albert", q,
                                  {n: work / f"loop-{q}.edgealbert" / "model.tflite" for n in seq_lens}))
-    for q in QUANTIZATIONS + ("int8",):
+    for q in QUANTIZATIONS + CALIBRATED:
         specs.append(BackendSpec(f"unrolled-{q}", f"edge-albert unrolled {q}", "edge-albert", q,
                                  {n: work / f"unrolled{n}-{q}.edgealbert" / "model.tflite" for n in seq_lens},
                                  note="one fixed-length bundle per sequence length"))
@@ -113,7 +116,7 @@ def load_runner(spec: BackendSpec, checkpoint: Path, threads: int) -> Callable[[
         session = ort.InferenceSession(str(next(iter(spec.files.values()))), options, providers=["CPUExecutionProvider"])
 
         def run_ort(seq_len, feed):
-            return session.run(["logits"], {k: v.astype(np.int64) for k, v in feed.items()})[0]
+            return session.run([LOGITS], {k: v.astype(np.int64) for k, v in feed.items()})[0]
 
         return run_ort
     from edge_albert.tasks import TextClassifier
@@ -126,7 +129,7 @@ def load_runner(spec: BackendSpec, checkpoint: Path, threads: int) -> Callable[[
     by_len = {n: models[p.parent].session for n, p in spec.files.items()}
 
     def run_edge(seq_len, feed):
-        return by_len[seq_len].run(feed["input_ids"], feed["attention_mask"], feed["token_type_ids"])["logits"]
+        return by_len[seq_len].run(*(feed[name] for name in INPUT_NAMES))[LOGITS]
 
     return run_edge
 
@@ -142,21 +145,21 @@ def prepare(checkpoint: Path, work: Path, seq_lens: List[int], calibration: Opti
     max_len = max(seq_lens)
     if not all((work / f"loop-{q}.edgealbert").is_dir() for q in QUANTIZATIONS):
         say(f"converting loop form {','.join(QUANTIZATIONS)} (max_seq_len {max_len})")
-        convert_checkpoint(checkpoint, work / "loop.edgealbert", quantize=",".join(QUANTIZATIONS), graph="loop",
+        convert_checkpoint(checkpoint, work / "loop.edgealbert", quantize=",".join(QUANTIZATIONS), graph=LOOP,
                            max_seq_len=max_len, overwrite=True, progress=say)
     calibration_texts = read_text_lines(calibration) if calibration else _sst2_sentences(100)
     for seq_len in seq_lens:
         if not all((work / f"unrolled{seq_len}-{q}.edgealbert").is_dir() for q in QUANTIZATIONS):
             say(f"converting unrolled form {','.join(QUANTIZATIONS)} at fixed length {seq_len}")
             convert_checkpoint(checkpoint, work / f"unrolled{seq_len}.edgealbert", quantize=",".join(QUANTIZATIONS),
-                               graph="unrolled", max_seq_len=seq_len, overwrite=True, progress=say)
+                               graph=UNROLLED, max_seq_len=seq_len, overwrite=True, progress=say)
         target = work / f"unrolled{seq_len}-int8.edgealbert"
         failed = work / f"unrolled{seq_len}-int8.failed"
         if not target.is_dir() and not failed.exists():
             say(f"converting unrolled full int8 at fixed length {seq_len} ({len(calibration_texts)} calibration texts)")
             try:
                 # forced: a random-weight model's full-int8 logits may miss the tolerance; the table shows the diff
-                result = convert_checkpoint(checkpoint, target, quantize="int8", graph="unrolled", max_seq_len=seq_len,
+                result = convert_checkpoint(checkpoint, target, quantize="int8", graph=UNROLLED, max_seq_len=seq_len,
                                             calibration_texts=calibration_texts, force=True, overwrite=True, progress=say)
                 check = result.variants[0].check
                 if not check.passed:
@@ -190,9 +193,9 @@ def export_onnx(checkpoint: Path, out: Path) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
     ids = torch.randint(5, 1000, (1, 16))
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    axes["logits"] = {0: "batch"}
+    axes[LOGITS] = {0: "batch"}
     torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(out), input_names=list(INPUT_NAMES),
-                      output_names=["logits"], dynamic_axes=axes, opset_version=17, dynamo=False)
+                      output_names=[LOGITS], dynamic_axes=axes, opset_version=17, dynamo=False)
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -204,7 +207,7 @@ def make_inputs(work: Path, seq_lens: List[int]) -> Dict[int, Dict[str, np.ndarr
     feeds = {}
     for seq_len in seq_lens:
         ids, mask, types = bench.inputs_of_length(tokenizer, seq_len)
-        feeds[seq_len] = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        feeds[seq_len] = {INPUT_IDS: ids, ATTENTION_MASK: mask, TOKEN_TYPE_IDS: types}
     np.savez(work / "inputs.npz", **{f"{n}:{k}": v for n, feed in feeds.items() for k, v in feed.items()})
     return feeds
 
@@ -304,9 +307,10 @@ def compute_bound_ms(config: dict, seq_len: int, precision: str, peak: dict) -> 
     macs = bench.albert_macs(config, seq_len)
     if peak["fp32_gmac_s"] <= 0:
         return math.nan
-    if precision in ("dynamic-int8",):
+    mode = MODES.get(precision)
+    if mode is not None and mode.int8_weights and not mode.needs_calibration:
         return (macs["dense"] / peak["int8_gmac_s"] + macs["attention"] / peak["fp32_gmac_s"]) / 1e6
-    if precision == "int8":
+    if mode is not None and mode.needs_calibration:
         return macs["total"] / peak["int8_gmac_s"] / 1e6
     return macs["total"] / peak["fp32_gmac_s"] / 1e6
 

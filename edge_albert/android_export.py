@@ -30,7 +30,9 @@ import numpy as np
 from . import __version__
 from .atomic import replacing_directory
 from .bundle import MANIFEST_FILE, MODEL_FILE, Bundle, load_bundle, sha256_of_file
+from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS, task_contract
 from .errors import BundleError, RuntimeBackendError
+from .quantization import GRAPH_FORMS, LOOP, MODES, UNROLLED
 
 ANDROID_FORMAT = "edge-albert-android"
 VOCAB_FORMAT = "edge-albert-android-vocab"
@@ -42,14 +44,15 @@ ASSET_FILES = (MODEL_FILE, VOCAB_FILE, EXAMPLES_FILE, MANIFEST_FILE)
 LEGACY_STAGING = re.compile(r"\.edge-albert-[a-z0-9_]{8}\.tmp")  # what exports before 0.2 could leave inside
 
 APP_TASK = "text-classification"
-APP_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-APP_OUTPUT = "logits"
-SIGNATURE = "serving_default"
-# Quantizations the app's LiteRT CPU path (XNNPACK or the builtin kernels) runs at usable speed.
-APP_QUANTIZATIONS = ("fp32", "fp16", "dynamic-int8", "int8")
-# Max abs logit difference the instrumented test allows between the device and this machine:
-# int8 kernels differ by CPU architecture (about 1e-2 seen between aarch64 and x86, docs/design.md "ARM emulation").
-DEVICE_LOGIT_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "dynamic-int8": 5e-2, "int8": 5e-2}
+APP_INPUTS = INPUT_NAMES
+APP_OUTPUT = task_contract(APP_TASK).output_names[0]
+SIGNATURE = SIGNATURE_NAME
+# Quantizations the app's LiteRT CPU path (XNNPACK or the builtin kernels) runs at usable speed, and the
+# max abs logit difference its instrumented test allows between the device and this machine (int8 kernels
+# differ by CPU architecture, about 1e-2 between aarch64 and x86, docs/design.md "ARM emulation"): the
+# modes table's app_logit_tolerance column.
+APP_QUANTIZATIONS = tuple(name for name, mode in MODES.items() if mode.app_logit_tolerance is not None)
+DEVICE_LOGIT_TOLERANCE = {name: MODES[name].app_logit_tolerance for name in APP_QUANTIZATIONS}
 
 SUPPORTED_NORMALIZERS = ("Replace", "NFC", "NFD", "NFKC", "NFKD", "StripAccents", "Lowercase", "Precompiled", "Strip")
 SUPPORTED_PRE_TOKENIZERS = ("WhitespaceSplit", "Metaspace")
@@ -144,7 +147,7 @@ def check_manifest(manifest: JsonDict) -> str:
             "three inputs and reads logits only, not the exit threshold input or the layer calls output; convert "
             "without --early-exit for the app")
     graph = manifest.get("graph")
-    if graph not in ("loop", "unrolled"):
+    if graph not in GRAPH_FORMS:
         raise BundleError(f"the bundle's graph is {graph!r}; the app drives the loop form (any length up to "
                           f"max_seq_len) and the unrolled form (fixed length) only")
     quantization = manifest.get("quantization")
@@ -214,10 +217,10 @@ def check_model_io(model_io: ModelIO, manifest: JsonDict) -> JsonDict:
     if len(shape) != 2 or shape[0] not in (1, -1):
         raise BundleError(f"the model's inputs have shape {shape}; the app feeds one text at a time, [1, length]")
     length = shape[1]
-    if graph == "loop" and length != -1:
+    if graph == LOOP and length != -1:
         raise BundleError(f"the manifest says graph 'loop' but the model's inputs have the fixed shape {shape}; "
                           f"the bundle is inconsistent, convert it again")
-    if graph == "unrolled" and length != max_seq_len:
+    if graph == UNROLLED and length != max_seq_len:
         raise BundleError(f"the unrolled model's inputs have shape {shape} but max_seq_len is {max_seq_len}; the app "
                           f"pads every input to max_seq_len, convert the bundle again")
     output = _find(model_io.outputs, APP_OUTPUT, model_io.signature_outputs)
@@ -318,14 +321,14 @@ def build_examples(bundle: Bundle, interpreter, android: JsonDict, texts: List[s
     for text in texts:
         encoding = tokenizer.encode(text)
         arrays = {
-            "input_ids": list(encoding.ids),
-            "attention_mask": list(encoding.attention_mask),
-            "token_type_ids": list(encoding.type_ids),
+            INPUT_IDS: list(encoding.ids),
+            ATTENTION_MASK: list(encoding.attention_mask),
+            TOKEN_TYPE_IDS: list(encoding.type_ids),
         }
         feed = {name: np.asarray([values], dtype=np.int32) for name, values in arrays.items()}
         if fixed is not None:
             pad = fixed - len(encoding.ids)
-            pad_values = {"input_ids": _pad_id_of(tokenizer), "attention_mask": 0, "token_type_ids": 0}
+            pad_values = {INPUT_IDS: _pad_id_of(tokenizer), ATTENTION_MASK: 0, TOKEN_TYPE_IDS: 0}
             feed = {name: np.pad(array, ((0, 0), (0, pad)), constant_values=pad_values[name])
                     for name, array in feed.items()}
         logits = _run(interpreter, feed, names, android["output"]["index"])

@@ -15,6 +15,7 @@ import sys
 import click
 
 from . import __version__
+from . import quantization
 from .errors import EdgeAlbertError, ServeError
 
 
@@ -193,13 +194,15 @@ def _progress_printer():
 @main.command()
 @click.argument("checkpoint_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Bundle directory to write (NAME.edgealbert).")
-@click.option("--quantize", default="dynamic-int8", show_default=True, help="fp32, fp16, dynamic-int8, int8, a comma list, or all (fp32,fp16,dynamic-int8).")
-@click.option("--max-seq-len", type=int, default=None, help="Longest input the model takes [default: 128, at most max_position_embeddings].")
-@click.option("--graph", type=click.Choice(["loop", "unrolled"]), default="loop", show_default=True, help="loop: one WHILE over the shared layer, any length; unrolled: fixed length, for full int8 and WHILE-less delegates.")
+@click.option("--quantize", default=quantization.DEFAULT_MODE, show_default=True,
+              help=f"{', '.join(quantization.MODES)}, a comma list, or {quantization.ALL} ({quantization.all_help()}).")
+@click.option("--max-seq-len", type=int, default=None,
+              help=f"Longest input the model takes [default: {quantization.DEFAULT_MAX_SEQ_LEN}, at most max_position_embeddings].")
+@click.option("--graph", type=click.Choice(quantization.GRAPH_FORMS), default=quantization.DEFAULT_GRAPH_FORM, show_default=True, help="loop: one WHILE over the shared layer, any length; unrolled: fixed length, for full int8 and WHILE-less delegates.")
 @click.option("--calibration-texts", type=click.Path(dir_okay=False), help="Texts (one per line) to calibrate full int8.")
 @click.option("--samples", type=click.Path(dir_okay=False), help="Texts (one per line) to verify against PyTorch [default: a built-in varied set].")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weight scales for dense layers: runs on tflite-runtime 2.14.")
-@click.option("--calibration-samples", type=click.IntRange(min=1), default=100, show_default=True, help="How many calibration texts full int8 uses (the first N).")
+@click.option("--calibration-samples", type=click.IntRange(min=1), default=quantization.DEFAULT_CALIBRATION_SAMPLES, show_default=True, help="How many calibration texts full int8 uses (the first N).")
 @click.option("--eval-data", type=click.Path(dir_okay=False, path_type=str), help="Labelled file (TSV/CSV/JSONL; SQuAD JSON for QA): score PyTorch and every variant, gate on the drop, default int8 calibration from its training split.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Percentage points a variant may lose against PyTorch on --eval-data.")
 @click.option("--text-column", default=None, help="Text column of --eval-data [default: sentence, else text].")

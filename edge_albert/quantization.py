@@ -19,6 +19,8 @@ UNROLLED = "unrolled"
 GRAPH_FORMS: Tuple[str, ...] = (LOOP, UNROLLED)
 DEFAULT_GRAPH_FORM = LOOP
 DEFAULT_MAX_SEQ_LEN = 128
+# Calibration texts a mode with needs_calibration uses by default (the first N).
+DEFAULT_CALIBRATION_SAMPLES = 100
 
 # Added to the attention scores of padding. -1e4 gives exp() == 0 exactly in float32; full int8
 # needs a small constant or calibration wrecks the activation ranges.
@@ -44,6 +46,8 @@ class Parity(enum.Enum):
 
 @dataclass(frozen=True)
 class QuantizationMode:
+    """One `--quantize` choice; `converter` names the TFLite converter setting (converters/tflite.py)."""
+
     name: str
     needs_calibration: bool
     graph_forms: Tuple[str, ...]
@@ -54,6 +58,25 @@ class QuantizationMode:
     # Per-tensor dense scales widen the runtimes (tflite-runtime 2.14 lacks per-channel kernels).
     min_runtime_per_tensor: Optional[Dict[str, str]] = None
     in_all: bool = True  # part of `--quantize all`
+    converter: str = "none"  # a key of CONVERTER_SETTINGS
+    weight_bytes: int = 4  # bytes per stored weight element of the large matrices
+    # Max abs logit difference the Android app's instrumented test allows between the device and
+    # the converting machine; None: the app's LiteRT CPU path does not run this mode at usable speed.
+    app_logit_tolerance: Optional[float] = None
+
+    @property
+    def int8_weights(self) -> bool:
+        """Dense weights stored as int8 with scales: per-channel or per-tensor applies."""
+        return self.weight_bytes == 1
+
+    @property
+    def retry_hint(self) -> str:
+        """What to try when this mode fails its parity check."""
+        if self.parity is Parity.MAX_ABS_DIFF:
+            return "check the checkpoint's hidden_act and layer_norm_eps, or report a bug"
+        if self.needs_calibration:
+            return "try dynamic-int8 or fp16, or calibration texts closer to the task"
+        return "try fp16"
 
     def device_tolerance(self, measured_max_abs_diff: float) -> float:
         """The bound a device checks its outputs against, recorded in the manifest."""
@@ -65,17 +88,26 @@ class QuantizationMode:
         return dict(self.min_runtime_per_tensor if per_tensor and self.min_runtime_per_tensor else self.min_runtime)
 
 
+# How the TFLite converter is set for a mode: no optimization, float16 weights, int8 weights with
+# float activations, or full integer (int8 activations, needs calibration and the unrolled form).
+CONVERTER_SETTINGS: Tuple[str, ...] = ("none", "float16", "dynamic-range", "full-integer")
+
 _ANY_RUNTIME = {LITERT: "2.0", TFLITE_RUNTIME: "2.14"}
 
 MODES: Dict[str, QuantizationMode] = {
     mode.name: mode
     for mode in (
-        QuantizationMode("fp32", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.MAX_ABS_DIFF, 1e-4, _ANY_RUNTIME),
-        QuantizationMode("fp16", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.MAX_ABS_DIFF, 5e-3, _ANY_RUNTIME),
+        QuantizationMode("fp32", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.MAX_ABS_DIFF, 1e-4, _ANY_RUNTIME,
+                         converter="none", weight_bytes=4, app_logit_tolerance=1e-3),
+        QuantizationMode("fp16", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.MAX_ABS_DIFF, 5e-3, _ANY_RUNTIME,
+                         converter="float16", weight_bytes=2, app_logit_tolerance=1e-2),
+        # tflite-runtime 2.14 rejects FULLY_CONNECTED v12, which TF 2.21 emits for per-channel dense layers.
         QuantizationMode("dynamic-int8", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.LABEL_AGREEMENT, None,
-                         {LITERT: "2.0"}, min_runtime_per_tensor=_ANY_RUNTIME),
+                         {LITERT: "2.0"}, min_runtime_per_tensor=_ANY_RUNTIME, converter="dynamic-range",
+                         weight_bytes=1, app_logit_tolerance=5e-2),
         QuantizationMode("int8", True, (UNROLLED,), INT8_MASK_BIAS, Parity.LABEL_AGREEMENT, None,
-                         {LITERT: "2.0"}, in_all=False),
+                         {LITERT: "2.0"}, in_all=False, converter="full-integer", weight_bytes=1,
+                         app_logit_tolerance=5e-2),
     )
 }
 MODE_NAMES: Tuple[str, ...] = tuple(MODES)
@@ -83,12 +115,22 @@ DEFAULT_MODE = "dynamic-int8"
 ALL = "all"
 
 
+def mode_names() -> Tuple[str, ...]:
+    """The names of the rows now (MODE_NAMES is fixed at import; this follows the table)."""
+    return tuple(MODES)
+
+
+def all_help() -> str:
+    """What `all` expands to, for help texts."""
+    return ",".join(mode.name for mode in MODES.values() if mode.in_all)
+
+
 def quantization_mode(name: str) -> QuantizationMode:
     """The row for `name`; a ValueError lists the valid names."""
     try:
         return MODES[name]
     except KeyError:
-        raise ValueError(f"unknown quantization {name!r}; choose from {', '.join(MODE_NAMES)} or {ALL}") from None
+        raise ValueError(f"unknown quantization {name!r}; choose from {', '.join(MODES)} or {ALL}") from None
 
 
 def parse_modes(value: str) -> Tuple[QuantizationMode, ...]:
@@ -97,5 +139,5 @@ def parse_modes(value: str) -> Tuple[QuantizationMode, ...]:
         return tuple(mode for mode in MODES.values() if mode.in_all)
     names = [name.strip() for name in value.split(",") if name.strip()]
     if not names:
-        raise ValueError(f"no quantization given; choose from {', '.join(MODE_NAMES)} or {ALL}")
+        raise ValueError(f"no quantization given; choose from {', '.join(MODES)} or {ALL}")
     return tuple(quantization_mode(name) for name in dict.fromkeys(names))

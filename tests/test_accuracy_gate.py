@@ -1,5 +1,6 @@
 """convert --eval-data: every variant scored against PyTorch, a damaged variant refused, --force records the drop."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -12,12 +13,12 @@ from click.testing import CliRunner
 from edge_albert.bundle import load_bundle
 from edge_albert.cli import main
 from edge_albert.converters import convert as convert_module
-from edge_albert.converters import verify as verify_module
 from edge_albert.converters.checkpoint import load_checkpoint
 from edge_albert.converters.convert import choose_calibration, convert_checkpoint, training_counterpart
 from edge_albert.errors import ConversionError, DataError
 from edge_albert.converters.accuracy_gate import accuracy_gate, reference_task_model
 from edge_albert.evaluate import EvaluationReport, classification_metrics, load_eval_data
+from edge_albert.quantization import MODES
 
 MAX_SEQ_LEN = 32
 SST2_DEV = DATA_DIR / "glue-sst2" / "dev.tsv"
@@ -65,7 +66,7 @@ def damaged_fp16(gate_case, monkeypatch):
         return conversion
 
     monkeypatch.setattr(convert_module, "start_conversion", convert_with_damage)
-    monkeypatch.setitem(verify_module.ABS_TOLERANCE, "fp16", float("inf"))
+    monkeypatch.setitem(MODES, "fp16", dataclasses.replace(MODES["fp16"], abs_tolerance=float("inf")))
 
 
 def test_damaged_variant_is_refused_and_a_good_one_bundled(gate_case, damaged_fp16, tmp_path):

@@ -49,3 +49,63 @@ def test_per_tensor_widens_the_runtimes_only_where_the_table_says():
 def test_bad_mode_lists_are_refused_with_the_valid_names(value):
     with pytest.raises(ValueError, match="choose from fp32, fp16, dynamic-int8, int8 or all"):
         parse_modes(value)
+
+
+def _added_mode(monkeypatch, **changes):
+    """A new row in the table, as a contributor adding a mode would write it (one row)."""
+    import dataclasses
+
+    row = dataclasses.replace(MODES["fp32"], name="fp32-strict", abs_tolerance=1e-6, **changes)
+    monkeypatch.setitem(MODES, row.name, row)
+    return row
+
+
+def test_a_mode_added_as_one_row_is_parsed_and_validated_by_the_converter(monkeypatch):
+    from edge_albert.converters.convert import check_modes_and_graph, parse_quantizations
+    from edge_albert.errors import ConversionError
+
+    row = _added_mode(monkeypatch)
+    assert parse_quantizations("fp32-strict, fp32") == ["fp32-strict", "fp32"]
+    assert "fp32-strict" in parse_quantizations("all")
+    check_modes_and_graph([row], "loop")
+    unrolled_only = _added_mode(monkeypatch, graph_forms=("unrolled",))
+    with pytest.raises(ConversionError, match="fp32-strict needs --graph unrolled"):
+        check_modes_and_graph([unrolled_only], "loop")
+    with pytest.raises(ConversionError, match="choose from fp32, fp16, dynamic-int8, int8, fp32-strict or all"):
+        parse_quantizations("bf16")
+
+
+def test_verification_judges_an_added_mode_by_its_row(monkeypatch):
+    import numpy as np
+
+    from edge_albert.converters.verify import compare_outputs
+
+    _added_mode(monkeypatch)
+    batches = [{"input_ids": np.ones((2, 3), np.int32), "attention_mask": np.ones((2, 3), np.int32),
+                "token_type_ids": np.zeros((2, 3), np.int32)}]
+    reference = [{"logits": np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)}]
+    candidate = [{"logits": reference[0]["logits"] + np.float32(1e-5)}]
+    assert compare_outputs("text-classification", "fp32", batches, reference, candidate).passed
+    strict = compare_outputs("text-classification", "fp32-strict", batches, reference, candidate)
+    assert not strict.passed and strict.tolerance == 1e-6 and "fp32-strict tolerance" in strict.message
+
+
+def test_the_cli_accepts_an_added_mode_and_lists_the_table(monkeypatch):
+    from click.testing import CliRunner
+
+    from edge_albert.cli import main
+    from edge_albert.converters import convert as convert_module
+    from edge_albert.errors import ConversionError
+
+    _added_mode(monkeypatch)
+
+    def stop_with_the_parsed_modes(checkpoint_dir, output, quantize, **options):
+        raise ConversionError("parsed " + ",".join(convert_module.parse_quantizations(quantize)))
+
+    monkeypatch.setattr(convert_module, "convert_checkpoint", stop_with_the_parsed_modes)
+    result = CliRunner().invoke(main, ["convert", "ckpt", "-o", "out.edgealbert", "--quantize", "fp32-strict"])
+    assert result.exit_code == 1 and "parsed fp32-strict" in result.output
+    help_text = " ".join(CliRunner().invoke(main, ["convert", "--help"]).output.split())
+    for name in quantization.MODE_NAMES:
+        assert name in help_text
+    assert f"[default: {quantization.DEFAULT_MODE}]" in help_text

@@ -1,5 +1,6 @@
 """The convert pipeline on tiny random checkpoints: every task, every variant, both graph forms."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from edge_albert.converters.checkpoint import load_checkpoint
 from edge_albert.converters.convert import convert_checkpoint
 from edge_albert.converters.samples import BUILT_IN_TEXTS
 from edge_albert.errors import ConversionError, VerificationError
+from edge_albert.quantization import MODES
 
 
 def _operators(bundle):
@@ -156,7 +158,7 @@ def test_per_tensor_dense_quantization_is_recorded(tiny_classifier_checkpoint, t
 
 
 def test_a_failing_variant_is_not_bundled(tiny_classifier_checkpoint, tmp_path, monkeypatch):
-    monkeypatch.setitem(verify_module.ABS_TOLERANCE, "fp32", 0.0)
+    monkeypatch.setitem(MODES, "fp32", dataclasses.replace(MODES["fp32"], abs_tolerance=0.0))
     monkeypatch.setattr(verify_module, "MIN_LABEL_AGREEMENT", 1.01)
     with pytest.raises(VerificationError, match="exceeds the fp32 tolerance"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "f.edgealbert", quantize="fp32")

@@ -28,14 +28,26 @@ from ..evaluate import EvalData, EvaluationReport, evaluate_model, load_eval_dat
 from . import samples as sample_sets
 from .accuracy_gate import DEFAULT_MAX_ACCURACY_DROP, AccuracyGate, accuracy_gate, reference_task_model, task_model
 from .checkpoint import AlbertCheckpoint, load_checkpoint
-from .graph import FLOAT_MASK_BIAS, INPUT_NAMES, INT8_MASK_BIAS, OUTPUT_NAMES
+from ..contract import INPUT_DTYPE, INPUT_IDS, INPUT_NAMES, OUTPUT_DTYPE, SIGNATURE_NAME, task_contract
+from ..quantization import (
+    DEFAULT_CALIBRATION_SAMPLES,
+    DEFAULT_GRAPH_FORM,
+    DEFAULT_MAX_SEQ_LEN,
+    DEFAULT_MODE,
+    GRAPH_FORMS,
+    LOOP,
+    MODES,
+    UNROLLED,
+    QuantizationMode,
+    parse_modes,
+    quantization_mode,
+)
 from .quiet import require_workstation
-from .tflite import MIN_RUNTIME, QUANTIZATIONS, ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
-from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, load_reference_model, reference_outputs, verify_variant
+from .tflite import ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
+from .reference import load_reference_model, load_reference_runner
+from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, verify_variant
 
 Progress = Callable[[str], None]
-DEFAULT_CALIBRATION_SAMPLES = 100
-DEFAULT_MAX_SEQ_LEN = 128
 # The libraries convert needs; on the light (device) install it says which extra to add instead.
 WORKSTATION_MODULES = ("tensorflow", "torch", "transformers", "safetensors")
 
@@ -104,19 +116,32 @@ def output_paths(output: Path, quantizations: Sequence[str]) -> List[Path]:
 
 
 def parse_quantizations(value: str) -> List[str]:
-    """'dynamic-int8', 'fp32,fp16' or 'all' -> validated list."""
-    names = list(QUANTIZATIONS[:3]) if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in QUANTIZATIONS]
-    if not names or unknown:
-        raise ConversionError(f"unknown quantization {', '.join(unknown) or value!r}; choose from {', '.join(QUANTIZATIONS)} or all")
-    return list(dict.fromkeys(names))
+    """One mode name, a comma list ('fp32,fp16') or 'all' -> validated list of mode names (the modes table's rows)."""
+    try:
+        return [mode.name for mode in parse_modes(value)]
+    except ValueError as exc:
+        raise ConversionError(str(exc)) from None
+
+
+def check_modes_and_graph(modes: Sequence[QuantizationMode], graph: str) -> None:
+    """Refuse a graph form a mode cannot be built in, from the table, before any work."""
+    if graph not in GRAPH_FORMS:
+        raise ConversionError(f"--graph must be {' or '.join(GRAPH_FORMS)}, not {graph!r}")
+    for mode in modes:
+        if graph not in mode.graph_forms:
+            other = [m.name for m in MODES.values() if graph in m.graph_forms and m.int8_weights]
+            raise ConversionError(
+                f"{'full ' if mode.needs_calibration else ''}{mode.name} needs --graph {' or '.join(mode.graph_forms)}"
+                + (" (the converter cannot calibrate the while-loop form)" if mode.needs_calibration and graph == LOOP else "")
+                + (f"; {', '.join(other)} works with the {graph} form" if other else "")
+            )
 
 
 def convert_checkpoint(
     checkpoint_dir,
     output,
-    quantize: str | Sequence[str] = "dynamic-int8",
-    graph: str = "loop",
+    quantize: str | Sequence[str] = DEFAULT_MODE,
+    graph: str = DEFAULT_GRAPH_FORM,
     max_seq_len: Optional[int] = None,
     calibration_texts: Optional[Sequence[str]] = None,
     samples: Optional[Sequence[str]] = None,
@@ -142,19 +167,9 @@ def convert_checkpoint(
     say = progress or (lambda message: None)
     require_workstation("convert", WORKSTATION_MODULES)
     quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
+    modes = [_mode(name) for name in quantizations]
     targets = output_paths(Path(output), quantizations)
-    for target in targets:  # before any work: exists, parent a file, name too long, read-only, ...
-        check_bundle_output(target, overwrite=overwrite, error=ConversionError)
-    if graph not in ("loop", "unrolled"):
-        raise ConversionError(f"--graph must be loop or unrolled, not {graph!r}")
-    rule = parse_rule(early_exit) if isinstance(early_exit, str) else early_exit
-    if rule is not None:
-        check_early_exit_options(graph, quantizations)
-    if "int8" in quantizations and graph != "unrolled":
-        raise ConversionError(
-            "full int8 needs --graph unrolled (the converter cannot calibrate the while-loop form); "
-            "dynamic-int8 works with the loop form"
-        )
+    rule = _check_before_any_work(targets, overwrite, graph, modes, early_exit)
 
     say(f"loading checkpoint {checkpoint_dir}")
     checkpoint = load_checkpoint(checkpoint_dir)
@@ -179,33 +194,27 @@ def convert_checkpoint(
         data = load_eval_data(eval_data, checkpoint.task, checkpoint.labels, text_column, text_pair_column, label_column)
         say(f"evaluation data: {len(data)} examples from {eval_data}")
     calibration = None
-    if "int8" in quantizations:
+    if any(mode.needs_calibration for mode in modes):
         calibration = choose_calibration(checkpoint, calibration_texts, data, calibration_samples)
         say(f"full int8 calibrates on {calibration.describe()}")
 
     texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(samples) if samples else None)
-    fixed_length = max_seq_len if graph == "unrolled" else None
+    fixed_length = max_seq_len if graph == UNROLLED else None
     batches = encode_samples(checkpoint, texts, pairs, max_seq_len, fixed_length=fixed_length)
-    jobs = []
-    for quantization in quantizations:
-        samples_for_int8 = None
-        if quantization == "int8":
-            samples_for_int8 = _calibration_samples(checkpoint, calibration, max_seq_len, fixed_length)
-        jobs.append(ConversionJob(quantization, str(checkpoint.path), graph, max_seq_len, _mask_bias(quantization),
-                                  per_channel_dense, samples_for_int8, rule.as_text() if rule else None))
+    jobs = _conversion_jobs(checkpoint, modes, graph, max_seq_len, per_channel_dense, calibration, fixed_length, rule)
     say(f"building the TF graph ({graph} form) and converting {', '.join(quantizations)} in a worker process")
     result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
     with start_conversion(jobs) as conversion:  # converts while PyTorch runs here
         say(f"running the PyTorch reference on {len(texts)} sample texts")
-        reference_model = load_reference_model(checkpoint)
-        reference = reference_outputs(checkpoint, batches, reference_model, early_exit=rule)
+        runner = load_reference_runner(checkpoint, load_reference_model(checkpoint), early_exit=rule)
+        reference = runner.run_all(batches)
         if rule is not None:
             say(f"early exit {rule.as_text()}: the PyTorch reference stops the samples after "
                 f"{', '.join(str(int(c)) for r in reference for c in r[CALLS_OUTPUT])} of {config.num_hidden_layers} calls")
         if data is not None:
             say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
             result.reference_evaluation = evaluate_model(
-                reference_task_model(checkpoint, max_seq_len, torch_model=reference_model, early_exit=rule),
+                reference_task_model(checkpoint, max_seq_len, torch_model=runner.model, early_exit=rule),
                 data, name="pytorch")
             say(f"PyTorch reference: {result.reference_evaluation.metric_name} "
                 f"{result.reference_evaluation.headline:.2%}")
@@ -220,15 +229,49 @@ def convert_checkpoint(
         model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
         result.variants.append(_verify_and_bundle(
             checkpoint, quantization, graph, target, model_bytes, inspection, seconds[index], batches, reference, data,
-            result, calibration, max_seq_len, _mask_bias(quantization), per_channel_dense, max_accuracy_drop, force,
+            result, calibration, max_seq_len, _mode(quantization).mask_bias, per_channel_dense, max_accuracy_drop, force,
             overwrite, say, rule))
+    _raise_if_nothing_bundled(result)
+    return result
+
+
+def _check_before_any_work(targets: Sequence[Path], overwrite: bool, graph: str, modes: Sequence[QuantizationMode],
+                           early_exit: Optional[str | ExitRule]) -> Optional[ExitRule]:
+    """Refuse outputs (exists, parent a file, name too long, read-only, ...) and option combinations up front;
+    return the parsed early-exit rule."""
+    for target in targets:
+        check_bundle_output(target, overwrite=overwrite, error=ConversionError)
+    if graph not in GRAPH_FORMS:
+        raise ConversionError(f"--graph must be {' or '.join(GRAPH_FORMS)}, not {graph!r}")
+    rule = parse_rule(early_exit) if isinstance(early_exit, str) else early_exit
+    if rule is not None:
+        check_early_exit_options(graph, [mode.name for mode in modes])
+    check_modes_and_graph(modes, graph)
+    return rule
+
+
+def _conversion_jobs(checkpoint: AlbertCheckpoint, modes: Sequence[QuantizationMode], graph: str, max_seq_len: int,
+                     per_channel_dense: bool, calibration: Optional[CalibrationSet], fixed_length: Optional[int],
+                     rule: Optional[ExitRule]) -> List[ConversionJob]:
+    """One worker job per mode: the graph to build, its mask bias, calibration samples where the mode needs them."""
+    jobs = []
+    for mode in modes:
+        samples_to_calibrate = None
+        if mode.needs_calibration:
+            samples_to_calibrate = _calibration_samples(checkpoint, calibration, max_seq_len, fixed_length)
+        jobs.append(ConversionJob(mode.name, str(checkpoint.path), graph, max_seq_len, mode.mask_bias,
+                                  per_channel_dense, samples_to_calibrate, rule.as_text() if rule else None))
+    return jobs
+
+
+def _raise_if_nothing_bundled(result: ConversionResult) -> None:
+    """No bundle at all is an error: ConversionError when no variant converted, else VerificationError."""
     failed = [v for v in result.variants if not v.bundled]
     if failed and len(failed) == len(result.variants):
         message = "; ".join(f"{v.quantize}: {v.failure}" for v in failed)
         if all(v.check is None for v in failed):
             raise ConversionError(message)
         raise VerificationError(message)
-    return result
 
 
 def _verify_and_bundle(checkpoint, quantization, graph, target, model_bytes, inspection, seconds, batches, reference,
@@ -252,7 +295,7 @@ def _verify_and_bundle(checkpoint, quantization, graph, target, model_bytes, ins
         manifest = build_manifest(
             checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
             forced=not passed, accuracy=gate.to_dict() if gate else None,
-            calibration=calibration.to_dict() if quantization == "int8" else None, early_exit=rule)
+            calibration=calibration.to_dict() if _mode(quantization).needs_calibration else None, early_exit=rule)
         bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
         say(f"wrote {target}" + (" (forced)" if not passed else ""))
     else:
@@ -261,8 +304,12 @@ def _verify_and_bundle(checkpoint, quantization, graph, target, model_bytes, ins
                          bundled, bundle, gate, failure)
 
 
-def _mask_bias(quantization: str) -> float:
-    return INT8_MASK_BIAS if quantization == "int8" else FLOAT_MASK_BIAS
+def _mode(name: str) -> QuantizationMode:
+    """The table's row for `name`, as a ConversionError when there is none."""
+    try:
+        return quantization_mode(name)
+    except ValueError as exc:
+        raise ConversionError(str(exc)) from None
 
 
 def _tokenizer_bytes(checkpoint: AlbertCheckpoint) -> int:
@@ -272,12 +319,13 @@ def _tokenizer_bytes(checkpoint: AlbertCheckpoint) -> int:
 
 def check_early_exit_options(graph: str, quantizations: Sequence[str]) -> None:
     """Refuse early exit on a graph form or precision that cannot carry it, before any work."""
-    if graph != "loop":
+    if graph != LOOP:
         raise ConversionError("--early-exit needs --graph loop: the exit decision lives in the WHILE loop, "
                               "which the unrolled form does not have")
-    if "int8" in quantizations:
-        raise ConversionError("--early-exit cannot be combined with full int8: full int8 needs the unrolled form "
-                              "(the converter cannot calibrate the loop); use dynamic-int8")
+    calibrated = [name for name in quantizations if _mode(name).needs_calibration or LOOP not in _mode(name).graph_forms]
+    if calibrated:
+        raise ConversionError(f"--early-exit cannot be combined with full {calibrated[0]}: full {calibrated[0]} needs "
+                              "the unrolled form (the converter cannot calibrate the loop); use dynamic-int8")
 
 
 def check_early_exit_checkpoint(checkpoint: AlbertCheckpoint) -> None:
@@ -369,7 +417,7 @@ def _calibration_samples(checkpoint, calibration: CalibrationSet, max_seq_len, f
     """One input dict per calibration text (batch of one), as the conversion worker feeds them."""
     batches = encode_samples(checkpoint, calibration.texts, calibration.pairs, max_seq_len, fixed_length=fixed_length)
     return [{name: batch[name][row : row + 1] for name in INPUT_NAMES}
-            for batch in batches for row in range(batch["input_ids"].shape[0])]
+            for batch in batches for row in range(batch[INPUT_IDS].shape[0])]
 
 
 def _bundle_files(checkpoint: AlbertCheckpoint, model_bytes: bytes) -> dict:
@@ -395,13 +443,11 @@ def build_manifest(
 ) -> dict:
     """The self-describing manifest (bundle format v1, see docs/design.md "Bundle format v1")."""
     config = checkpoint.config
-    shape = [-1, -1] if graph == "loop" else [1, max_seq_len]
-    runtime_key = quantization
-    if quantization == "dynamic-int8" and not per_channel_dense:
-        runtime_key = "dynamic-int8-per-tensor"
-    inputs = [{"name": name, "dtype": "int32", "shape": shape} for name in INPUT_NAMES]
-    outputs = [{"name": name, "dtype": "float32", "shape": _output_shape(checkpoint, name, shape)}
-               for name in OUTPUT_NAMES[checkpoint.task]]
+    mode = _mode(quantization)
+    shape = [-1, -1] if graph == LOOP else [1, max_seq_len]
+    inputs = [{"name": name, "dtype": INPUT_DTYPE, "shape": shape} for name in INPUT_NAMES]
+    outputs = [{"name": name, "dtype": OUTPUT_DTYPE, "shape": _output_shape(checkpoint, name, shape)}
+               for name in task_contract(checkpoint.task).output_names]
     extra = {}
     if early_exit is not None:
         inputs.append({"name": early_exit.input_name, "dtype": np.dtype(early_exit.input_dtype).name, "shape": []})
@@ -415,7 +461,7 @@ def build_manifest(
         "inputs": inputs,
         "outputs": outputs,
         **extra,
-        "signature": "serving_default",
+        "signature": SIGNATURE_NAME,
         "tokenizer": {
             "type": "sentencepiece-unigram",
             "file": TOKENIZER_FILE,
@@ -424,10 +470,10 @@ def build_manifest(
         },
         "quantization": {
             "mode": quantization,
-            "per_channel_dense": per_channel_dense if quantization in ("dynamic-int8", "int8") else None,
+            "per_channel_dense": per_channel_dense if mode.int8_weights else None,
             "attention_mask_bias": mask_bias,
             "note": None,
-            "min_runtime": MIN_RUNTIME[runtime_key],
+            "min_runtime": mode.runtimes(per_tensor=not per_channel_dense),
             **({"calibration": calibration} if calibration else {}),
         },
         "source": {
@@ -454,16 +500,12 @@ def build_manifest(
 
 
 def _output_shape(checkpoint: AlbertCheckpoint, name: str, input_shape: list) -> list:
+    """[batch] or [batch, seq] by the contract's per-token/per-sequence split, then the width."""
     batch, seq = input_shape
-    if name == "logits" and checkpoint.task == "text-classification":
-        return [batch, checkpoint.config.num_labels]
-    if name == "logits":
-        return [batch, seq, checkpoint.config.num_labels]
-    if name == "last_hidden_state":
-        return [batch, seq, checkpoint.config.hidden_size]
-    if name == "pooler_output":
-        return [batch, checkpoint.config.hidden_size]
-    return [batch, seq]
+    leading = [batch, seq] if name in task_contract(checkpoint.task).per_token_outputs else [batch]
+    width = {"logits": [checkpoint.config.num_labels], "last_hidden_state": [checkpoint.config.hidden_size],
+             "pooler_output": [checkpoint.config.hidden_size]}
+    return leading + width.get(name, [])
 
 
 def _library_versions() -> dict:

@@ -16,29 +16,20 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from ..contract import INPUT_NAMES, TASKS
 from ..early_exit import CALLS_OUTPUT, ExitRule
+from ..quantization import DEFAULT_GRAPH_FORM, DEFAULT_MAX_SEQ_LEN, FLOAT_MASK_BIAS, GRAPH_FORMS, LOOP, UNROLLED
 from .checkpoint import SHARED_LAYER_PREFIX, AlbertCheckpoint
 
-GRAPH_FORMS = ("loop", "unrolled")
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-
-# Added to attention scores of padding positions. Finite and small enough that full-int8
-# calibration keeps useful ranges; -1e4 still gives exp(-1e4) == 0 in float32.
-FLOAT_MASK_BIAS = -10000.0
-INT8_MASK_BIAS = -20.0
-
-OUTPUT_NAMES = {
-    "text-classification": ("logits",),
-    "question-answering": ("start_logits", "end_logits"),
-    "token-classification": ("logits",),
-    "feature-extraction": ("last_hidden_state", "pooler_output"),
-}
+# The names (inputs, outputs per task) and the mask bias per mode come from the contract and the
+# modes table; re-exported here for the graph's readers.
+OUTPUT_NAMES: Dict[str, tuple] = {task: spec.output_names for task, spec in TASKS.items()}
 
 
 @dataclass(frozen=True)
 class GraphOptions:
-    form: str = "loop"
-    max_seq_len: int = 128
+    form: str = DEFAULT_GRAPH_FORM
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN
     mask_bias: float = FLOAT_MASK_BIAS
     # Loop form, text classification only: stop each row's loop when this rule fires. The rule's
     # value becomes a scalar signature input (the manifest holds the converted default).
@@ -67,16 +58,195 @@ def _weight_groups(checkpoint: AlbertCheckpoint) -> Dict[str, Dict[str, np.ndarr
     return {"embedding": embedding, "shared_layer": shared, "head": head}
 
 
-def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
-    """Return a tf.Module whose `serving_default` tf.function maps int32 inputs to named outputs."""
+# -- the layers, as functions of tensors and weights (unit-tested against transformers) --------
+
+
+@dataclass(frozen=True)
+class LayerDims:
+    """What a shared layer needs besides its weights, from the checkpoint's config."""
+
+    num_heads: int
+    head_size: int
+    hidden: int
+    eps: float
+    activation: str
+
+    @classmethod
+    def of(cls, config) -> "LayerDims":
+        """From an AlbertCheckpoint's config or a transformers AlbertConfig.
+
+        Pruned heads (PRUNED_HEADS_KEY) are already sliced out of the weights: fewer heads, same head size.
+        """
+        kept_heads = getattr(config, "kept_heads", None)
+        num_heads = len(kept_heads) if kept_heads is not None else config.num_attention_heads
+        return cls(num_heads, config.hidden_size // config.num_attention_heads, config.hidden_size,
+                   config.layer_norm_eps, config.hidden_act)
+
+
+def _tf():
     from .quiet import import_tensorflow
 
-    tf = import_tensorflow()
+    return import_tensorflow()
+
+
+def dense(x, kernel, bias):
+    """x[..., in] @ kernel[out, in]^T + bias -> [..., out]: Hugging Face layout, lowered to FULLY_CONNECTED."""
+    tf = _tf()
+    in_features = kernel.shape[1]
+    flat = tf.reshape(x, [-1, in_features])
+    out = tf.matmul(flat, kernel, transpose_b=True) + bias
+    return tf.reshape(out, tf.concat([tf.shape(x)[:-1], [kernel.shape[0]]], axis=0))
+
+
+def layer_norm(x, gamma, beta, eps: float):
+    """LayerNorm over the last axis; x[..., D], gamma/beta [D]."""
+    tf = _tf()
+    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+    centered = x - mean
+    variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
+    # gamma scales the (dynamic) inverse deviation rather than the output, so the converter
+    # cannot fold it into the next dense layer's weights: in the unrolled form that fold makes a
+    # second copy of the query/key/value weights for the calls that follow a LayerNorm.
+    return centered * (tf.math.rsqrt(variance + eps) * gamma) + beta
+
+
+def embed(emb: dict, input_ids, token_type_ids, eps: float):
+    """ids [batch, seq] -> hidden [batch, seq, H]: word + position + token type, LayerNorm, E -> H projection."""
+    tf = _tf()
+    seq_len = tf.shape(input_ids)[1]
+    words = tf.gather(emb["word"], input_ids)
+    # A gather (not a slice) so that dynamic-range quantization stores the table as int8.
+    positions = tf.expand_dims(tf.gather(emb["position"], tf.range(seq_len)), 0)
+    token_types = tf.gather(emb["token_type"], token_type_ids)
+    x = layer_norm(words + positions + token_types, emb["norm_gamma"], emb["norm_beta"], eps)
+    return dense(x, emb["projection_kernel"], emb["projection_bias"])
+
+
+def attention_bias(attention_mask, mask_value: float):
+    """mask [batch, seq] (1 = token) -> bias [batch, 1, 1, seq] added to the attention scores."""
+    tf = _tf()
+    mask = tf.cast(attention_mask, tf.float32)
+    # Broadcast over heads and query positions; a reshape, since TFLite lacks new-axis slices.
+    return tf.reshape((1.0 - mask) * mask_value, [tf.shape(mask)[0], 1, 1, tf.shape(mask)[1]])
+
+
+def split_heads(x, num_heads: int, head_size: int):
+    """[batch, seq, H] -> [batch, heads, seq, head_size]."""
+    tf = _tf()
+    batch, seq_len = tf.shape(x)[0], tf.shape(x)[1]
+    x = tf.reshape(x, [batch, seq_len, num_heads, head_size])
+    return tf.transpose(x, [0, 2, 1, 3])
+
+
+def attention(hidden_states, mask_bias, layer: dict, dims: LayerDims):
+    """Self-attention with its residual and LayerNorm: [batch, seq, H] -> [batch, seq, H]."""
+    tf = _tf()
+    batch, seq_len = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
+    query = split_heads(dense(hidden_states, layer["attention.query.weight"], layer["attention.query.bias"]),
+                        dims.num_heads, dims.head_size)
+    key = split_heads(dense(hidden_states, layer["attention.key.weight"], layer["attention.key.bias"]),
+                      dims.num_heads, dims.head_size)
+    value = split_heads(dense(hidden_states, layer["attention.value.weight"], layer["attention.value.bias"]),
+                        dims.num_heads, dims.head_size)
+    scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(dims.head_size)) + mask_bias
+    context = tf.matmul(tf.nn.softmax(scores, axis=-1), value)  # [batch, heads, seq, head_size]
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq_len, dims.num_heads * dims.head_size])
+    output = dense(context, layer["attention.dense.weight"], layer["attention.dense.bias"])
+    return layer_norm(hidden_states + output, layer["attention.LayerNorm.weight"], layer["attention.LayerNorm.bias"],
+                      dims.eps)
+
+
+def feed_forward(attended, layer: dict, dims: LayerDims):
+    """H -> I (activation) -> H, residual and LayerNorm: [batch, seq, H] -> [batch, seq, H]."""
+    ffn = _activation(dims.activation)(dense(attended, layer["ffn.weight"], layer["ffn.bias"]))
+    ffn = dense(ffn, layer["ffn_output.weight"], layer["ffn_output.bias"])
+    return layer_norm(ffn + attended, layer["full_layer_layer_norm.weight"], layer["full_layer_layer_norm.bias"],
+                      dims.eps)
+
+
+def shared_layer(hidden_states, mask_bias, layer: dict, dims: LayerDims):
+    """One ALBERT layer (attention + FFN); the same weights for every call. [batch, seq, H] -> same."""
+    return feed_forward(attention(hidden_states, mask_bias, layer, dims), layer, dims)
+
+
+def pooled(sequence_output, head: dict):
+    """[batch, seq, H] -> [batch, H]: tanh(dense) of the first token."""
+    return _tf().tanh(dense(sequence_output[:, 0], head["pooler.weight"], head["pooler.bias"]))
+
+
+def classify(sequence_output, head: dict):
+    """[batch, seq, H] -> logits [batch, num_labels]."""
+    return dense(pooled(sequence_output, head), head["classifier.weight"], head["classifier.bias"])
+
+
+def task_heads(task: str, sequence_output, head: dict) -> dict:
+    """The task's named outputs (contract.TASKS) from the encoder's [batch, seq, H]."""
+    if task == "text-classification":
+        return {"logits": classify(sequence_output, head)}
+    if task == "token-classification":
+        return {"logits": dense(sequence_output, head["classifier.weight"], head["classifier.bias"])}
+    if task == "question-answering":
+        logits = dense(sequence_output, head["qa_outputs.weight"], head["qa_outputs.bias"])
+        return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
+    return {"last_hidden_state": sequence_output, "pooler_output": pooled(sequence_output, head)}
+
+
+def early_exit_encoder(hidden_states, mask_bias, exit_value, rule: ExitRule, layer_constants, head: dict,
+                       dims: LayerDims, depth: int) -> dict:
+    """The WHILE runs until every row's rule has fired (or `depth` calls); a row keeps the logits and
+    call count of the call where its rule fired, so it gets the answer it would get alone.
+
+    hidden [batch, seq, H] -> {"logits": [batch, num_labels], CALLS_OUTPUT: [batch] int32}.
+    `layer_constants()` makes the shared layer's weights inside the body, as the plain loop does.
+    """
+    tf = _tf()
+    batch = tf.shape(hidden_states)[0]
+    num_labels = int(head["classifier.weight"].shape[0])
+
+    def body(index, states, done, exit_logits, calls, previous, streak):
+        states = shared_layer(states, mask_bias, layer_constants(), dims)
+        logits = classify(states, head)
+        call = index + 1
+        if rule.kind == "patience":
+            label = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            streak = tf.where(tf.equal(label, previous), streak + 1, tf.zeros_like(streak))
+            previous = label
+            fires = streak >= exit_value
+        else:
+            log_probs = tf.nn.log_softmax(logits, axis=-1)
+            fires = -tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=-1) < exit_value
+        fires = tf.logical_or(fires, call >= depth)
+        running = tf.logical_not(done)
+        exit_logits = tf.where(tf.expand_dims(running, -1), logits, exit_logits)
+        calls = tf.where(running, tf.fill([batch], call), calls)
+        return call, states, tf.logical_or(done, fires), exit_logits, calls, previous, streak
+
+    state = [tf.constant(0), hidden_states, tf.zeros([batch], tf.bool), tf.zeros([batch, num_labels]),
+             tf.zeros([batch], tf.int32), tf.fill([batch], -1), tf.zeros([batch], tf.int32)]
+    vector = tf.TensorShape([None])
+    results = tf.while_loop(
+        lambda index, _states, done, *rest: tf.logical_and(index < depth, tf.logical_not(tf.reduce_all(done))),
+        body,
+        state,
+        shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, None, dims.hidden]), vector,
+                          tf.TensorShape([None, num_labels]), vector, vector, vector],
+        maximum_iterations=depth,
+    )
+    return {"logits": results[3], CALLS_OUTPUT: results[4]}
+
+
+# -- the module: constants, the encoder form, the signature ------------------------------------
+
+
+def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
+    """Return a tf.Module whose `serving_default` tf.function maps int32 inputs to named outputs."""
+    tf = _tf()
 
     if options.form not in GRAPH_FORMS:
         raise ValueError(f"graph form must be one of {GRAPH_FORMS}, got {options.form!r}")
     config = checkpoint.config
     groups = _weight_groups(checkpoint)
+    dims = LayerDims.of(config)
 
     def const(array: np.ndarray, name: str):
         return tf.constant(np.ascontiguousarray(array, dtype=np.float32), name=name)
@@ -88,67 +258,19 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
 
     layer = layer_constants()
     head = {key: const(value, "head/" + key.replace(".", "/")) for key, value in groups["head"].items()}
-    # Pruned heads (PRUNED_HEADS_KEY) are already sliced out of the weights: fewer heads, same head size.
-    num_heads, head_size, hidden = len(config.kept_heads), config.head_size, config.hidden_size
-    eps = config.layer_norm_eps
-    activation = _activation(config.hidden_act)
-
-    def dense(x, kernel, bias):
-        """x[..., in] @ kernel[out, in]^T + bias: Hugging Face layout, lowered to FULLY_CONNECTED."""
-        in_features = kernel.shape[1]
-        flat = tf.reshape(x, [-1, in_features])
-        out = tf.matmul(flat, kernel, transpose_b=True) + bias
-        return tf.reshape(out, tf.concat([tf.shape(x)[:-1], [kernel.shape[0]]], axis=0))
-
-    def layer_norm(x, gamma, beta):
-        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-        centered = x - mean
-        variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
-        # gamma scales the (dynamic) inverse deviation rather than the output, so the converter
-        # cannot fold it into the next dense layer's weights: in the unrolled form that fold makes a
-        # second copy of the query/key/value weights for the calls that follow a LayerNorm.
-        return centered * (tf.math.rsqrt(variance + eps) * gamma) + beta
-
-    def embed(input_ids, token_type_ids):
-        seq_len = tf.shape(input_ids)[1]
-        words = tf.gather(emb["word"], input_ids)
-        # A gather (not a slice) so that dynamic-range quantization stores the table as int8.
-        positions = tf.expand_dims(tf.gather(emb["position"], tf.range(seq_len)), 0)
-        token_types = tf.gather(emb["token_type"], token_type_ids)
-        x = layer_norm(words + positions + token_types, emb["norm_gamma"], emb["norm_beta"])
-        return dense(x, emb["projection_kernel"], emb["projection_bias"])
-
-    def split_heads(x):
-        batch, seq_len = tf.shape(x)[0], tf.shape(x)[1]
-        x = tf.reshape(x, [batch, seq_len, num_heads, head_size])
-        return tf.transpose(x, [0, 2, 1, 3])
-
-    def shared_layer(hidden_states, mask_bias, layer):
-        """One ALBERT layer (attention + FFN); the same weights for every call."""
-        batch, seq_len = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
-        query = split_heads(dense(hidden_states, layer["attention.query.weight"], layer["attention.query.bias"]))
-        key = split_heads(dense(hidden_states, layer["attention.key.weight"], layer["attention.key.bias"]))
-        value = split_heads(dense(hidden_states, layer["attention.value.weight"], layer["attention.value.bias"]))
-        scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias
-        context = tf.matmul(tf.nn.softmax(scores, axis=-1), value)
-        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq_len, num_heads * head_size])
-        attention = dense(context, layer["attention.dense.weight"], layer["attention.dense.bias"])
-        attention = layer_norm(hidden_states + attention, layer["attention.LayerNorm.weight"], layer["attention.LayerNorm.bias"])
-        ffn = activation(dense(attention, layer["ffn.weight"], layer["ffn.bias"]))
-        ffn = dense(ffn, layer["ffn_output.weight"], layer["ffn_output.bias"])
-        return layer_norm(ffn + attention, layer["full_layer_layer_norm.weight"], layer["full_layer_layer_norm.bias"])
+    hidden = config.hidden_size
 
     def encoder(hidden_states, mask_bias):
-        if options.form == "unrolled":
+        if options.form == UNROLLED:
             for _ in range(config.num_hidden_layers):
-                hidden_states = shared_layer(hidden_states, mask_bias, layer)
+                hidden_states = shared_layer(hidden_states, mask_bias, layer, dims)
             return hidden_states
 
         def body(index, states):
             # The body makes its own constants instead of capturing the outer ones: captured
             # weights become WHILE operands, and fp16 ones are then dequantized in the main graph,
             # out of XNNPACK's reach; constants of the body stay (with their DEQUANTIZE) inside it.
-            return index + 1, shared_layer(states, mask_bias, layer_constants())
+            return index + 1, shared_layer(states, mask_bias, layer_constants(), dims)
 
         _, hidden_states = tf.while_loop(
             lambda index, _: index < config.num_hidden_layers,
@@ -159,93 +281,36 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
         )
         return hidden_states
 
-    def pooled(sequence_output):
-        return tf.tanh(dense(sequence_output[:, 0], head["pooler.weight"], head["pooler.bias"]))
-
-    def classify(sequence_output):
-        return dense(pooled(sequence_output), head["classifier.weight"], head["classifier.bias"])
-
     rule = options.early_exit
-    depth = config.num_hidden_layers
-
-    def early_exit_encoder(hidden_states, mask_bias, exit_value):
-        """The WHILE runs until every row's rule has fired (or L calls); a row keeps the logits and
-        call count of the call where its rule fired, so it gets the answer it would get alone."""
-        batch = tf.shape(hidden_states)[0]
-        num_labels = int(head["classifier.weight"].shape[0])
-
-        def body(index, states, done, exit_logits, calls, previous, streak):
-            states = shared_layer(states, mask_bias, layer_constants())  # as in the plain loop: weights of the body
-            logits = classify(states)
-            call = index + 1
-            if rule.kind == "patience":
-                label = tf.argmax(logits, axis=-1, output_type=tf.int32)
-                streak = tf.where(tf.equal(label, previous), streak + 1, tf.zeros_like(streak))
-                previous = label
-                fires = streak >= exit_value
-            else:
-                log_probs = tf.nn.log_softmax(logits, axis=-1)
-                fires = -tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=-1) < exit_value
-            fires = tf.logical_or(fires, call >= depth)
-            running = tf.logical_not(done)
-            exit_logits = tf.where(tf.expand_dims(running, -1), logits, exit_logits)
-            calls = tf.where(running, tf.fill([batch], call), calls)
-            return call, states, tf.logical_or(done, fires), exit_logits, calls, previous, streak
-
-        state = [tf.constant(0), hidden_states, tf.zeros([batch], tf.bool), tf.zeros([batch, num_labels]),
-                 tf.zeros([batch], tf.int32), tf.fill([batch], -1), tf.zeros([batch], tf.int32)]
-        vector = tf.TensorShape([None])
-        results = tf.while_loop(
-            lambda index, _states, done, *rest: tf.logical_and(index < depth, tf.logical_not(tf.reduce_all(done))),
-            body,
-            state,
-            shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, None, hidden]), vector,
-                              tf.TensorShape([None, num_labels]), vector, vector, vector],
-            maximum_iterations=depth,
-        )
-        return {"logits": results[3], CALLS_OUTPUT: results[4]}
-
     task = checkpoint.task
 
-    def heads(sequence_output):
-        if task == "text-classification":
-            return {"logits": dense(pooled(sequence_output), head["classifier.weight"], head["classifier.bias"])}
-        if task == "token-classification":
-            return {"logits": dense(sequence_output, head["classifier.weight"], head["classifier.bias"])}
-        if task == "question-answering":
-            logits = dense(sequence_output, head["qa_outputs.weight"], head["qa_outputs.bias"])
-            return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
-        return {"last_hidden_state": sequence_output, "pooler_output": pooled(sequence_output)}
-
-    if options.form == "loop":
+    if options.form == LOOP:
         shape = [None, None]
     else:
         shape = [1, options.max_seq_len]
     signature = [tf.TensorSpec(shape, tf.int32, name=name) for name in INPUT_NAMES]
     mask_value = float(options.mask_bias)
 
-    def attention_bias(attention_mask):
-        mask = tf.cast(attention_mask, tf.float32)
-        # Broadcast over heads and query positions; a reshape, since TFLite lacks new-axis slices.
-        return tf.reshape((1.0 - mask) * mask_value, [tf.shape(mask)[0], 1, 1, tf.shape(mask)[1]])
-
     if rule is not None:
-        if options.form != "loop" or task != "text-classification":
+        if options.form != LOOP or task != "text-classification":
             raise ValueError("early exit needs the loop form and a text-classification checkpoint")
         value_type = tf.int32 if rule.kind == "patience" else tf.float32
 
         class EarlyExitModule(tf.Module):
             @tf.function(input_signature=signature + [tf.TensorSpec([], value_type, name=rule.input_name)])
             def serving_default(self, input_ids, attention_mask, token_type_ids, exit_value):
-                return early_exit_encoder(embed(input_ids, token_type_ids), attention_bias(attention_mask), exit_value)
+                return early_exit_encoder(embed(emb, input_ids, token_type_ids, dims.eps),
+                                          attention_bias(attention_mask, mask_value), exit_value, rule,
+                                          layer_constants, head, dims, config.num_hidden_layers)
 
         return EarlyExitModule()
 
     class AlbertModule(tf.Module):
         @tf.function(input_signature=signature)
         def serving_default(self, input_ids, attention_mask, token_type_ids):
-            sequence_output = encoder(embed(input_ids, token_type_ids), attention_bias(attention_mask))
-            return heads(sequence_output)
+            sequence_output = encoder(embed(emb, input_ids, token_type_ids, dims.eps),
+                                      attention_bias(attention_mask, mask_value))
+            return task_heads(task, sequence_output, head)
 
     return AlbertModule()
 

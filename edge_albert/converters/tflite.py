@@ -14,10 +14,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import ConversionError
+from ..contract import INPUT_NAMES
+from ..quantization import MODES, quantization_mode
 from .checkpoint import SHARED_LAYER_PREFIX, AlbertCheckpoint
-from .graph import INPUT_NAMES
 
-QUANTIZATIONS = ("fp32", "fp16", "dynamic-int8", "int8")
 SIZE_TOLERANCE = 1.03
 # Flatbuffer structure (op list, tensor table, signature, metadata) that does not scale with
 # the weights; negligible for albert-base (47 MB), noticeable only for toy models.
@@ -26,16 +26,6 @@ STRUCTURE_SLACK_BYTES = 96 * 1024
 MIN_QUANTIZED_ELEMENTS = 1024
 # Constant buffers below this size are graph structure (shapes, scalars), not weights.
 MIN_WEIGHT_BYTES = 256
-
-# Minimum interpreter that runs each variant (tflite-runtime 2.14 rejects FULLY_CONNECTED v12,
-# which TF 2.21 emits for per-channel dynamic-int8 dense layers).
-MIN_RUNTIME = {
-    "fp32": {"ai-edge-litert": "2.0", "tflite-runtime": "2.14"},
-    "fp16": {"ai-edge-litert": "2.0", "tflite-runtime": "2.14"},
-    "dynamic-int8": {"ai-edge-litert": "2.0"},
-    "dynamic-int8-per-tensor": {"ai-edge-litert": "2.0", "tflite-runtime": "2.14"},
-    "int8": {"ai-edge-litert": "2.0"},
-}
 
 
 @dataclass
@@ -65,17 +55,16 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
     LayerNorm) stay 32-bit; full int8 stores biases as int32 with per-channel parameters too, and
     re-quantizes the shared layer's biases for each call (each call's input has its own scale).
     """
+    mode = quantization_mode(quantize)
     per_channel_bytes = 4 + 8
     layer_calls = checkpoint.config.num_hidden_layers
     total = 0
     for name, value in checkpoint.weights.items():
-        if quantize == "fp32":
-            total += 4 * value.size
-        elif quantize == "fp16":
-            total += 2 * value.size
+        if not mode.int8_weights:
+            total += mode.weight_bytes * value.size
         elif value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS:
             total += value.size + (0 if name.startswith("embeddings.") else per_channel_bytes * value.shape[0])
-        elif quantize == "int8" and name.endswith(".bias"):
+        elif mode.needs_calibration and name.endswith(".bias"):
             calls = layer_calls if name.startswith(SHARED_LAYER_PREFIX) else 1
             total += (4 + per_channel_bytes) * value.size * calls
         else:
@@ -96,20 +85,21 @@ def convert_module(
     from .quiet import import_tensorflow
 
     tf = import_tensorflow()
-    if quantize not in QUANTIZATIONS:
-        raise ConversionError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    if quantize not in MODES:
+        raise ConversionError(f"unknown quantization {quantize!r}; choose one of {', '.join(MODES)}")
+    setting = MODES[quantize].converter
     function = module.serving_default.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize == "fp16":
+    if setting == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "dynamic-int8":
+    elif setting == "dynamic-range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if not per_channel_dense:
             # Per-tensor weight scales keep FULLY_CONNECTED at an op version tflite-runtime 2.14 runs.
             converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    elif quantize == "int8":
+    elif setting == "full-integer":
         if not calibration_inputs:
             raise ConversionError("full int8 needs calibration texts (--calibration-texts FILE)")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -18,7 +18,8 @@ import numpy as np
 from ..early_exit import parse_rule
 from ..errors import EdgeAlbertError
 from .checkpoint import load_checkpoint
-from .graph import INPUT_NAMES, GraphOptions, build_albert_module
+from ..contract import INPUT_NAMES
+from .graph import GraphOptions, build_albert_module
 from .quiet import native_stderr_silenced
 from .tflite import REQUEST_FILE, convert_module
 

@@ -12,16 +12,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..early_exit import CALLS_OUTPUT, ExitRule
+from ..contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, task_contract
+from ..quantization import MIN_LABEL_AGREEMENT, Parity, quantization_mode
 from .checkpoint import AlbertCheckpoint
-from .graph import INPUT_NAMES, OUTPUT_NAMES
+from .graph import OUTPUT_NAMES
+from .reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
 
-# Absolute logit tolerances; quantized int8 variants are judged by label agreement instead.
-ABS_TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}
-MIN_LABEL_AGREEMENT = 0.99
-# Bound recorded for int8 bundles so that other machines (e.g. aarch64, whose int8 kernels
-# round differently) can check their outputs: a multiple of what was measured here.
-INT8_RUNTIME_TOLERANCE_FACTOR = 4.0
-INT8_RUNTIME_TOLERANCE_FLOOR = 1e-2
+# Each mode's parity rule (absolute tolerance or label agreement) and the tolerance recorded for
+# devices come from the modes table (edge_albert/quantization.py).
 BATCH_SIZE = 4
 
 Batch = Dict[str, np.ndarray]
@@ -71,43 +69,16 @@ def encode_samples(
         batch = {name: getattr(chunk, name) for name in INPUT_NAMES}
         if fixed_length:
             padding = ((0, 0), (0, fixed_length - chunk.length))
-            batch = {name: np.pad(batch[name], padding, constant_values=pad_id if name == "input_ids" else 0)
+            batch = {name: np.pad(batch[name], padding, constant_values=pad_id if name == INPUT_IDS else 0)
                      for name in INPUT_NAMES}
         batches.append(batch)
     return batches
 
 
-def load_reference_model(checkpoint: AlbertCheckpoint):
-    """The transformers PyTorch model of the checkpoint, in float32 (fp16-stored weights upcast)."""
-    import torch
-    import transformers
-
-    from .quiet import quiet_transformers
-
-    quiet_transformers()
-    model_class = getattr(transformers, checkpoint.architecture)
-    return model_class.from_pretrained(str(checkpoint.path), dtype=torch.float32).eval()
-
-
 def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=None,
                       early_exit: Optional[ExitRule] = None) -> List[Dict[str, np.ndarray]]:
     """The PyTorch model's outputs per batch; with `early_exit`, its exit logits and layer calls."""
-    import torch
-
-    model = model or load_reference_model(checkpoint)
-    results = []
-    if early_exit is not None:
-        from .early_exit import reference_early_exit
-
-        for batch in batches:
-            logits, calls, _ = reference_early_exit(model, early_exit, *(batch[name] for name in INPUT_NAMES))
-            results.append({"logits": logits, CALLS_OUTPUT: calls})
-        return results
-    with torch.no_grad():
-        for batch in batches:
-            output = model(**{name: torch.from_numpy(batch[name].astype(np.int64)) for name in INPUT_NAMES})
-            results.append({name: getattr(output, name).float().numpy() for name in OUTPUT_NAMES[checkpoint.task]})
-    return results
+    return load_reference_runner(checkpoint, model, early_exit).run_all(batches)
 
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 2):
@@ -135,12 +106,9 @@ def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Seque
     return results
 
 
-SEQUENCE_LEVEL_OUTPUTS = {("text-classification", "logits"), ("feature-extraction", "pooler_output")}
-
-
 def _valid_positions(task: str, name: str, mask: np.ndarray, output: np.ndarray) -> np.ndarray:
     """Token-level outputs are compared at real tokens only; sequence-level outputs whole."""
-    if (task, name) in SEQUENCE_LEVEL_OUTPUTS:
+    if name in task_contract(task).per_sequence_outputs:
         return output.reshape(output.shape[0], -1)
     return output[mask.astype(bool)]
 
@@ -179,7 +147,7 @@ def compare_outputs(
     max_diff, total_diff, count, worst = 0.0, 0.0, 0, ""
     agree, total = 0, 0
     for batch, ref, got in zip(batches, reference, candidate):
-        mask = batch["attention_mask"]
+        mask = batch[ATTENTION_MASK]
         for name in ref:
             if ref[name].shape != got[name].shape:
                 return _failed(variant, f"output {name} has shape {got[name].shape}, reference {ref[name].shape}")
@@ -190,30 +158,29 @@ def compare_outputs(
             count += diff.size
         a, t = _agreement(task, ref, got, mask)
         agree, total = agree + a, total + t
-    samples = sum(b["input_ids"].shape[0] for b in batches)
+    samples = sum(b[INPUT_IDS].shape[0] for b in batches)
     agreement = agree / total if total else None
     mean_diff = total_diff / count if count else 0.0
-    tolerance = ABS_TOLERANCE.get(variant)
+    mode = quantization_mode(variant)
+    tolerance = mode.abs_tolerance if mode.parity is Parity.MAX_ABS_DIFF else None
+    runtime_tolerance = mode.device_tolerance(max_diff)
     if tolerance is not None:
         passed = max_diff <= tolerance and np.isfinite(max_diff)
-        runtime_tolerance = tolerance
         message = (
             f"max abs diff {max_diff:.3g} in {worst} within {tolerance:g}"
             if passed
             else f"max abs diff {max_diff:.3g} in {worst} exceeds the {variant} tolerance {tolerance:g}; "
-            "check the checkpoint's hidden_act and layer_norm_eps, or report a bug"
+            + mode.retry_hint
         )
         minimum = None
     else:
         minimum = MIN_LABEL_AGREEMENT
         passed = agreement is not None and agreement >= minimum and np.isfinite(max_diff)
-        runtime_tolerance = max(INT8_RUNTIME_TOLERANCE_FACTOR * max_diff, INT8_RUNTIME_TOLERANCE_FLOOR)
         message = (
             f"label agreement {agreement:.1%} (max abs diff {max_diff:.3g}, mean {mean_diff:.3g})"
             if passed
             else f"label agreement {agreement:.1%} is below {minimum:.0%} (max abs diff {max_diff:.3g}); "
-            + ("try dynamic-int8 or fp16, or calibration texts closer to the task; " if variant == "int8" else "try fp16; ")
-            + "--force bundles it anyway"
+            + f"{mode.retry_hint}; --force bundles it anyway"
         )
     return VariantCheck(
         variant=variant,
@@ -274,7 +241,7 @@ def verify_early_exit(
     agreement = float(np.mean(expected == got)) if expected.size else 1.0
     message = f"{check.message}; exit call matches the reference on {int((expected == got).sum())}/{expected.size} samples"
     passed = check.passed
-    if ABS_TOLERANCE.get(variant) is not None and agreement < 1.0:
+    if quantization_mode(variant).parity is Parity.MAX_ABS_DIFF and agreement < 1.0:
         passed = False
         message += f" ({rule.as_text()}: a float variant must stop every sample where PyTorch does)"
     return replace(check, passed=bool(passed), message=message, exit_call_agreement=agreement)
