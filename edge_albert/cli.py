@@ -73,6 +73,20 @@ def _stdin_lines():
     return io.TextIOWrapper(buffer, encoding="utf-8", errors="replace", newline=None)
 
 
+def runtime_options(command):
+    """The options every command that runs a bundle takes (predict, evaluate), declared once."""
+    for option in reversed((
+        click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4)."),
+        click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--exit-value", type=click.FloatRange(min=0), default=None,
+                     help="Early-exit bundles: patience or entropy threshold to use instead of the converted default."),
+        click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP),
+    )):
+        command = option(command)
+    return command
+
+
 @click.group()
 @click.version_option(__version__, prog_name="edge-albert")
 @click.option("-v", "--verbose", is_flag=True, help="Show the libraries' own logs (TensorFlow, LiteRT, transformers).")
@@ -89,11 +103,7 @@ def main(verbose: bool) -> None:
 @click.option("--jsonl", is_flag=True,
               help="Read JSON objects from stdin, one a line: text (+ text_pair), or question + context.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Keep only the k best labels' scores.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4).")
-@click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
-@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
+@runtime_options
 @reports_errors
 def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, batch_size: int, exit_value,
             trusted_key) -> None:
@@ -391,11 +401,7 @@ def export_android(bundle, assets_dir, overwrite, trusted_key):
 @click.option("--reference", "reference_dir", type=click.Path(file_okay=False, path_type=str),
               help="Hugging Face checkpoint to compare with (runs PyTorch: needs torch and transformers).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), help="Write the full report (predictions included) as JSON.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4).")
-@click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
-@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
+@runtime_options
 @reports_errors
 def evaluate(bundle, data, text_column, text_pair_column, label_column, reference_dir, json_out, threads, backend,
              batch_size, exit_value, trusted_key):
