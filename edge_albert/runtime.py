@@ -128,6 +128,8 @@ def native_logs_silenced():
             os.dup2(devnull.fileno(), 2)
         yield
     finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()  # what Python buffered meanwhile goes to /dev/null too, not out later
         os.dup2(saved, 2)
         os.close(saved)
 

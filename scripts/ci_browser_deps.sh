@@ -14,12 +14,7 @@ if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
 fi
 
 command -v apt-get >/dev/null || die "apt-get is required (this script targets Debian 12 bookworm)"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null && sudo -n true 2>/dev/null \
-        || die "installing chromium needs root: run 'sudo bash scripts/ci_browser_deps.sh'"
-    SUDO="sudo -n"
-fi
+. "$(dirname "$0")/as_root.sh" "chromium"
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

@@ -23,12 +23,7 @@ if have_all; then
 fi
 
 command -v apt-get >/dev/null || die "apt-get is required (this script targets Debian 12 bookworm)"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null && sudo -n true 2>/dev/null \
-        || die "installing the JDK and JUnit needs root: run 'sudo bash scripts/ci_java_deps.sh'"
-    SUDO="sudo -n"
-fi
+. "$(dirname "$0")/as_root.sh" "the JDK and JUnit"
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

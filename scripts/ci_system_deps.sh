@@ -32,12 +32,7 @@ if command -v qemu-aarch64 >/dev/null && [ "$(qemu_major)" -ge "$QEMU_MIN_MAJOR"
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null && sudo -n true 2>/dev/null \
-        || die "installing qemu-user needs root: run 'sudo bash scripts/ci_system_deps.sh'"
-    SUDO="sudo -n"
-fi
+. "$(dirname "$0")/as_root.sh" "qemu-user"
 
 . /etc/os-release
 [ "${VERSION_CODENAME:-}" = bookworm ] \

@@ -17,6 +17,7 @@ import warnings
 from typing import Iterator, Sequence
 
 from ..errors import MissingExtraError
+from ..runtime import native_logs_silenced
 from ..verbosity import is_verbose
 
 WORKSTATION_EXTRA = "convert"
@@ -47,32 +48,11 @@ def require_workstation(what: str, modules: Sequence[str]) -> None:
         )
 
 
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null while C++ libraries log (a no-op in verbose mode).
-
-    Python exceptions still carry their messages; sys.stderr is flushed first so nothing of ours is lost.
-    """
-    if is_verbose():
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def import_tensorflow():
     """`import tensorflow` without its absl/oneDNN start-up lines (unless verbose)."""
     if not is_verbose():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr_silenced():
+    with native_logs_silenced():
         tf = importlib.import_module("tensorflow")
         if not is_verbose():
             tf.get_logger().setLevel("ERROR")

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contract import INPUT_NAMES
 from ..early_exit import parse_rule
 from ..errors import EdgeAlbertError
+from ..runtime import native_logs_silenced
 from .checkpoint import load_checkpoint
-from ..contract import INPUT_NAMES
 from .graph import GraphOptions, build_albert_module
-from .quiet import native_stderr_silenced
 from .tflite import REQUEST_FILE, convert_module
 
 
@@ -47,7 +47,7 @@ class Converter:
         if key not in self.modules:
             if job["checkpoint"] not in self.checkpoints:
                 self.checkpoints[job["checkpoint"]] = load_checkpoint(job["checkpoint"])
-            with native_stderr_silenced():
+            with native_logs_silenced():
                 self.modules[key] = build_albert_module(self.checkpoints[job["checkpoint"]], options)
         started = time.perf_counter()
         try:

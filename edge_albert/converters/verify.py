@@ -94,13 +94,13 @@ def make_interpreter(model_bytes: bytes, num_threads: int = 2):
 
 
 def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Sequence[str]) -> List[Dict[str, np.ndarray]]:
-    from .quiet import native_stderr_silenced
+    from ..runtime import native_logs_silenced
 
     interpreter = make_interpreter(model_bytes)
     runner = interpreter.get_signature_runner("serving_default")
     results = []
     for batch in batches:
-        with native_stderr_silenced():  # the XNNPACK delegate announces itself on the first run
+        with native_logs_silenced():  # the XNNPACK delegate announces itself on the first run
             output = runner(**batch)
         results.append({name: np.asarray(output[name]) for name in output_names})
     return results
