@@ -27,7 +27,7 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except EdgeAlbertError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {exc.spelled(_flag_of)}", err=True)
             sys.exit(1)
         except BrokenPipeError:
             _stdout_to_devnull()
@@ -41,6 +41,17 @@ def reports_errors(command):
             sys.exit(1)
 
     return wrapper
+
+
+def _flag_of(name: str) -> str:
+    """How the running command spells the library setting `name`: its long flag, or its argument."""
+    context = click.get_current_context(silent=True)
+    for param in context.command.params if context is not None else ():
+        if param.name == name:
+            if isinstance(param, click.Argument):
+                return param.human_readable_name
+            return max(param.opts, key=len)
+    return "--" + name.replace("_", "-")
 
 
 def _stdout_to_devnull() -> None:

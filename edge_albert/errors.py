@@ -1,8 +1,29 @@
 """The few exception types edge-albert raises; the CLI prints them as one line."""
 
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
 
 class EdgeAlbertError(Exception):
-    """Base class: a problem the user can act on (bad input, failed check)."""
+    """Base class: a problem the user can act on (bad input, failed check).
+
+    A message about a setting writes it as `{name}` and lists the names in `options`, so the
+    library never assumes a command line: `str(error)` names the Python parameter
+    (`max_seq_len must be ...`), the CLI spells the same error with its flag
+    (`--max-seq-len must be ...`) through `spelled`.
+    """
+
+    def __init__(self, message: str = "", *, options: Sequence[str] = ()) -> None:
+        self.template = message
+        self.options = tuple(options)
+        super().__init__(message.format(**{name: name for name in self.options}) if self.options else message)
+
+    def spelled(self, spell: Callable[[str], str]) -> str:
+        """The message with every named setting written as `spell(name)` (a flag, for the CLI)."""
+        if not self.options:
+            return str(self)
+        return self.template.format(**{name: spell(name) for name in self.options})
 
 
 class CheckpointError(EdgeAlbertError):
