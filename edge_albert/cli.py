@@ -350,6 +350,8 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
 @click.option("--ffn", type=int, default=None, help="FFN intermediate width [default: the teacher's].")
 @click.option("--epochs", type=float, default=1.0, show_default=True)
 @click.option("--max-train-examples", type=int, default=None, help="Distil on a seeded random subset of this many rows.")
+@click.option("--augment", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Unlabelled augmented copies per training row (masking, n-grams), trained on the teacher's soft targets.")
 @click.option("--importance-examples", type=int, default=2048, show_default=True)
 @click.option("--learning-rate", type=float, default=2e-4, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -368,17 +370,17 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
 @click.option("--restart", is_flag=True, help="Discard an interrupted run's staging directory instead of resuming.")
 @reports_errors
 def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_heads, ffn, epochs, max_train_examples,
-             importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight, init, max_length,
+             augment, importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight, init, max_length,
              text_column, pair_column, label_column, threads, seed, overwrite, restart):
     """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint."""
-    from .compress import CompressOptions, DistillConfig, compress as run_compress
+    from .compress import AugmentConfig, CompressOptions, DistillConfig, compress as run_compress
 
     distill = DistillConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
                             alpha=alpha, hidden_weight=hidden_weight, max_length=max_length, seed=seed, threads=threads)
     options = CompressOptions(layers=layers, heads=heads, remove_heads=remove_heads, ffn=ffn, init=init,
                               importance_examples=importance_examples, max_train_examples=max_train_examples,
                               text_column=text_column, label_column=label_column, pair_column=pair_column,
-                              distill=distill)
+                              distill=distill, augment=AugmentConfig(copies=augment))
     result = run_compress(teacher_dir, train_file, output, dev_file, options, overwrite=overwrite, restart=restart,
                           log=click.echo)
     click.echo(f"saved {result.out_dir} ({result.parameters:,} parameters, removed heads {result.removed_heads or 'none'}) "

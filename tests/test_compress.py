@@ -368,3 +368,26 @@ def test_committed_student_keeps_its_accuracy_claim():
     assert accuracy == pytest.approx(record["student"]["dev_accuracy"], abs=1e-9)
     assert accuracy >= record["teacher"]["dev_accuracy"] - 0.01
     assert load_checkpoint(student_dir).config.kept_heads == [0, 1]
+
+
+def test_augmented_rows_train_on_soft_targets_and_are_recorded(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    """--augment N adds N unlabelled copies per training row to the distillation set (not to the
+    importance rows) and compression.json says how they were made and what was left out."""
+    from edge_albert.compress import AugmentConfig
+
+    options = CompressOptions(importance_examples=32, layers=2, distill=DistillConfig(epochs=1, batch_size=16),
+                              augment=AugmentConfig(copies=2))
+    compress(tiny_classifier_checkpoint, sst2_files[0], tmp_path / "s", sst2_files[1], options, log=lambda m: None)
+    record = json.loads((tmp_path / "s" / "compression.json").read_text())
+    assert record["training"]["train_rows_used"] == 96 and record["training"]["distillation_rows"] == 3 * 96
+    assert record["augmentation"]["rows_added"] == 192 and record["augmentation"]["mask_token"] == "[MASK]"
+    assert "POS-guided" in record["augmentation"]["not_implemented"]
+    assert record["options"]["augment"] == {"copies": 2, "p_mask": 0.1, "p_ngram": 0.25}
+    assert sum(row.get("epoch", 0) == 1.0 and "loss" not in row for row in record["training"]["log_history"]) >= 1
+    assert record["training"]["log_history"][-1]["step"] == 18  # ceil(288 / 16): the augmented rows were trained on
+
+
+def test_augmentation_without_soft_targets_is_refused(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    out = tmp_path / "s"
+    _assert_refused(_cli(tiny_classifier_checkpoint, "--train", sst2_files[0], "-o", out, "--augment", "2",
+                         "--alpha", "0"), out, "--augment needs the teacher's soft targets (--alpha above 0)")

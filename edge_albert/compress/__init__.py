@@ -5,8 +5,9 @@ on transformers' Trainer. The student is an ordinary checkpoint that `edge-alber
 torch and transformers are imported inside the functions that need them.
 """
 
+from .augment import AugmentConfig
 from .distill import DistillConfig
 from .plan import CompressionPlan, make_plan
 from .run import PROVENANCE_FILE, CompressOptions, CompressResult, compress
 
-__all__ = ["CompressOptions", "CompressResult", "CompressionPlan", "DistillConfig", "PROVENANCE_FILE", "compress", "make_plan"]
+__all__ = ["AugmentConfig", "CompressOptions", "CompressResult", "CompressionPlan", "DistillConfig", "PROVENANCE_FILE", "compress", "make_plan"]

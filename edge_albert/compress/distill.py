@@ -1,7 +1,8 @@
 """Knowledge distillation of the pruned student on transformers' Trainer (edge_albert/training.py).
 
 Loss: alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * cross-entropy
-on the labels (Hinton et al. 2015), plus optionally hidden_weight * MSE between the student's
+on the labels (Hinton et al. 2015; the mean over the batch's rows, an unlabelled augmented row
+counting zero), plus optionally hidden_weight * MSE between the student's
 hidden states after call i and the teacher's after call round(i * L_teacher / L_student)
 (same width, so no projection is needed), over real (non-padding) tokens. alpha = 0 and
 hidden_weight = 0 is plain fine-tuning (the ablation).
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..training import EncodedDataset, accuracy_metric, loss_trainer, training_arguments
+from .augment import NO_LABEL
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ def distillation_loss(student_outputs, teacher_outputs, labels, attention_mask, 
     """The loss above, from model outputs; hidden states are used only when hidden_weight > 0."""
     import torch.nn.functional as F
 
-    ce = F.cross_entropy(student_outputs.logits, labels)
+    # rows labelled NO_LABEL (augmented, edge_albert/compress/augment.py) add nothing to the label term
+    ce = F.cross_entropy(student_outputs.logits, labels, ignore_index=NO_LABEL, reduction="sum") / labels.shape[0]
     if teacher_outputs is None:
         return ce
     t = config.temperature

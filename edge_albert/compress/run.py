@@ -25,6 +25,7 @@ from ..bundle import sha256_of_file
 from ..converters.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
 from ..errors import CompressionError
 from ..data import read_examples
+from .augment import NOT_IMPLEMENTED, AugmentConfig, augment_examples, mask_token_of
 from .distill import DistillConfig
 from .importance import IMPORTANCE_METHOD
 from .plan import CompressionPlan, compute_ratio, make_plan
@@ -47,6 +48,7 @@ class CompressOptions:
     label_column: str = "label"
     pair_column: Optional[str] = None
     distill: DistillConfig = field(default_factory=DistillConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # unlabelled copies for distillation only
 
 
 @dataclass
@@ -68,6 +70,10 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
     if options.init not in INITS:
         raise CompressionError(f"init must be one of {', '.join(INITS)}, not {options.init!r}")
+    options.augment.check()
+    if options.augment.copies and options.distill.alpha <= 0:
+        raise CompressionError("{augment} needs the teacher's soft targets ({alpha} above 0): augmented rows have no label",
+                               options=("augment", "alpha"))
     check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError)
     teacher_ckpt = load_checkpoint(teacher_dir)
     if teacher_ckpt.architecture != "AlbertForSequenceClassification":
@@ -117,6 +123,7 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     train_set = EncodedDataset(tokenizer, train, options.distill.max_length)
     dev_set = EncodedDataset(tokenizer, dev, options.distill.max_length) if dev else None
     log(f"{len(train_set)} training rows, {len(dev_set) if dev_set else 0} dev rows")
+    distill_set, augmentation = _with_augmented_rows(train, train_set, tokenizer, options)
 
     init_dir = staging / "student-init"
     importance_path = staging / "importance.json"
@@ -147,7 +154,7 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     freeze_pruned_heads(student)
 
     trainer_dir = staging / "trainer"
-    trainer = make_trainer(student, teacher, train_set, dev_set, tokenizer, trainer_dir, options.distill, log)
+    trainer = make_trainer(student, teacher, distill_set, dev_set, tokenizer, trainer_dir, options.distill, log)
     checkpoint = last_checkpoint(trainer_dir)
     if checkpoint:
         log(f"resuming from {checkpoint}")
@@ -181,7 +188,8 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
                     "dev_accuracy": dev_accuracy, "dev_examples": len(dev)},
         "compute_ratio": compute_ratio(raw_config, plan),
         "importance": {"method": IMPORTANCE_METHOD, **{k: v for k, v in importance_record.items() if k != "kept_neurons"}},
-        "training": {"train_rows_used": len(train), "log_history": trainer.state.log_history,
+        "augmentation": augmentation,
+        "training": {"train_rows_used": len(train), "distillation_rows": len(distill_set), "log_history": trainer.state.log_history,
                      "resumed_from": checkpoint},
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -196,6 +204,25 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
                           dev_accuracy=dev_accuracy, teacher_dev_accuracy=teacher_accuracy,
                           parameters=provenance["student"]["parameters_without_pruned_heads"],
                           seconds=seconds, resumed_from=checkpoint)
+
+
+def _with_augmented_rows(train, train_set, tokenizer, options: CompressOptions):
+    """The distillation rows: the real ones, then options.augment.copies unlabelled copies of each
+    (importance is measured on the real, labelled rows only), and what to record about them."""
+    from ..training import EncodedDataset
+
+    config = options.augment
+    if not config.copies:
+        return train_set, {**config.to_dict(), "rows_added": 0}
+    mask_token = mask_token_of(tokenizer)
+    augmented = augment_examples(train, config, mask_token, seed=options.distill.seed)
+    combined = EncodedDataset.__new__(EncodedDataset)
+    combined.rows = train_set.rows + EncodedDataset(tokenizer, augmented, options.distill.max_length).rows
+    record = {**config.to_dict(), "rows_added": len(augmented), "mask_token": mask_token,
+              "method": "Tang et al. 2019: per-word masking (p_mask), then n-gram sampling (p_ngram, n in 1..5); "
+                        "trained on the teacher's soft targets only",
+              "not_implemented": NOT_IMPLEMENTED}
+    return combined, record
 
 
 def _file_record(path) -> dict:
