@@ -391,3 +391,75 @@ def test_augmentation_without_soft_targets_is_refused(tiny_classifier_checkpoint
     out = tmp_path / "s"
     _assert_refused(_cli(tiny_classifier_checkpoint, "--train", sst2_files[0], "-o", out, "--augment", "2",
                          "--alpha", "0"), out, "--augment needs the teacher's soft targets (--alpha above 0)")
+
+
+# -- augmentation (Tang et al. 2019) ------------------------------------------------------------
+def test_augmentation_rules_mask_words_and_cut_ngrams():
+    import random
+
+    from edge_albert.compress.augment import augment_words
+
+    words = "a b c d e f g h i j".split()
+    assert augment_words(words, random.Random(0), "[M]", 0.0, 0.0) == words
+    assert augment_words(words, random.Random(0), "[M]", 1.0, 0.0) == ["[M]"] * 10
+    rng = random.Random(1)
+    for _ in range(200):  # always an n-gram: n in 1..5, contiguous, from the original order
+        out = augment_words(words, rng, "[M]", 0.0, 1.0)
+        assert 1 <= len(out) <= 5 and "".join(out) in "".join(words)
+    rng = random.Random(2)
+    masked = sum(w == "[M]" for _ in range(500) for w in augment_words(words, rng, "[M]", 0.1, 0.0))
+    assert 400 <= masked <= 600  # 10% of 5,000 words
+    rng = random.Random(3)
+    cut = sum(len(augment_words(words, rng, "[M]", 0.0, 0.25)) < 10 for _ in range(2000))
+    assert 420 <= cut <= 580  # 25% of 2,000 examples are cut to an n-gram
+    assert augment_words([], random.Random(0), "[M]", 0.5, 1.0) == []
+
+
+def test_augmented_examples_are_seeded_unlabelled_copies():
+    from edge_albert.compress.augment import NO_LABEL, AugmentConfig, augment_examples
+    from edge_albert.data import Example
+
+    rows = [Example("the film is a mess", 0, line=2), Example("a joy", 1, text_pair="truly great fun", line=3)]
+    config = AugmentConfig(copies=3, p_mask=0.3, p_ngram=0.5)
+    out = augment_examples(rows, config, "[MASK]", seed=7)
+    assert out == augment_examples(rows, config, "[MASK]", seed=7)
+    assert out != augment_examples(rows, config, "[MASK]", seed=8)
+    assert len(out) == 6 and all(e.label == NO_LABEL for e in out)
+    assert [e.line for e in out] == [2, 2, 2, 3, 3, 3] and all(e.text_pair is None for e in out[:3])
+    assert all(e.text_pair is not None for e in out[3:])
+    assert augment_examples(rows, AugmentConfig(copies=0), "[MASK]", seed=7) == []
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"copies": -1}, "augment must be 0 or more"), ({"copies": 1, "p_mask": 1.5}, "p_mask must be between 0 and 1"),
+])
+def test_bad_augmentation_settings_are_refused(config, message):
+    from edge_albert.compress.augment import AugmentConfig
+
+    with pytest.raises(CompressionError, match=message):
+        AugmentConfig(**config).check()
+
+
+def test_unlabelled_rows_add_no_label_loss():
+    """A NO_LABEL row contributes its soft-target term only; labelled rows keep the batch mean."""
+    from types import SimpleNamespace
+
+    import torch
+    import torch.nn.functional as F
+
+    from edge_albert.compress.augment import NO_LABEL
+    from edge_albert.compress.distill import distillation_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 2)
+    student = SimpleNamespace(logits=logits)
+    config = DistillConfig(alpha=0.5, temperature=1.0)
+    same = SimpleNamespace(logits=logits.clone())  # soft term 0: only the label term is left
+    labels = torch.tensor([0, 1, NO_LABEL, NO_LABEL])
+    expected = 0.5 * F.cross_entropy(logits[:2], labels[:2], reduction="sum") / 4
+    assert torch.allclose(distillation_loss(student, same, labels, None, config), expected, atol=1e-6)
+    assert abs(float(distillation_loss(student, same, torch.full((4,), NO_LABEL), None, config))) < 1e-6  # not NaN
+    other = SimpleNamespace(logits=torch.randn(4, 2))
+    soft_only = distillation_loss(student, other, torch.full((4,), NO_LABEL), None, config)
+    kl = F.kl_div(F.log_softmax(logits, -1), F.softmax(other.logits, -1), reduction="batchmean")
+    assert torch.allclose(soft_only, 0.5 * kl, atol=1e-6)
