@@ -68,33 +68,13 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     """Compress `teacher_dir` into a student at `out_dir`; see the module docstring for the steps."""
     started = time.perf_counter()
     teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
-    if options.init not in INITS:
-        raise CompressionError(f"init must be one of {', '.join(INITS)}, not {options.init!r}")
-    options.augment.check()
-    if options.augment.copies and options.distill.alpha <= 0:
-        raise CompressionError("{augment} needs the teacher's soft targets ({alpha} above 0): augmented rows have no label",
-                               options=("augment", "alpha"))
+    _check_options(options)
     check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError)
-    teacher_ckpt = load_checkpoint(teacher_dir)
-    if teacher_ckpt.architecture != "AlbertForSequenceClassification":
-        raise CompressionError(
-            f"{teacher_dir} is an {teacher_ckpt.architecture}; compress takes a sequence classifier "
-            "(AlbertForSequenceClassification)"
-        )
-    if teacher_ckpt.problem_type == "multi_label_classification":
-        raise CompressionError(f"{teacher_dir} is a multi-label classifier; compress distils single-label classifiers")
+    teacher_ckpt = _classifier_teacher(teacher_dir)
     raw_config = teacher_ckpt.config.raw
     already = list(teacher_ckpt.config.pruned_heads)
     plan = make_plan(raw_config, options.layers, options.heads, options.remove_heads, options.ffn, len(already))
-    read = dict(text_column=options.text_column, label_column=options.label_column,
-                pair_column=options.pair_column, labels=teacher_ckpt.labels)
-    train = read_examples(train_path, **read)
-    dev = read_examples(dev_path, **read) if dev_path else []
-    if options.max_train_examples is not None:
-        if options.max_train_examples < 1:
-            raise CompressionError("max_train_examples must be at least 1")
-        if options.max_train_examples < len(train):
-            train = random.Random(options.distill.seed).sample(train, options.max_train_examples)
+    train, dev = _read_rows(train_path, dev_path, options, teacher_ckpt.labels)
     run_record = {
         "teacher": {"path": str(teacher_dir), "weights_sha256": teacher_ckpt.weights_sha256},
         "plan": plan.to_dict(),
@@ -107,14 +87,76 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
         f"{plan.heads} heads (teacher {raw_config['num_attention_heads'] - len(already)}), FFN {plan.intermediate_size} "
         f"(teacher {raw_config['intermediate_size']}); compute at seq 128: "
         f"{compute_ratio(raw_config, plan)['ratio']:.2f}x the teacher's")
+    trained = _train_student(teacher_dir, staging, plan, already, train, dev, options, log)
+    provenance = _provenance(run_record, raw_config, already, plan, trained, len(train), len(dev), started)
+    (trained.directory / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError) as target:
+        for path in trained.directory.iterdir():
+            shutil.copyfile(path, target / path.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return CompressResult(out_dir=out_dir, plan=plan, removed_heads=provenance["student"]["removed_heads"],
+                          dev_accuracy=trained.dev_accuracy, teacher_dev_accuracy=trained.teacher_dev_accuracy,
+                          parameters=provenance["student"]["parameters_without_pruned_heads"],
+                          seconds=provenance["seconds"], resumed_from=trained.resumed_from)
 
+
+@dataclass
+class _Trained:
+    """What training left behind: the saved student (reloaded from its files) and its record."""
+    directory: Path
+    model: object
+    dev_accuracy: Optional[float]
+    teacher_dev_accuracy: Optional[float]
+    importance: dict
+    augmentation: dict
+    distillation_rows: int
+    log_history: list
+    resumed_from: Optional[str]
+
+
+def _check_options(options: CompressOptions) -> None:
+    """Settings that cannot run together, refused before the teacher or the data are read."""
+    if options.init not in INITS:
+        raise CompressionError(f"init must be one of {', '.join(INITS)}, not {options.init!r}")
+    options.augment.check()
+    if options.augment.copies and options.distill.alpha <= 0:
+        raise CompressionError("{augment} needs the teacher's soft targets ({alpha} above 0): augmented rows have no label",
+                               options=("augment", "alpha"))
+    if options.max_train_examples is not None and options.max_train_examples < 1:
+        raise CompressionError("max_train_examples must be at least 1")
+
+
+def _classifier_teacher(teacher_dir: Path):
+    """The teacher's checkpoint, if it is a single-label sequence classifier (what compress distils)."""
+    teacher_ckpt = load_checkpoint(teacher_dir)
+    if teacher_ckpt.architecture != "AlbertForSequenceClassification":
+        raise CompressionError(
+            f"{teacher_dir} is an {teacher_ckpt.architecture}; compress takes a sequence classifier "
+            "(AlbertForSequenceClassification)"
+        )
+    if teacher_ckpt.problem_type == "multi_label_classification":
+        raise CompressionError(f"{teacher_dir} is a multi-label classifier; compress distils single-label classifiers")
+    return teacher_ckpt
+
+
+def _read_rows(train_path, dev_path, options: CompressOptions, labels) -> tuple:
+    """Training rows (a seeded random subset when max_train_examples is below their number) and dev rows."""
+    read = dict(text_column=options.text_column, label_column=options.label_column,
+                pair_column=options.pair_column, labels=labels)
+    train = read_examples(train_path, **read)
+    dev = read_examples(dev_path, **read) if dev_path else []
+    if options.max_train_examples is not None and options.max_train_examples < len(train):
+        train = random.Random(options.distill.seed).sample(train, options.max_train_examples)
+    return train, dev
+
+
+def _train_student(teacher_dir: Path, staging: Path, plan: CompressionPlan, already: list, train, dev,
+                   options: CompressOptions, log) -> _Trained:
+    """Prune, distil, save in staging/student/, reload from the files and score on dev."""
     import torch
     from transformers import AlbertForSequenceClassification, AutoTokenizer
 
-    from ..training import EncodedDataset, accuracy_of, batches, last_checkpoint
-    from .distill import make_trainer
-    from .importance import measure_importance
-    from .prune import build_student, choose, freeze_pruned_heads, pruned_heads_are_zero, pruned_heads_of, zero_pruned_heads
+    from ..training import EncodedDataset, accuracy_of
 
     torch.set_num_threads(options.distill.threads)
     torch.manual_seed(options.distill.seed)
@@ -124,86 +166,122 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     dev_set = EncodedDataset(tokenizer, dev, options.distill.max_length) if dev else None
     log(f"{len(train_set)} training rows, {len(dev_set) if dev_set else 0} dev rows")
     distill_set, augmentation = _with_augmented_rows(train, train_set, tokenizer, options)
+    student, importance = _initial_student(teacher_dir, teacher, staging, train_set, tokenizer, plan, already, options, log)
+    trainer, checkpoint = _distil(student, teacher, distill_set, dev_set, tokenizer, staging / "trainer", options, log)
+    final = staging / "student"
+    _save_student(trainer.model, final, teacher_dir)
+    reloaded = AlbertForSequenceClassification.from_pretrained(str(final), dtype=torch.float32)
+    return _Trained(
+        directory=final, model=reloaded,
+        dev_accuracy=accuracy_of(reloaded, dev_set, tokenizer) if dev_set else None,
+        teacher_dev_accuracy=accuracy_of(teacher, dev_set, tokenizer) if dev_set else None,
+        importance=importance, augmentation=augmentation, distillation_rows=len(distill_set),
+        log_history=trainer.state.log_history, resumed_from=checkpoint,
+    )
+
+
+def _initial_student(teacher_dir: Path, teacher, staging: Path, train_set, tokenizer, plan: CompressionPlan,
+                     already: list, options: CompressOptions, log):
+    """The pruned student before training and its importance record, made once per staging dir
+    (staging/student-init/ and importance.json; a resumed run reads them back)."""
+    import torch
+    from transformers import AlbertForSequenceClassification
+
+    from .prune import freeze_pruned_heads, pruned_heads_of
 
     init_dir = staging / "student-init"
     importance_path = staging / "importance.json"
     if not (init_dir / "config.json").is_file():
-        from transformers import DataCollatorWithPadding
-
-        probe = AlbertForSequenceClassification.from_pretrained(str(teacher_dir), dtype=torch.float32)
-        probe.config.num_hidden_layers = plan.num_hidden_layers  # importance of the network the student will be
-        rows = random.Random(options.distill.seed + 1).sample(range(len(train_set)), min(options.importance_examples, len(train_set)))
-        subset = EncodedDataset.__new__(EncodedDataset)
-        subset.rows = [train_set.rows[i] for i in rows]
-        log(f"measuring head and neuron importance on {len(subset)} training rows")
-        importance = measure_importance(probe, batches(subset, DataCollatorWithPadding(tokenizer), 32))
-        removed, kept = choose(importance, plan, already)
-        student = build_student(teacher, plan, removed, kept)
-        if options.init == "random":
-            student = _reinitialised(student)
-        importance_path.write_text(json.dumps({**importance.to_dict(), "removed_heads": removed,
-                                               "kept_neurons": kept}, indent=1) + "\n")
+        student, record = _pruned_student(teacher_dir, teacher, train_set, tokenizer, plan, already, options, log)
+        importance_path.write_text(json.dumps(record, indent=1) + "\n")
         tmp = staging / "student-init.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         student.save_pretrained(str(tmp))
         os.rename(tmp, init_dir)
     student = AlbertForSequenceClassification.from_pretrained(str(init_dir), dtype=torch.float32)
-    importance_record = json.loads(importance_path.read_text())
     log(f"removed heads {pruned_heads_of(student.config) or 'none'}; "
         f"{sum(p.numel() for p in student.parameters()):,} parameters")
     freeze_pruned_heads(student)
+    return student, json.loads(importance_path.read_text())
 
-    trainer_dir = staging / "trainer"
+
+def _pruned_student(teacher_dir: Path, teacher, train_set, tokenizer, plan: CompressionPlan, already: list,
+                    options: CompressOptions, log):
+    """Measure importance on a seeded sample of the labelled rows and prune the teacher by it."""
+    import torch
+    from transformers import AlbertForSequenceClassification, DataCollatorWithPadding
+
+    from ..training import EncodedDataset, batches
+    from .importance import measure_importance
+    from .prune import build_student, choose
+
+    probe = AlbertForSequenceClassification.from_pretrained(str(teacher_dir), dtype=torch.float32)
+    probe.config.num_hidden_layers = plan.num_hidden_layers  # importance of the network the student will be
+    rows = random.Random(options.distill.seed + 1).sample(range(len(train_set)), min(options.importance_examples, len(train_set)))
+    subset = EncodedDataset.__new__(EncodedDataset)
+    subset.rows = [train_set.rows[i] for i in rows]
+    log(f"measuring head and neuron importance on {len(subset)} training rows")
+    importance = measure_importance(probe, batches(subset, DataCollatorWithPadding(tokenizer), 32))
+    removed, kept = choose(importance, plan, already)
+    student = build_student(teacher, plan, removed, kept)
+    if options.init == "random":
+        student = _reinitialised(student)
+    return student, {**importance.to_dict(), "removed_heads": removed, "kept_neurons": kept}
+
+
+def _distil(student, teacher, distill_set, dev_set, tokenizer, trainer_dir: Path, options: CompressOptions, log):
+    """Train on Trainer, resuming from its last checkpoint in `trainer_dir`; the pruned heads must stay zero."""
+    from ..training import last_checkpoint
+    from .distill import make_trainer
+    from .prune import pruned_heads_are_zero, zero_pruned_heads
+
     trainer = make_trainer(student, teacher, distill_set, dev_set, tokenizer, trainer_dir, options.distill, log)
     checkpoint = last_checkpoint(trainer_dir)
     if checkpoint:
         log(f"resuming from {checkpoint}")
     trainer.train(resume_from_checkpoint=checkpoint)
-    student = trainer.model
-    if not pruned_heads_are_zero(student):  # the gradient masks guarantee it; a broken invariant must not ship
+    if not pruned_heads_are_zero(trainer.model):  # the gradient masks guarantee it; a broken invariant must not ship
         raise CompressionError("pruned heads drifted from zero during training")
-    zero_pruned_heads(student)
+    zero_pruned_heads(trainer.model)
+    return trainer, checkpoint
 
-    final = staging / "student"
+
+def _save_student(student, final: Path, teacher_dir: Path) -> None:
+    """The student's weights and the teacher's tokenizer files in `final` (replaced if there)."""
     shutil.rmtree(final, ignore_errors=True)
     student.save_pretrained(str(final))
     for name in TOKENIZER_FILES:
         if (teacher_dir / name).is_file():
             shutil.copyfile(teacher_dir / name, final / name)
-    reloaded = AlbertForSequenceClassification.from_pretrained(str(final), dtype=torch.float32)
-    dev_accuracy = accuracy_of(reloaded, dev_set, tokenizer) if dev_set else None
-    teacher_accuracy = accuracy_of(teacher, dev_set, tokenizer) if dev_set else None
-    seconds = time.perf_counter() - started
-    provenance = {
+
+
+def _provenance(run_record: dict, raw_config: dict, already: list, plan: CompressionPlan, trained: _Trained,
+                train_rows: int, dev_rows: int, started: float) -> dict:
+    """compression.json: the settings, the teacher, the student as saved, importance, data and training."""
+    from .prune import pruned_heads_of
+
+    reloaded = trained.model
+    return {
         "format": "edge-albert compression v1",
         **run_record,
         "teacher": {**run_record["teacher"], "config": {k: raw_config.get(k) for k in (
             "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_size", "embedding_size")},
-            "pruned_heads": already, "dev_accuracy": teacher_accuracy},
+            "pruned_heads": already, "dev_accuracy": trained.teacher_dev_accuracy},
         "student": {"removed_heads": pruned_heads_of(reloaded.config),
                     "representation": f"config.json {PRUNED_HEADS_KEY}: heads zeroed in query/key/value and "
                                       "attention.dense, sliced out by edge-albert convert",
                     "parameters": sum(p.numel() for p in reloaded.parameters()),
                     "parameters_without_pruned_heads": _effective_parameters(reloaded),
-                    "dev_accuracy": dev_accuracy, "dev_examples": len(dev)},
+                    "dev_accuracy": trained.dev_accuracy, "dev_examples": dev_rows},
         "compute_ratio": compute_ratio(raw_config, plan),
-        "importance": {"method": IMPORTANCE_METHOD, **{k: v for k, v in importance_record.items() if k != "kept_neurons"}},
-        "augmentation": augmentation,
-        "training": {"train_rows_used": len(train), "distillation_rows": len(distill_set), "log_history": trainer.state.log_history,
-                     "resumed_from": checkpoint},
-        "seconds": round(seconds, 1),
+        "importance": {"method": IMPORTANCE_METHOD, **{k: v for k, v in trained.importance.items() if k != "kept_neurons"}},
+        "augmentation": trained.augmentation,
+        "training": {"train_rows_used": train_rows, "distillation_rows": trained.distillation_rows,
+                     "log_history": trained.log_history, "resumed_from": trained.resumed_from},
+        "seconds": round(time.perf_counter() - started, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "versions": _versions(),
     }
-    (final / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
-    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError) as target:
-        for path in final.iterdir():
-            shutil.copyfile(path, target / path.name)
-    shutil.rmtree(staging, ignore_errors=True)
-    return CompressResult(out_dir=out_dir, plan=plan, removed_heads=pruned_heads_of(reloaded.config),
-                          dev_accuracy=dev_accuracy, teacher_dev_accuracy=teacher_accuracy,
-                          parameters=provenance["student"]["parameters_without_pruned_heads"],
-                          seconds=seconds, resumed_from=checkpoint)
 
 
 def _with_augmented_rows(train, train_set, tokenizer, options: CompressOptions):
