@@ -32,7 +32,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from .atomic import check_writable_output, replacing_directory
 from .data import DEFAULT_LABELS, Example, read_examples
 from .errors import DataError, EdgeAlbertError
-from .training import EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, training_arguments
+from .training import (EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, save_checkpoint,
+                       training_arguments)
 
 SPECIAL_PIECES: Tuple[str, ...] = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
@@ -361,7 +362,7 @@ def finetune(
     with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
         for name, data in tokenizer_files.items():
             (staging / name).write_bytes(data)
-        _save_checkpoint(model, staging, config.save_dtype)
+        save_checkpoint(model, staging, config.save_dtype)
         train_seconds = time.perf_counter() - started
         dev_accuracy = None
         if dev_set:
@@ -668,24 +669,6 @@ def _mlm_warmup(model_config, tokenizer, texts: Sequence[str], config: FinetuneC
                            callbacks=[Progress()])
     trainer.train()
     return model.albert.state_dict()
-
-
-def _save_checkpoint(model, out_dir: Path, save_dtype: str) -> None:
-    """Save config.json (dtype float32: the compute dtype) and model.safetensors in `save_dtype`.
-
-    Storing float16 halves the file; transformers (dtype "auto" reads the config) and the
-    project's reader both cast the weights back to float32.
-    """
-    import torch
-    from safetensors.torch import save_file
-
-    dtypes = {"float32": torch.float32, "float16": torch.float16}
-    if save_dtype not in dtypes:
-        raise EdgeAlbertError(f"save_dtype must be one of {', '.join(dtypes)}, not {save_dtype!r}")
-    state = {name: tensor.detach().to(dtypes[save_dtype]).contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    model.config.dtype = "float32"
-    model.config.save_pretrained(str(out_dir))
 
 
 def _not_a_checkpoint(path: Path) -> Optional[str]:

@@ -124,6 +124,41 @@ def loss_trainer(loss: Callable, **trainer_kwargs):
     return trainer
 
 
+def save_checkpoint(model, out_dir: Path, save_dtype: str) -> None:
+    """Save config.json (dtype float32: the compute dtype) and model.safetensors in `save_dtype`.
+
+    Storing float16 halves the file; transformers (dtype "auto" reads the config) and the
+    project's reader both cast the weights back to float32.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    dtypes = {"float32": torch.float32, "float16": torch.float16}
+    if save_dtype not in dtypes:
+        from .errors import EdgeAlbertError
+
+        raise EdgeAlbertError(f"save_dtype must be one of {', '.join(dtypes)}, not {save_dtype!r}")
+    state = {name: tensor.detach().to(dtypes[save_dtype]).contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    model.config.dtype = "float32"
+    model.config.save_pretrained(str(out_dir))
+
+
+def stored_float_dtype(checkpoint_dir) -> str:
+    """"float16" when a checkpoint's model.safetensors stores its floating tensors in float16, else
+    "float32" (bfloat16, float32, mixed, or a pytorch_model.bin): what save_checkpoint takes."""
+    import json
+    import struct
+
+    path = Path(checkpoint_dir) / "model.safetensors"
+    if not path.is_file():
+        return "float32"
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    floats = {v["dtype"] for k, v in header.items() if k != "__metadata__" and v["dtype"] in ("F16", "BF16", "F32", "F64")}
+    return "float16" if floats == {"F16"} else "float32"
+
+
 def last_checkpoint(output_dir: Path) -> Optional[str]:
     """The newest checkpoint-N directory Trainer left in `output_dir`, or None."""
     from transformers.trainer_utils import get_last_checkpoint

@@ -463,3 +463,31 @@ def test_unlabelled_rows_add_no_label_loss():
     soft_only = distillation_loss(student, other, torch.full((4,), NO_LABEL), None, config)
     kl = F.kl_div(F.log_softmax(logits, -1), F.softmax(other.logits, -1), reduction="batchmean")
     assert torch.allclose(soft_only, 0.5 * kl, atol=1e-6)
+
+
+def test_a_float16_teacher_gets_a_float16_student_scored_as_saved(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    """The student is stored like its teacher, and the dev accuracy recorded is the stored file's."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AlbertForSequenceClassification, AutoTokenizer
+
+    from edge_albert.data import read_examples
+    from edge_albert.training import EncodedDataset, accuracy_of, stored_float_dtype
+
+    teacher = tmp_path / "teacher16"
+    shutil.copytree(tiny_classifier_checkpoint, teacher)
+    assert stored_float_dtype(teacher) == "float32"
+    weights = load_file(str(teacher / "model.safetensors"))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(teacher / "model.safetensors"),
+              metadata={"format": "pt"})
+    assert stored_float_dtype(teacher) == "float16" and stored_float_dtype(tmp_path) == "float32"
+    options = CompressOptions(importance_examples=32, layers=2, distill=DistillConfig(epochs=1, batch_size=16))
+    result = compress(teacher, sst2_files[0], tmp_path / "s", sst2_files[1], options, log=lambda m: None)
+    stored = load_file(str(tmp_path / "s" / "model.safetensors"))
+    assert {t.dtype for t in stored.values() if t.is_floating_point()} == {torch.float16}
+    record = json.loads((tmp_path / "s" / "compression.json").read_text())
+    assert record["student"]["weights_dtype"] == "float16"
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "s"))
+    dev = EncodedDataset(tokenizer, read_examples(sst2_files[1]), 128)
+    saved = AlbertForSequenceClassification.from_pretrained(str(tmp_path / "s"), dtype=torch.float32)
+    assert result.dev_accuracy == record["student"]["dev_accuracy"] == accuracy_of(saved, dev, tokenizer)

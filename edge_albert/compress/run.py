@@ -3,8 +3,8 @@
 Order: validate the teacher, the plan and the data (one error line, nothing trained); then in a
 staging directory beside the output (OUT.partial/): measure importance, build the pruned
 student (saved there as student-init/), distil on Trainer (checkpoints in trainer/), save the
-student with the teacher's tokenizer and compression.json, reload it with transformers and
-score it on dev, and swap it in as OUT (edge_albert/atomic.py). A rerun with the same settings resumes from the staging
+student in the teacher's storage dtype (float16 for a float16 teacher) with the teacher's tokenizer
+and compression.json, reload the saved file with transformers and score it on dev, and swap it in as OUT (edge_albert/atomic.py). A rerun with the same settings resumes from the staging
 directory's last Trainer checkpoint; different settings are refused until --restart.
 """
 
@@ -110,6 +110,7 @@ class _Trained:
     importance: dict
     augmentation: dict
     distillation_rows: int
+    saved_dtype: str
     log_history: list
     resumed_from: Optional[str]
 
@@ -152,11 +153,12 @@ def _read_rows(train_path, dev_path, options: CompressOptions, labels) -> tuple:
 
 def _train_student(teacher_dir: Path, staging: Path, plan: CompressionPlan, already: list, train, dev,
                    options: CompressOptions, log) -> _Trained:
-    """Prune, distil, save in staging/student/, reload from the files and score on dev."""
+    """Prune, distil, save in staging/student/ (in the teacher's storage dtype), reload from the
+    files and score on dev, so the recorded accuracy is the saved file's."""
     import torch
     from transformers import AlbertForSequenceClassification, AutoTokenizer
 
-    from ..training import EncodedDataset, accuracy_of
+    from ..training import EncodedDataset, accuracy_of, stored_float_dtype
 
     torch.set_num_threads(options.distill.threads)
     torch.manual_seed(options.distill.seed)
@@ -169,13 +171,14 @@ def _train_student(teacher_dir: Path, staging: Path, plan: CompressionPlan, alre
     student, importance = _initial_student(teacher_dir, teacher, staging, train_set, tokenizer, plan, already, options, log)
     trainer, checkpoint = _distil(student, teacher, distill_set, dev_set, tokenizer, staging / "trainer", options, log)
     final = staging / "student"
-    _save_student(trainer.model, final, teacher_dir)
+    save_dtype = stored_float_dtype(teacher_dir)  # the teacher's storage: a float16 teacher gets a float16 student
+    _save_student(trainer.model, final, teacher_dir, save_dtype)
     reloaded = AlbertForSequenceClassification.from_pretrained(str(final), dtype=torch.float32)
     return _Trained(
         directory=final, model=reloaded,
         dev_accuracy=accuracy_of(reloaded, dev_set, tokenizer) if dev_set else None,
         teacher_dev_accuracy=accuracy_of(teacher, dev_set, tokenizer) if dev_set else None,
-        importance=importance, augmentation=augmentation, distillation_rows=len(distill_set),
+        importance=importance, augmentation=augmentation, distillation_rows=len(distill_set), saved_dtype=save_dtype,
         log_history=trainer.state.log_history, resumed_from=checkpoint,
     )
 
@@ -246,10 +249,13 @@ def _distil(student, teacher, distill_set, dev_set, tokenizer, trainer_dir: Path
     return trainer, checkpoint
 
 
-def _save_student(student, final: Path, teacher_dir: Path) -> None:
-    """The student's weights and the teacher's tokenizer files in `final` (replaced if there)."""
+def _save_student(student, final: Path, teacher_dir: Path, save_dtype: str) -> None:
+    """The student's weights in `save_dtype` and the teacher's tokenizer files in `final` (replaced if there)."""
+    from ..training import save_checkpoint
+
     shutil.rmtree(final, ignore_errors=True)
-    student.save_pretrained(str(final))
+    final.mkdir(parents=True)
+    save_checkpoint(student, final, save_dtype)
     for name in TOKENIZER_FILES:
         if (teacher_dir / name).is_file():
             shutil.copyfile(teacher_dir / name, final / name)
@@ -272,7 +278,9 @@ def _provenance(run_record: dict, raw_config: dict, already: list, plan: Compres
                                       "attention.dense, sliced out by edge-albert convert",
                     "parameters": sum(p.numel() for p in reloaded.parameters()),
                     "parameters_without_pruned_heads": _effective_parameters(reloaded),
-                    "dev_accuracy": trained.dev_accuracy, "dev_examples": dev_rows},
+                    "weights_dtype": trained.saved_dtype,
+                    "dev_accuracy": trained.dev_accuracy, "dev_examples": dev_rows,
+                    "dev_accuracy_of": "the saved weights, reloaded in float32"},
         "compute_ratio": compute_ratio(raw_config, plan),
         "importance": {"method": IMPORTANCE_METHOD, **{k: v for k, v in trained.importance.items() if k != "kept_neurons"}},
         "augmentation": trained.augmentation,
