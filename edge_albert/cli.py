@@ -348,6 +348,8 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
 @click.option("--heads", type=int, default=None, help="Attention heads to keep [default: all].")
 @click.option("--remove-heads", type=int, default=None, help="Attention heads to remove (instead of --heads).")
 @click.option("--ffn", type=int, default=None, help="FFN intermediate width [default: the teacher's].")
+@click.option("--target-speedup", type=float, default=None,
+              help="Choose calls, heads and FFN for at most 1/X of the teacher's compute (instead of the three above).")
 @click.option("--epochs", type=float, default=1.0, show_default=True)
 @click.option("--max-train-examples", type=int, default=None, help="Distil on a seeded random subset of this many rows.")
 @click.option("--augment", type=click.IntRange(min=0), default=0, show_default=True,
@@ -369,16 +371,17 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run's staging directory instead of resuming.")
 @reports_errors
-def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_heads, ffn, epochs, max_train_examples,
-             augment, importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight, init, max_length,
-             text_column, pair_column, label_column, threads, seed, overwrite, restart):
+def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_heads, ffn, target_speedup, epochs,
+             max_train_examples, augment, importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight,
+             init, max_length, text_column, pair_column, label_column, threads, seed, overwrite, restart):
     """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint."""
     from .compress import AugmentConfig, CompressOptions, DistillConfig, compress as run_compress
 
     distill = DistillConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
                             alpha=alpha, hidden_weight=hidden_weight, max_length=max_length, seed=seed, threads=threads)
-    options = CompressOptions(layers=layers, heads=heads, remove_heads=remove_heads, ffn=ffn, init=init,
-                              importance_examples=importance_examples, max_train_examples=max_train_examples,
+    options = CompressOptions(layers=layers, heads=heads, remove_heads=remove_heads, ffn=ffn,
+                              target_speedup=target_speedup, init=init, importance_examples=importance_examples,
+                              max_train_examples=max_train_examples,
                               text_column=text_column, label_column=label_column, pair_column=pair_column,
                               distill=distill, augment=AugmentConfig(copies=augment))
     result = run_compress(teacher_dir, train_file, output, dev_file, options, overwrite=overwrite, restart=restart,

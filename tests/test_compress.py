@@ -59,6 +59,53 @@ def test_impossible_plans_are_refused(plan, message):
         make_plan(TEACHER, **plan)
 
 
+EXAMPLE_TEACHER = {"num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024, "hidden_size": 256,
+                   "embedding_size": 128}  # examples/sst2-albert
+
+
+@pytest.mark.parametrize("speedup, shape", [
+    (2.6, (3, 2, 512)),  # the committed student's budget (0.38x): its shape, depth kept before width
+    (2.0, (3, 3, 576)),  # 4 calls at half width (0.505x) do not fit; 3 calls, widths shrunk together
+    (1.5, (4, 3, 576)),
+    (4.0, (1, 4, 960)),  # 2 calls at half width are 0.257x: one call, as wide as fits
+    (20.0, (1, 1, 64)),  # below half width only at one call
+])
+def test_target_speedup_picks_the_deepest_plan_within_the_budget(speedup, shape):
+    from edge_albert.compress.plan import plan_for_speedup
+
+    plan = plan_for_speedup(EXAMPLE_TEACHER, speedup)
+    assert (plan.num_hidden_layers, plan.heads, plan.intermediate_size) == shape
+    assert compute_ratio(EXAMPLE_TEACHER, plan)["ratio"] <= 1 / speedup
+
+
+@pytest.mark.parametrize("speedup, message", [(1.0, "must be above 1"), (0.5, "must be above 1"),
+                                              (40.0, "the smallest student (1 call, 1 head, FFN 64) needs only 23.3x")])
+def test_impossible_speedup_targets_are_refused(speedup, message):
+    from edge_albert.compress.plan import plan_for_speedup
+
+    with pytest.raises(CompressionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        plan_for_speedup(EXAMPLE_TEACHER, speedup)
+
+
+def test_a_speedup_target_with_explicit_numbers_is_one_error_line(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    out = tmp_path / "student"
+    result = _cli(tiny_classifier_checkpoint, "--train", sst2_files[0], "-o", out, "--target-speedup", 2, "--heads", 2,
+                  "--ffn", 8)
+    _assert_refused(result, out, "--target-speedup chooses the calls, heads and FFN width itself; give it or --heads, "
+                                 "--ffn, not both")
+
+
+def test_the_chosen_plan_is_printed_and_trained(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    from edge_albert.compress.plan import plan_for_speedup
+
+    expected = plan_for_speedup(load_checkpoint(tiny_classifier_checkpoint).config.raw, 2.0)
+    messages = []
+    options = CompressOptions(importance_examples=32, target_speedup=2.0, distill=DistillConfig(epochs=1, batch_size=32))
+    result = compress(tiny_classifier_checkpoint, sst2_files[0], tmp_path / "s", None, options, log=messages.append)
+    assert result.plan == expected
+    assert any(m.startswith(f"plan for a 2x compute target: {expected.num_hidden_layers} calls") for m in messages)
+
+
 def test_compute_ratio_counts_removed_calls_heads_and_neurons():
     full = make_plan(TEACHER)
     assert compute_ratio(TEACHER, full)["ratio"] == pytest.approx(1.0)

@@ -90,3 +90,56 @@ def compute_ratio(teacher_config: dict, plan: CompressionPlan, seq_len: int = 12
         "student_macs": albert_macs(student, seq_len)["total"],
         "ratio": albert_macs(student, seq_len)["total"] / albert_macs(teacher, seq_len)["total"],
     }
+
+
+def plan_for_speedup(teacher_config: dict, speedup: float, already_pruned: int = 0, seq_len: int = 128) -> CompressionPlan:
+    """A plan whose compute (albert_macs at `seq_len`) is at most 1/`speedup` of the teacher's.
+
+    Depth is kept before width, down to half width: at equal compute 3 calls / 2 heads / FFN 512
+    beat 2 / 2 / 1024 on SST-2 (examples/sst2-albert-student/TRAINING.md). So the student has the
+    most calls at which half of the heads and half of the FFN fit the budget; at that depth heads
+    and FFN (in steps of 1/16 of the teacher's) shrink together: the largest smaller fraction of
+    the two within the budget, then the most compute, then more heads. Only when one call at half
+    width is over budget do widths go below half.
+    """
+    if not speedup > 1:
+        raise CompressionError(f"{{target_speedup}} must be above 1 (a student slower than its teacher is no target), "
+                               f"not {speedup}", options=("target_speedup",))
+    t_layers, t_ffn = int(teacher_config["num_hidden_layers"]), int(teacher_config["intermediate_size"])
+    active = int(teacher_config["num_attention_heads"]) - already_pruned
+    step = max(1, t_ffn // 16)
+    widths = sorted({*range(step, t_ffn + 1, step), t_ffn})
+    budget = 1.0 / speedup
+
+    def best(layers: int, min_heads: int, min_ffn: int) -> Optional[CompressionPlan]:
+        fits = [CompressionPlan(layers, heads, ffn) for heads in range(min_heads, active + 1) for ffn in widths
+                if ffn >= min_ffn]
+        fits = [p for p in fits if compute_ratio(teacher_config, p, seq_len)["ratio"] <= budget]
+        return max(fits, key=lambda p: (min(p.heads / active, p.intermediate_size / t_ffn),
+                                        compute_ratio(teacher_config, p, seq_len)["ratio"], p.heads), default=None)
+
+    for layers in range(t_layers, 0, -1):
+        plan = best(layers, (active + 1) // 2, t_ffn / 2)
+        if plan:
+            return plan
+    plan = best(1, 1, 0)
+    if plan is None:
+        smallest = compute_ratio(teacher_config, CompressionPlan(1, 1, widths[0]), seq_len)["ratio"]
+        raise CompressionError(f"{{target_speedup}} {speedup}: the smallest student (1 call, 1 head, FFN {widths[0]}) "
+                               f"needs only {1 / smallest:.1f}x less compute than the teacher (albert_macs at {seq_len} tokens)", options=("target_speedup",))
+    return plan
+
+
+def choose_plan(teacher_config: dict, layers: Optional[int] = None, heads: Optional[int] = None,
+                remove_heads: Optional[int] = None, ffn: Optional[int] = None, target_speedup: Optional[float] = None,
+                already_pruned: int = 0) -> CompressionPlan:
+    """The plan from explicit numbers (make_plan) or from a compute target (plan_for_speedup), never both."""
+    if target_speedup is None:
+        return make_plan(teacher_config, layers, heads, remove_heads, ffn, already_pruned)
+    given = [name for name, value in (("layers", layers), ("heads", heads), ("remove_heads", remove_heads), ("ffn", ffn))
+             if value is not None]
+    if given:
+        raise CompressionError("{target_speedup} chooses the calls, heads and FFN width itself; give it or "
+                               + ", ".join("{%s}" % name for name in given) + ", not both",
+                               options=("target_speedup", *given))
+    return plan_for_speedup(teacher_config, target_speedup, already_pruned)

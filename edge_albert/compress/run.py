@@ -28,7 +28,7 @@ from ..data import read_examples
 from .augment import NOT_IMPLEMENTED, AugmentConfig, augment_examples, mask_token_of
 from .distill import DistillConfig
 from .importance import IMPORTANCE_METHOD
-from .plan import CompressionPlan, compute_ratio, make_plan
+from .plan import CompressionPlan, choose_plan, compute_ratio
 
 PROVENANCE_FILE = "compression.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model")
@@ -41,6 +41,7 @@ class CompressOptions:
     heads: Optional[int] = None
     remove_heads: Optional[int] = None
     ffn: Optional[int] = None
+    target_speedup: Optional[float] = None  # instead of layers/heads/ffn: compute at most 1/X of the teacher's
     init: str = "teacher"  # "random": the same shape trained from scratch (ablation)
     importance_examples: int = 2048
     max_train_examples: Optional[int] = None  # a seeded random subset of the training rows
@@ -73,7 +74,8 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     teacher_ckpt = _classifier_teacher(teacher_dir)
     raw_config = teacher_ckpt.config.raw
     already = list(teacher_ckpt.config.pruned_heads)
-    plan = make_plan(raw_config, options.layers, options.heads, options.remove_heads, options.ffn, len(already))
+    plan = choose_plan(raw_config, options.layers, options.heads, options.remove_heads, options.ffn,
+                       options.target_speedup, len(already))
     train, dev = _read_rows(train_path, dev_path, options, teacher_ckpt.labels)
     run_record = {
         "teacher": {"path": str(teacher_dir), "weights_sha256": teacher_ckpt.weights_sha256},
@@ -83,7 +85,8 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     }
     staging = out_dir.with_name(out_dir.name + ".partial")
     _prepare_staging(staging, run_record, restart, log)
-    log(f"plan: {plan.num_hidden_layers} calls (teacher {raw_config['num_hidden_layers']}), "
+    target = f" for a {options.target_speedup:g}x compute target" if options.target_speedup else ""
+    log(f"plan{target}: {plan.num_hidden_layers} calls (teacher {raw_config['num_hidden_layers']}), "
         f"{plan.heads} heads (teacher {raw_config['num_attention_heads'] - len(already)}), FFN {plan.intermediate_size} "
         f"(teacher {raw_config['intermediate_size']}); compute at seq 128: "
         f"{compute_ratio(raw_config, plan)['ratio']:.2f}x the teacher's")
