@@ -307,7 +307,9 @@ def _with_augmented_rows(train, train_set, tokenizer, options: CompressOptions):
     augmented = augment_examples(train, config, mask_token, seed=options.distill.seed)
     combined = EncodedDataset.__new__(EncodedDataset)
     combined.rows = train_set.rows + EncodedDataset(tokenizer, augmented, options.distill.max_length).rows
-    record = {**config.to_dict(), "rows_added": len(augmented), "mask_token": mask_token,
+    sources = [example for example in train for _ in range(config.copies)]
+    unchanged = sum(a.text == s.text and a.text_pair == s.text_pair for a, s in zip(augmented, sources))
+    record = {**config.to_dict(), "rows_added": len(augmented), "identical_to_their_row": unchanged, "mask_token": mask_token,
               "method": "Tang et al. 2019: per-word masking (p_mask), then n-gram sampling (p_ngram, n in 1..5); "
                         "trained on the teacher's soft targets only",
               "not_implemented": NOT_IMPLEMENTED}
