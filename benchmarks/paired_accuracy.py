@@ -26,6 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge_albert.bench import machine_info  # noqa: E402
+
 
 def correct_per_row(checkpoint: Path, dev_path: Path, threads: int) -> np.ndarray:
     """1 where the checkpoint labels a dev row correctly, 0 where not, in file order."""
@@ -65,6 +67,21 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10000, seed:
             "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]}
 
 
+def cpu_flags() -> list:
+    """Every flag of the first CPU in /proc/cpuinfo (the kernels torch may pick depend on them)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith(("flags", "Features")):
+            return line.split(":", 1)[1].split()
+    return []
+
+
+def versions() -> dict:
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="NAME=CHECKPOINT_DIR")
@@ -88,7 +105,8 @@ def main() -> None:
         first, second = spec.split(":")
         comparisons.append({"first": first, "second": second, "mcnemar_exact": mcnemar_exact(rows[first], rows[second]),
                             "paired_bootstrap": paired_bootstrap(rows[first], rows[second])})
-    result = {"dev": str(args.dev), "models": models, "comparisons": comparisons, "command": " ".join(sys.argv)}
+    result = {"command": "python " + " ".join(sys.argv), "machine": {**machine_info(), "cpu_flags": cpu_flags()},
+              "versions": versions(), "dev": str(args.dev), "models": models, "comparisons": comparisons}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["| model | dev accuracy |", "|---|---|"]
