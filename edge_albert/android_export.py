@@ -145,7 +145,7 @@ def check_manifest(manifest: JsonDict) -> str:
         raise BundleError(
             f"the bundle stops early ({early_exit.get('rule')}={early_exit.get('default')}): the Android demo feeds "
             "three inputs and reads logits only, not the exit threshold input or the layer calls output; convert "
-            "without --early-exit for the app")
+            "without {early_exit} for the app", options=("early_exit",))
     graph = manifest.get("graph")
     if graph not in GRAPH_FORMS:
         raise BundleError(f"the bundle's graph is {graph!r}; the app drives the loop form (any length up to "
@@ -155,8 +155,8 @@ def check_manifest(manifest: JsonDict) -> str:
     if mode == "int16x8":
         raise BundleError(
             "the bundle is int16x8 (16-bit activations): LiteRT's XNNPACK has no kernels for it and the reference "
-            "kernels take seconds per sentence, so the app refuses it; convert with --quantize dynamic-int8 or fp16"
-        )
+            "kernels take seconds per sentence, so the app refuses it; convert with {quantize} dynamic-int8 or fp16",
+            options=("quantize",))
     if mode not in APP_QUANTIZATIONS:
         raise BundleError(f"the bundle's quantization {mode!r} is not one the app's LiteRT runtime runs; "
                           f"use one of {', '.join(APP_QUANTIZATIONS)}")
@@ -196,7 +196,8 @@ def check_model_io(model_io: ModelIO, manifest: JsonDict) -> JsonDict:
                           f"com.google.ai.edge.litert:litert, which cannot run them")
     if "int16" in model_io.tensor_dtypes:
         raise BundleError("the model has int16 tensors (int16x8 quantization): XNNPACK cannot run them and the "
-                          "reference kernels take seconds per sentence; convert with --quantize dynamic-int8 or fp16")
+                          "reference kernels take seconds per sentence; convert with {quantize} dynamic-int8 or fp16",
+                          options=("quantize",))
     positions = {}
     for name in APP_INPUTS:
         info = _find(model_io.inputs, name, model_io.signature_inputs)
@@ -349,7 +350,8 @@ def _check_destination(assets_dir: Path, overwrite: bool) -> None:
         return
     present = [name for name in ASSET_FILES if (assets_dir / name).exists()]
     if present and not overwrite:
-        raise BundleError(f"{assets_dir} already holds {', '.join(present)}; pass --overwrite to replace them")
+        raise BundleError(f"{assets_dir} already holds {', '.join(present)}; pass {{overwrite}} to replace them",
+                          options=("overwrite",))
 
 
 def _write_assets(bundle: Bundle, assets_dir: Path, staged: Dict[str, bytes], android: JsonDict) -> AndroidExport:

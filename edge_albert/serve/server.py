@@ -48,8 +48,9 @@ def check_exposure(host: str, token: Optional[str], allow_unauthenticated: bool)
     if token is not None or is_loopback(host):
         return None
     if not allow_unauthenticated:
-        raise ServeError(f"--host {host} lets other machines call the models; give --token-file FILE, "
-                         "or --insecure-no-token to serve without authentication")
+        raise ServeError(f"{{host}} {host} lets other machines call the models; give {{token_file}} FILE, "
+                         "or {allow_unauthenticated} to serve without authentication",
+                         options=("host", "token_file", "allow_unauthenticated"))
     return (f"serving on {host} WITHOUT authentication (--insecure-no-token): anyone who can reach "
             "this port can use the models")
 
