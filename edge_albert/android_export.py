@@ -471,10 +471,7 @@ def _read_tokenizer_json(bundle: Bundle) -> JsonDict:
 def _normalizer_steps(normalizer: Optional[JsonDict]) -> List[JsonDict]:
     steps: List[JsonDict] = []
     for step in _flatten(normalizer, "normalizers"):
-        kind = step.get("type")
-        if kind not in SUPPORTED_NORMALIZERS:
-            raise BundleError(f"the tokenizer's normalizer {kind!r} is not implemented by the Java tokenizer "
-                              f"(it has {', '.join(SUPPORTED_NORMALIZERS)})")
+        kind = _implemented_kind(step, "normalizer", SUPPORTED_NORMALIZERS)
         if kind == "Replace":
             pattern = step.get("pattern") or {}
             if "String" in pattern:
@@ -500,10 +497,7 @@ def _normalizer_steps(normalizer: Optional[JsonDict]) -> List[JsonDict]:
 def _pre_tokenizer_steps(pre_tokenizer: Optional[JsonDict]) -> List[JsonDict]:
     steps: List[JsonDict] = []
     for step in _flatten(pre_tokenizer, "pretokenizers"):
-        kind = step.get("type")
-        if kind not in SUPPORTED_PRE_TOKENIZERS:
-            raise BundleError(f"the tokenizer's pre-tokenizer {kind!r} is not implemented by the Java tokenizer "
-                              f"(it has {', '.join(SUPPORTED_PRE_TOKENIZERS)})")
+        kind = _implemented_kind(step, "pre-tokenizer", SUPPORTED_PRE_TOKENIZERS)
         if kind == "Metaspace":
             scheme = step.get("prepend_scheme", "always")
             if scheme not in ("always", "never"):
@@ -514,6 +508,15 @@ def _pre_tokenizer_steps(pre_tokenizer: Optional[JsonDict]) -> List[JsonDict]:
         else:
             steps.append({"type": kind})
     return steps
+
+
+def _implemented_kind(step: JsonDict, component: str, supported: Sequence[str]) -> str:
+    """The step's type, refused (BundleError) when the Java tokenizer does not implement it."""
+    kind = step.get("type")
+    if kind not in supported:
+        raise BundleError(f"the tokenizer's {component} {kind!r} is not implemented by the Java tokenizer "
+                          f"(it has {', '.join(supported)})")
+    return kind
 
 
 def _flatten(component: Optional[JsonDict], member: str) -> List[JsonDict]:
