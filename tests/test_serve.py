@@ -129,7 +129,9 @@ def test_task_mismatch_and_malformed_bodies_get_400(bundle_root, classifier):
         cases = {b"{oops": "request body is not valid JSON", b"[1]": "request body is a JSON list",
                  b'{"texts": "a"}': "field 'texts' must be a list", b'{"texts": [1]}': "record 1: field 'text'",
                  b'{"records": {}}': "field 'records' must be a list", b'{"text": "a", "top_k": 0}': "top_k",
-                 b'{"texts": [], "records": []}': "not both", b'{"text": "\xc3\x28"}': "not valid JSON (not UTF-8)"}
+                 b'{"texts": [], "records": []}': "not both", b'{"text": "\xc3\x28"}': "not valid JSON (not UTF-8)",
+                 b"[" * 100000: "request body nests JSON too deeply",  # was a RecursionError: 500
+                 b'{"text": "a", "id": ' + b"1" * 5000 + b"}": "request body has a number too long to read"}
         for body, message in cases.items():
             response = client.post(predict_url("cls"), content=body)
             assert response.status_code == 400 and message in response.json()["error"], body
