@@ -200,11 +200,8 @@ def check_model_io(model_io: ModelIO, manifest: JsonDict) -> JsonDict:
                           options=("quantize",))
     positions = {}
     for name in APP_INPUTS:
-        info = _find(model_io.inputs, name, model_io.signature_inputs)
-        if info is None:
-            found = ", ".join(sorted(model_io.signature_inputs) or [i["name"] for i in model_io.inputs])
-            raise BundleError(f"the model has no input {name!r} (it has {found}); the app feeds exactly "
-                              f"{', '.join(APP_INPUTS)}")
+        info = _find(model_io.inputs, name, model_io.signature_inputs, "input",
+                     f"the app feeds exactly {', '.join(APP_INPUTS)}")
         if info["dtype"] != "int32":
             raise BundleError(f"the model's input {name!r} is {info['dtype']}; the app feeds int32")
         positions[name] = info
@@ -224,11 +221,8 @@ def check_model_io(model_io: ModelIO, manifest: JsonDict) -> JsonDict:
     if graph == UNROLLED and length != max_seq_len:
         raise BundleError(f"the unrolled model's inputs have shape {shape} but max_seq_len is {max_seq_len}; the app "
                           f"pads every input to max_seq_len, convert the bundle again")
-    output = _find(model_io.outputs, APP_OUTPUT, model_io.signature_outputs)
-    if output is None:
-        found = ", ".join(sorted(model_io.signature_outputs) or [o["name"] for o in model_io.outputs])
-        raise BundleError(f"the model has no output {APP_OUTPUT!r} (it has {found}); the app reads the "
-                          f"classification logits")
+    output = _find(model_io.outputs, APP_OUTPUT, model_io.signature_outputs, "output",
+                   "the app reads the classification logits")
     if output["dtype"] != "float32":
         raise BundleError(f"the model's logits are {output['dtype']}; the app reads float32 logits (convert without "
                           f"integer outputs)")
@@ -432,16 +426,21 @@ def _tensor_info(position: int, detail: JsonDict) -> JsonDict:
     }
 
 
-def _find(tensors: List[JsonDict], name: str, signature: Dict[str, int]) -> Optional[JsonDict]:
-    """The tensor for `name`: through the signature when there is one, else by its tensor name."""
+def _find(tensors: List[JsonDict], name: str, signature: Dict[str, int], kind: str, need: str) -> JsonDict:
+    """The tensor for `name`: through the signature when there is one, else by its tensor name.
+
+    A model without it is refused (BundleError) listing the {kind}s it has, and why the app needs it.
+    """
     if signature:
         index = signature.get(name)
-        return next((t for t in tensors if t["index"] == index), None) if index is not None else None
-    for tensor in tensors:
-        bare = re.sub(r":\d+$", "", tensor["name"])
-        if bare in (name, f"serving_default_{name}"):
-            return tensor
-    return None
+        found = next((t for t in tensors if t["index"] == index), None) if index is not None else None
+    else:
+        found = next((t for t in tensors if re.sub(r":\d+$", "", t["name"]) in (name, f"serving_default_{name}")),
+                     None)
+    if found is None:
+        names = ", ".join(sorted(signature) or [t["name"] for t in tensors])
+        raise BundleError(f"the model has no {kind} {name!r} (it has {names}); {need}")
+    return found
 
 
 def _run(interpreter, feed: Dict[str, np.ndarray], names: Dict[int, str], output_position: int) -> np.ndarray:
