@@ -121,7 +121,7 @@ def verify_bundle_signature(bundle_dir: PathLike, public_key: PathLike) -> str:
     path = bundle_dir / SIGNATURE_FILE
     if not path.is_file():
         raise BundleError(f"{bundle_dir} is not signed (no {SIGNATURE_FILE}) and a trusted key {trusted} is "
-                          "required; sign it with edge-albert convert {sign_key}", options=("sign_key",))
+                          "required; sign it when converting, with the private key keygen wrote")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(record, dict) or record.get("format") != SIGNATURE_FORMAT:
