@@ -14,7 +14,7 @@ transformers AlbertConfig (the same field names). No torch, TensorFlow or numpy 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Iterable, Tuple
 
 # A task model (AlbertFor...) holds AlbertModel as `.albert`: its state_dict keys carry this
 # prefix on everything but the task head (classifier, qa_outputs).
@@ -106,7 +106,7 @@ HEAD_MODULES: Dict[str, Tuple[Module, ...]] = {
 _TASK_HEADS = (CLASSIFIER, QA_OUTPUTS)  # outside the base model of a task model
 
 
-def shapes_of(modules, config: Any, prefix: str = "") -> Dict[str, Tuple[int, ...]]:
+def shapes_of(modules: Iterable[Module], config: Any, prefix: str = "") -> Dict[str, Tuple[int, ...]]:
     """{prefix + parameter name: shape} of `modules` for `config`."""
     return {prefix + name: shape for module in modules for name, shape in module.shapes(config).items()}
 
