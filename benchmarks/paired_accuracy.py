@@ -58,10 +58,15 @@ def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> dict:
     return {"only_first_right": only_a, "only_second_right": only_b, "p_value": p}
 
 
+def pooled(rows: dict, names: str) -> np.ndarray:
+    """One model's right/wrong per row, or for NAME+NAME+... (seeds of one recipe) the fraction right."""
+    return np.mean([rows[name] for name in names.split("+")], axis=0)
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10000, seed: int = 0) -> dict:
     """95% interval of accuracy(b) - accuracy(a), resampling rows with both models' results together."""
     rng = np.random.default_rng(seed)
-    diff = (b.astype(np.int32) - a.astype(np.int32))
+    diff = b.astype(np.float64) - a.astype(np.float64)
     means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
     return {"resamples": resamples, "seed": seed, "difference": float(diff.mean()),
             "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]}
@@ -86,7 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="NAME=CHECKPOINT_DIR")
     parser.add_argument("--dev", required=True, type=Path)
-    parser.add_argument("--compare", action="append", default=[], help="FIRST:SECOND (names); repeatable")
+    parser.add_argument("--compare", action="append", default=[],
+                        help="FIRST:SECOND (names, or NAME+NAME+... to pool seeds per row); repeatable")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, type=Path, help="writes OUT.json and OUT.md")
     args = parser.parse_args()
@@ -103,8 +109,10 @@ def main() -> None:
     comparisons = []
     for spec in args.compare:
         first, second = spec.split(":")
-        comparisons.append({"first": first, "second": second, "mcnemar_exact": mcnemar_exact(rows[first], rows[second]),
-                            "paired_bootstrap": paired_bootstrap(rows[first], rows[second])})
+        a, b = pooled(rows, first), pooled(rows, second)
+        single = "+" not in spec  # McNemar needs one right/wrong per row; a pool of seeds has fractions
+        comparisons.append({"first": first, "second": second, "mcnemar_exact": mcnemar_exact(a, b) if single else None,
+                            "paired_bootstrap": paired_bootstrap(a, b)})
     result = {"command": "python " + " ".join(sys.argv), "machine": {**machine_info(), "cpu_flags": cpu_flags()},
               "versions": versions(), "dev": str(args.dev), "models": models, "comparisons": comparisons}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +125,8 @@ def main() -> None:
         boot, mc = c["paired_bootstrap"], c["mcnemar_exact"]
         lines.append(f"| {c['second']} - {c['first']} | {boot['difference'] * 100:+.2f} pts | "
                      f"[{boot['ci95'][0] * 100:+.2f}, {boot['ci95'][1] * 100:+.2f}] | "
-                     f"{mc['only_first_right']} / {mc['only_second_right']} | {mc['p_value']:.3f} |")
+                     + (f"{mc['only_first_right']} / {mc['only_second_right']} | {mc['p_value']:.3f} |" if mc else
+                        "(pooled seeds) | - |"))
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
