@@ -26,6 +26,11 @@ class EdgeAlbertError(Exception):
         return self.template.format(**{name: spell(name) for name in self.options})
 
 
+def literal(value: object) -> str:
+    """`value` as text for a message with `{name}` fields: braces doubled, so formatting keeps them."""
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
 class CheckpointError(EdgeAlbertError):
     """The Hugging Face checkpoint directory cannot be read or is not supported."""
 

@@ -164,7 +164,7 @@ def test_calibration_default_prefers_the_training_split_then_the_eval_file(tiny_
     assert chosen.describe() == f"the first 3 texts of {tmp_path / 'train.tsv'} (the training counterpart of dev.tsv)"
     given = choose_calibration(checkpoint, ["mine", "yours"], data, samples=3)
     assert given.texts == ["mine", "yours"] and given.origin == "given"
-    with pytest.raises(ConversionError, match="--calibration-texts FILE.*or --eval-data"):
+    with pytest.raises(ConversionError, match="calibration_texts FILE.*or eval_data"):
         choose_calibration(checkpoint, None, None)
 
 
@@ -199,7 +199,7 @@ def test_bad_eval_data_fails_before_any_conversion(tiny_classifier_checkpoint, t
     with pytest.raises(DataError, match=r"dev.tsv:3: label 'neutral'"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "x.edgealbert", eval_data=bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.tsv"]
-    with pytest.raises(ConversionError, match="max-accuracy-drop"):
+    with pytest.raises(ConversionError, match="max_accuracy_drop"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "x.edgealbert", eval_data=SST2_DEV, max_accuracy_drop=-1)
 
 

@@ -69,7 +69,7 @@ def test_a_mode_added_as_one_row_is_parsed_and_validated_by_the_converter(monkey
     assert "fp32-strict" in parse_quantizations("all")
     check_modes_and_graph([row], "loop")
     unrolled_only = _added_mode(monkeypatch, graph_forms=("unrolled",))
-    with pytest.raises(ConversionError, match="fp32-strict needs --graph unrolled"):
+    with pytest.raises(ConversionError, match="fp32-strict needs graph unrolled"):
         check_modes_and_graph([unrolled_only], "loop")
     with pytest.raises(ConversionError, match="choose from fp32, fp16, dynamic-int8, int8, fp32-strict or all"):
         parse_quantizations("bf16")

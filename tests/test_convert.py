@@ -130,7 +130,7 @@ def test_other_tasks_match_pytorch(task, tmp_path):
 
 
 def test_full_int8_needs_unrolled_form_and_calibration(tiny_classifier_checkpoint, tmp_path):
-    with pytest.raises(ConversionError, match="--graph unrolled"):
+    with pytest.raises(ConversionError, match="graph unrolled"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "a.edgealbert", quantize="int8")
     with pytest.raises(ConversionError, match="calibration"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "b.edgealbert", quantize="int8", graph="unrolled")

@@ -17,6 +17,7 @@ from ..bundle import Bundle
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..errors import EdgeAlbertError
 from ..evaluate import EVALUATED_TASKS, BundleModel, EvalData, EvaluationReport, Progress, evaluate_bundle, evaluate_model
+from ..quantization import DEFAULT_MAX_ACCURACY_DROP
 from ..report import format_table, megabytes
 from ..runtime import ModelSession
 from ..tasks import SEQUENCE_OUTPUTS, TASK_CLASSES, TextClassifier
@@ -26,7 +27,6 @@ from .graph import OUTPUT_NAMES
 from .quiet import require_workstation
 from .verify import load_reference_model
 
-DEFAULT_MAX_ACCURACY_DROP = 1.0  # percentage points
 REFERENCE_MODULES = ("torch", "transformers", "safetensors")
 
 
