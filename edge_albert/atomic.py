@@ -374,6 +374,54 @@ def _parent_lock(parent: Path) -> Iterator[None]:
             os.close(fd)
 
 
+@contextmanager
+def exclusive_run(target: PathLike, error: Type[EdgeAlbertError] = OutputError) -> Iterator[None]:
+    """Hold `target` for one long run (training into TARGET.partial/): a second run refuses in one line.
+
+    Two runs resuming the same staging directory would interleave their checkpoints. The lock is
+    an flock on a hidden file beside the target, so it goes with the process even on SIGKILL; the
+    file is removed on release, and a holder that finds the file replaced under it tries again.
+    """
+    target = _resolve(Path(target))
+    lock_path = target.with_name(f".{target.name}.lock")
+    if fcntl is None:
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _output_error(target, exc, error) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "another process"
+            os.close(fd)
+            raise error(f"{target} is being written by another run (pid {holder}); wait for it or "
+                        "choose another output") from None
+        except OSError:
+            os.close(fd)  # no flock here (some network file systems): run unguarded, as before
+            yield
+            return
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and our flock
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        try:
+            os.unlink(lock_path)
+        except OSError:
+            pass
+        os.close(fd)
+
+
 def _resolve(target: Path) -> Path:
     """Absolute path; a symlinked target is written where it points (the link stays a link)."""
     target = Path(os.path.abspath(target))

@@ -417,3 +417,36 @@ def test_convert_overwrite_killed_at_the_swap_keeps_a_whole_bundle(tiny_classifi
     assert leftovers(tmp_path)  # the old bundle, killed before it was deleted
     check_bundle_output(out, overwrite=True)  # the check convert should run first also cleans up
     assert leftovers(tmp_path) == []
+
+
+def _hold_in_child(target, seconds: float):
+    """A child process that holds exclusive_run(target) and says so on stdout."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time\nfrom edge_albert.atomic import exclusive_run\n"
+            f"with exclusive_run({str(target)!r}):\n    print('held', flush=True)\n    time.sleep({seconds})\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_exclusive_run_refuses_a_second_run_and_frees_on_exit_or_kill(tmp_path):
+    import signal
+
+    from edge_albert.atomic import exclusive_run
+
+    target = tmp_path / "student"
+    child = _hold_in_child(target, 60)
+    try:
+        with pytest.raises(OutputError, match=rf"being written by another run \(pid {child.pid}\)"):
+            with exclusive_run(target):
+                pass
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with exclusive_run(target):  # a killed holder's lock went with it
+        assert (tmp_path / ".student.lock").exists()
+    assert list(tmp_path.iterdir()) == []  # released: nothing left beside the target
+    with exclusive_run(target):
+        pass
