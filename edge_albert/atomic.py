@@ -117,7 +117,7 @@ def _check_target(target: Path, shown: PathLike, overwrite: bool,
             raise error(f"{shown} exists and is not a directory; remove it or choose another path")
         if not overwrite:
             how = f" (put back from {restored.name}, which an interrupted write had left)" if restored else ""
-            raise error(f"{shown} already exists{how}; pass --overwrite to replace it")
+            raise error(f"{shown} already exists{how}; pass {{overwrite}} to replace it", options=("overwrite",))
         reason = replaceable(target) if replaceable else None
         if reason:
             raise error(f"refusing to replace {shown}: {reason}")
@@ -286,8 +286,8 @@ def _swap_in(staging: Path, target: Path, overwrite: bool,
                 return None
         except FileExistsError:
             if not overwrite:
-                raise error(f"{target} already exists (another process wrote it meanwhile); pass --overwrite to "
-                            f"replace it") from None
+                raise error(f"{target} already exists (another process wrote it meanwhile); pass {{overwrite}} to "
+                            "replace it", options=("overwrite",)) from None
         except OSError as exc:
             raise _output_error(target, exc, error) from None
         if not os.path.isdir(target) or os.path.islink(target):

@@ -283,6 +283,7 @@ def finetune(
     so an interrupted or killed run never leaves a half-written checkpoint, nor loses the old one.
     """
     from .converters.quiet import quiet_transformers, require_workstation
+    from .converters.weights import POOLER
 
     config = config or FinetuneConfig()
     check_config(config)
@@ -346,7 +347,7 @@ def finetune(
             log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
             encoder_state = _mlm_warmup(model.config, tokenizer, mlm_texts, config, work / "mlm", log)
             missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
-            if unexpected or any(not name.startswith("pooler.") for name in missing):
+            if unexpected or any(not name.startswith(POOLER.name + ".") for name in missing):
                 raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
         if checkpoint:
             log(f"resuming from {checkpoint}")

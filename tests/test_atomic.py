@@ -225,7 +225,7 @@ def test_name_too_long_is_refused_and_a_long_valid_name_works(tmp_path):
 
 def test_existing_output_without_overwrite_is_refused(tmp_path):
     write(tmp_path / "b.edgealbert", "old")
-    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+    with pytest.raises(OutputError, match="already exists; pass overwrite"):
         check_writable_output(tmp_path / "b.edgealbert")
     check_writable_output(tmp_path / "b.edgealbert", overwrite=True)
     check_writable_output(tmp_path / "missing" / "parents" / "b.edgealbert")
@@ -354,9 +354,9 @@ def test_leftovers_of_earlier_versions_are_recognised(tmp_path):
     (tmp_path / ".unrelated").mkdir()
     assert whole_bundle_tag(out) == "old"  # a reader finds the backup
     with pytest.raises(OutputError, match=r"already exists \(put back from .b.edgealbert.old-4242, which an "
-                                          r"interrupted write had left\); pass --overwrite"):
+                                          r"interrupted write had left\); pass overwrite"):
         check_writable_output(out)
-    with pytest.raises(BundleError, match="already exists; pass --overwrite"):
+    with pytest.raises(BundleError, match="already exists; pass overwrite"):
         write(out, "new", overwrite=False)
     assert whole_bundle_tag(out) == "old" and leftovers(tmp_path) == [".unrelated"]
 
