@@ -31,11 +31,6 @@ class EdgeAlbertError(Exception):
         return re.sub(r"\{(%s)\}" % names, lambda match: spell(match.group(1)), self.template)
 
 
-def literal(value: object) -> str:
-    """`value` as text for a message with `{name}` fields: braces doubled, so formatting keeps them."""
-    return str(value).replace("{", "{{").replace("}", "}}")
-
-
 class CheckpointError(EdgeAlbertError):
     """The Hugging Face checkpoint directory cannot be read or is not supported."""
 

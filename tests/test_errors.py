@@ -4,7 +4,7 @@ import click
 from click.testing import CliRunner
 
 from edge_albert.cli import reports_errors
-from edge_albert.errors import ConversionError, EdgeAlbertError, literal, output_error_type
+from edge_albert.errors import ConversionError, EdgeAlbertError, output_error_type
 
 
 def test_library_message_names_the_parameter():
@@ -16,12 +16,6 @@ def test_library_message_names_the_parameter():
 def test_plain_message_is_unchanged_even_with_braces():
     error = EdgeAlbertError("labels {0: 'a'} do not match")
     assert str(error) == "labels {0: 'a'} do not match" == error.spelled(str.upper)
-
-
-def test_values_put_into_a_message_with_names_keep_their_braces():
-    error = ConversionError("{graph} must be loop, not " + literal(repr("{odd}")), options=("graph",))
-    assert str(error) == "graph must be loop, not '{odd}'"
-    assert error.spelled(lambda name: "--" + name) == "--graph must be loop, not '{odd}'"
 
 
 def test_output_error_types_keep_the_options():

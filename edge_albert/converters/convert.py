@@ -21,7 +21,7 @@ from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bund
 from ..contract import INPUT_IDS, INPUT_NAMES
 from ..data import DEFAULT_LABEL_COLUMN
 from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
-from ..errors import ConversionError, VerificationError, literal
+from ..errors import ConversionError, VerificationError
 from ..evaluate import EvalData, EvaluationReport, evaluate_model, load_eval_data
 from ..quantization import (
     DEFAULT_CALIBRATION_SAMPLES,
@@ -137,7 +137,7 @@ def check_modes_and_graph(modes: Sequence[QuantizationMode], graph: str) -> None
 
 def _check_graph_form(graph: str) -> None:
     if graph not in GRAPH_FORMS:
-        raise ConversionError(f"{{graph}} must be {' or '.join(GRAPH_FORMS)}, not {literal(repr(graph))}",
+        raise ConversionError(f"{{graph}} must be {' or '.join(GRAPH_FORMS)}, not {graph!r}",
                               options=("graph",))
 
 
@@ -229,7 +229,7 @@ def _eval_data(checkpoint: AlbertCheckpoint, options: ConvertOptions, say: Progr
         return None
     if not options.max_accuracy_drop >= 0:
         raise ConversionError("{max_accuracy_drop} must be a number of percentage points >= 0, not "
-                              f"{literal(options.max_accuracy_drop)}", options=("max_accuracy_drop",))
+                              f"{options.max_accuracy_drop}", options=("max_accuracy_drop",))
     data = load_eval_data(options.eval_data, checkpoint.task, checkpoint.labels, options.text_column,
                           options.text_pair_column, options.label_column)
     say(f"evaluation data: {len(data)} examples from {options.eval_data}")
@@ -379,10 +379,10 @@ def check_early_exit_checkpoint(checkpoint: AlbertCheckpoint) -> None:
     """Early exit reads the classifier after each call: single-label text classification only."""
     if checkpoint.task != "text-classification":
         raise ConversionError("{early_exit} supports text classification only, and this checkpoint is "
-                              f"{literal(checkpoint.architecture)} ({checkpoint.task})", options=("early_exit",))
+                              f"{checkpoint.architecture} ({checkpoint.task})", options=("early_exit",))
     if checkpoint.problem_type in ("multi_label_classification", "regression") or checkpoint.config.num_labels < 2:
         raise ConversionError("{early_exit} needs a single-label classifier; this one is "
-                              f"{literal(checkpoint.problem_type or 'a regression')}", options=("early_exit",))
+                              f"{checkpoint.problem_type or 'a regression'}", options=("early_exit",))
 
 
 def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: EvalData,
@@ -422,7 +422,7 @@ def choose_calibration(checkpoint: AlbertCheckpoint, calibration_texts: Optional
     texts it scores); the eval file is the fallback when no training file sits beside it.
     """
     if samples < 1:
-        raise ConversionError(f"{{calibration_samples}} must be at least 1, not {literal(samples)}",
+        raise ConversionError(f"{{calibration_samples}} must be at least 1, not {samples}",
                               options=("calibration_samples",))
     if calibration_texts:
         texts = list(calibration_texts)[:samples]
