@@ -259,7 +259,9 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
         click.echo(accuracy_table(result.reference_evaluation, result.variants))
     for variant in result.variants:
         if not variant.passed:
-            click.echo(f"{variant.quantize}: {'FORCED' if variant.bundled else 'not bundled'}: {variant.failure}", err=True)
+            advice = "" if variant.bundled or variant.check is None else "; --force bundles it anyway"
+            click.echo(f"{variant.quantize}: {'FORCED' if variant.bundled else 'not bundled'}: {variant.failure}{advice}",
+                       err=True)
     if any(not v.bundled for v in result.variants):
         sys.exit(1)
 

@@ -164,10 +164,9 @@ def accuracy_gate(variant_name: str, reference: EvaluationReport, variant: Evalu
                f"of {data_name} ({0.0 - drop:+.2f} points, agreement {variant.agreement:.1%})")
     message = summary if passed else (
         f"{variant_name} loses {drop:.2f} points of {metric} on {data_name} ({variant.headline:.2%} vs PyTorch "
-        f"{reference.headline:.2%}, n={variant.n}), more than --max-accuracy-drop {max_drop_points:g}; "
-        + ("try dynamic-int8 or fp16, or calibration texts closer to the task; " if variant_name == "int8"
-           else "try a higher precision; ")
-        + "--force bundles it anyway")
+        f"{reference.headline:.2%}, n={variant.n}), more than the {max_drop_points:g} allowed; "
+        + ("try dynamic-int8 or fp16, or calibration texts closer to the task" if variant_name == "int8"
+           else "try a higher precision"))
     return AccuracyGate(metric, str(variant.data), variant.data_sha256, variant.n, reference.headline, variant.headline, drop,
                         float(max_drop_points), variant.agreement, bool(passed), message)
 

@@ -347,7 +347,7 @@ def _raise_if_nothing_bundled(result: ConversionResult) -> None:
         message = "; ".join(f"{v.quantize}: {v.failure}" for v in failed)
         if all(v.check is None for v in failed):
             raise ConversionError(message)
-        raise VerificationError(message)
+        raise VerificationError(message + "; {force} bundles a variant that fails its checks", options=("force",))
 
 
 def _mode(name: str) -> QuantizationMode:
@@ -458,7 +458,7 @@ def _judge_agreement_on_eval_data(check: VariantCheck, gate: AccuracyGate) -> Va
         f"(max abs diff {check.max_abs_diff:.3g} on {check.samples} samples)"
     )
     if not passed:
-        message += f" is below {MIN_LABEL_AGREEMENT:.0%}; --force bundles it anyway"
+        message += f" is below {MIN_LABEL_AGREEMENT:.0%}"
     return replace(check, label_agreement=gate.agreement, passed=passed, message=message)
 
 
