@@ -145,7 +145,7 @@ def check_manifest(manifest: JsonDict) -> str:
         raise BundleError(
             f"the bundle stops early ({early_exit.get('rule')}={early_exit.get('default')}): the Android demo feeds "
             "three inputs and reads logits only, not the exit threshold input or the layer calls output; convert "
-            "without --early-exit for the app")
+            "without {early_exit} for the app", options=("early_exit",))
     graph = manifest.get("graph")
     if graph not in GRAPH_FORMS:
         raise BundleError(f"the bundle's graph is {graph!r}; the app drives the loop form (any length up to "
@@ -155,8 +155,8 @@ def check_manifest(manifest: JsonDict) -> str:
     if mode == "int16x8":
         raise BundleError(
             "the bundle is int16x8 (16-bit activations): LiteRT's XNNPACK has no kernels for it and the reference "
-            "kernels take seconds per sentence, so the app refuses it; convert with --quantize dynamic-int8 or fp16"
-        )
+            "kernels take seconds per sentence, so the app refuses it; convert with {quantize} dynamic-int8 or fp16",
+            options=("quantize",))
     if mode not in APP_QUANTIZATIONS:
         raise BundleError(f"the bundle's quantization {mode!r} is not one the app's LiteRT runtime runs; "
                           f"use one of {', '.join(APP_QUANTIZATIONS)}")
@@ -196,14 +196,12 @@ def check_model_io(model_io: ModelIO, manifest: JsonDict) -> JsonDict:
                           f"com.google.ai.edge.litert:litert, which cannot run them")
     if "int16" in model_io.tensor_dtypes:
         raise BundleError("the model has int16 tensors (int16x8 quantization): XNNPACK cannot run them and the "
-                          "reference kernels take seconds per sentence; convert with --quantize dynamic-int8 or fp16")
+                          "reference kernels take seconds per sentence; convert with {quantize} dynamic-int8 or fp16",
+                          options=("quantize",))
     positions = {}
     for name in APP_INPUTS:
-        info = _find(model_io.inputs, name, model_io.signature_inputs)
-        if info is None:
-            found = ", ".join(sorted(model_io.signature_inputs) or [i["name"] for i in model_io.inputs])
-            raise BundleError(f"the model has no input {name!r} (it has {found}); the app feeds exactly "
-                              f"{', '.join(APP_INPUTS)}")
+        info = _find(model_io.inputs, name, model_io.signature_inputs, "input",
+                     f"the app feeds exactly {', '.join(APP_INPUTS)}")
         if info["dtype"] != "int32":
             raise BundleError(f"the model's input {name!r} is {info['dtype']}; the app feeds int32")
         positions[name] = info
@@ -223,11 +221,8 @@ def check_model_io(model_io: ModelIO, manifest: JsonDict) -> JsonDict:
     if graph == UNROLLED and length != max_seq_len:
         raise BundleError(f"the unrolled model's inputs have shape {shape} but max_seq_len is {max_seq_len}; the app "
                           f"pads every input to max_seq_len, convert the bundle again")
-    output = _find(model_io.outputs, APP_OUTPUT, model_io.signature_outputs)
-    if output is None:
-        found = ", ".join(sorted(model_io.signature_outputs) or [o["name"] for o in model_io.outputs])
-        raise BundleError(f"the model has no output {APP_OUTPUT!r} (it has {found}); the app reads the "
-                          f"classification logits")
+    output = _find(model_io.outputs, APP_OUTPUT, model_io.signature_outputs, "output",
+                   "the app reads the classification logits")
     if output["dtype"] != "float32":
         raise BundleError(f"the model's logits are {output['dtype']}; the app reads float32 logits (convert without "
                           f"integer outputs)")
@@ -349,7 +344,8 @@ def _check_destination(assets_dir: Path, overwrite: bool) -> None:
         return
     present = [name for name in ASSET_FILES if (assets_dir / name).exists()]
     if present and not overwrite:
-        raise BundleError(f"{assets_dir} already holds {', '.join(present)}; pass --overwrite to replace them")
+        raise BundleError(f"{assets_dir} already holds {', '.join(present)}; pass {{overwrite}} to replace them",
+                          options=("overwrite",))
 
 
 def _write_assets(bundle: Bundle, assets_dir: Path, staged: Dict[str, bytes], android: JsonDict) -> AndroidExport:
@@ -430,16 +426,21 @@ def _tensor_info(position: int, detail: JsonDict) -> JsonDict:
     }
 
 
-def _find(tensors: List[JsonDict], name: str, signature: Dict[str, int]) -> Optional[JsonDict]:
-    """The tensor for `name`: through the signature when there is one, else by its tensor name."""
+def _find(tensors: List[JsonDict], name: str, signature: Dict[str, int], kind: str, need: str) -> JsonDict:
+    """The tensor for `name`: through the signature when there is one, else by its tensor name.
+
+    A model without it is refused (BundleError) listing the {kind}s it has, and why the app needs it.
+    """
     if signature:
         index = signature.get(name)
-        return next((t for t in tensors if t["index"] == index), None) if index is not None else None
-    for tensor in tensors:
-        bare = re.sub(r":\d+$", "", tensor["name"])
-        if bare in (name, f"serving_default_{name}"):
-            return tensor
-    return None
+        found = next((t for t in tensors if t["index"] == index), None) if index is not None else None
+    else:
+        found = next((t for t in tensors if re.sub(r":\d+$", "", t["name"]) in (name, f"serving_default_{name}")),
+                     None)
+    if found is None:
+        names = ", ".join(sorted(signature) or [t["name"] for t in tensors])
+        raise BundleError(f"the model has no {kind} {name!r} (it has {names}); {need}")
+    return found
 
 
 def _run(interpreter, feed: Dict[str, np.ndarray], names: Dict[int, str], output_position: int) -> np.ndarray:
@@ -469,10 +470,7 @@ def _read_tokenizer_json(bundle: Bundle) -> JsonDict:
 def _normalizer_steps(normalizer: Optional[JsonDict]) -> List[JsonDict]:
     steps: List[JsonDict] = []
     for step in _flatten(normalizer, "normalizers"):
-        kind = step.get("type")
-        if kind not in SUPPORTED_NORMALIZERS:
-            raise BundleError(f"the tokenizer's normalizer {kind!r} is not implemented by the Java tokenizer "
-                              f"(it has {', '.join(SUPPORTED_NORMALIZERS)})")
+        kind = _implemented_kind(step, "normalizer", SUPPORTED_NORMALIZERS)
         if kind == "Replace":
             pattern = step.get("pattern") or {}
             if "String" in pattern:
@@ -498,10 +496,7 @@ def _normalizer_steps(normalizer: Optional[JsonDict]) -> List[JsonDict]:
 def _pre_tokenizer_steps(pre_tokenizer: Optional[JsonDict]) -> List[JsonDict]:
     steps: List[JsonDict] = []
     for step in _flatten(pre_tokenizer, "pretokenizers"):
-        kind = step.get("type")
-        if kind not in SUPPORTED_PRE_TOKENIZERS:
-            raise BundleError(f"the tokenizer's pre-tokenizer {kind!r} is not implemented by the Java tokenizer "
-                              f"(it has {', '.join(SUPPORTED_PRE_TOKENIZERS)})")
+        kind = _implemented_kind(step, "pre-tokenizer", SUPPORTED_PRE_TOKENIZERS)
         if kind == "Metaspace":
             scheme = step.get("prepend_scheme", "always")
             if scheme not in ("always", "never"):
@@ -512,6 +507,15 @@ def _pre_tokenizer_steps(pre_tokenizer: Optional[JsonDict]) -> List[JsonDict]:
         else:
             steps.append({"type": kind})
     return steps
+
+
+def _implemented_kind(step: JsonDict, component: str, supported: Sequence[str]) -> str:
+    """The step's type, refused (BundleError) when the Java tokenizer does not implement it."""
+    kind = step.get("type")
+    if kind not in supported:
+        raise BundleError(f"the tokenizer's {component} {kind!r} is not implemented by the Java tokenizer "
+                          f"(it has {', '.join(supported)})")
+    return kind
 
 
 def _flatten(component: Optional[JsonDict], member: str) -> List[JsonDict]:

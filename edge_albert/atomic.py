@@ -117,7 +117,7 @@ def _check_target(target: Path, shown: PathLike, overwrite: bool,
             raise error(f"{shown} exists and is not a directory; remove it or choose another path")
         if not overwrite:
             how = f" (put back from {restored.name}, which an interrupted write had left)" if restored else ""
-            raise error(f"{shown} already exists{how}; pass --overwrite to replace it")
+            raise error(f"{shown} already exists{how}; pass {{overwrite}} to replace it", options=("overwrite",))
         reason = replaceable(target) if replaceable else None
         if reason:
             raise error(f"refusing to replace {shown}: {reason}")
@@ -286,8 +286,8 @@ def _swap_in(staging: Path, target: Path, overwrite: bool,
                 return None
         except FileExistsError:
             if not overwrite:
-                raise error(f"{target} already exists (another process wrote it meanwhile); pass --overwrite to "
-                            f"replace it") from None
+                raise error(f"{target} already exists (another process wrote it meanwhile); pass {{overwrite}} to "
+                            "replace it", options=("overwrite",)) from None
         except OSError as exc:
             raise _output_error(target, exc, error) from None
         if not os.path.isdir(target) or os.path.islink(target):
@@ -372,6 +372,54 @@ def _parent_lock(parent: Path) -> Iterator[None]:
     finally:
         if fd is not None:
             os.close(fd)
+
+
+@contextmanager
+def exclusive_run(target: PathLike, error: Type[EdgeAlbertError] = OutputError) -> Iterator[None]:
+    """Hold `target` for one long run (training into TARGET.partial/): a second run refuses in one line.
+
+    Two runs resuming the same staging directory would interleave their checkpoints. The lock is
+    an flock on a hidden file beside the target, so it goes with the process even on SIGKILL; the
+    file is removed on release, and a holder that finds the file replaced under it tries again.
+    """
+    target = _resolve(Path(target))
+    lock_path = target.with_name(f".{target.name}.lock")
+    if fcntl is None:
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _output_error(target, exc, error) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "another process"
+            os.close(fd)
+            raise error(f"{target} is being written by another run (pid {holder}); wait for it or "
+                        "choose another output") from None
+        except OSError:
+            os.close(fd)  # no flock here (some network file systems): run unguarded, as before
+            yield
+            return
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and our flock
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        try:
+            os.unlink(lock_path)
+        except OSError:
+            pass
+        os.close(fd)
 
 
 def _resolve(target: Path) -> Path:

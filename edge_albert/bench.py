@@ -79,7 +79,7 @@ class LatencyStats:
     def from_samples(cls, samples_ms: Sequence[float]) -> "LatencyStats":
         values = np.asarray(samples_ms, dtype=np.float64)
         if values.size == 0:
-            raise BenchError("no measured runs: raise --max-seconds or --runs")
+            raise BenchError("no measured runs: raise {max_seconds} or {runs}", options=("max_seconds", "runs"))
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
         return cls(runs=int(values.size), min_ms=float(values.min()), p50_ms=float(p50), p90_ms=float(p90),
                    p99_ms=float(p99), mean_ms=float(values.mean()), std_ms=float(values.std(ddof=1)) if values.size > 1 else 0.0)
@@ -360,8 +360,9 @@ def run_benchmark(
 
     say = progress or (lambda message, final: None)
     if batch < 1 or runs < 1 or warmup < 0 or max_seconds <= 0:
-        raise BenchError("--batch and --runs must be at least 1, --warmup at least 0, --max-seconds positive")
-    check_batch(batch, "--batch")
+        raise BenchError("{batch} and {runs} must be at least 1, {warmup} at least 0, {max_seconds} positive",
+                         options=("batch", "runs", "warmup", "max_seconds"))
+    check_batch(batch, "batch")
     seq_lens = [int(n) for n in seq_lens]
     interpreter = find_backend(backend)  # imported before the baseline, so the RSS increase is the model's
     threads = check_threads(threads) if threads else default_num_threads()
@@ -464,7 +465,7 @@ def run_texts_benchmark(model, texts: Sequence[str], repeats: int = 3, warmup: i
     if not texts:
         raise BenchError("no texts to measure")
     if repeats < 1:
-        raise BenchError("--repeats must be at least 1")
+        raise BenchError("{repeats} must be at least 1", options=("repeats",))
     session = model.session
     encoded = [model.tokenizer.encode([text], max_length=session.max_seq_len, truncation="longest_first")
                for text in texts]
@@ -630,7 +631,8 @@ def check_target_applies(target: Target, machine: Optional[dict] = None, model: 
         raise BenchError(
             f"target {target.name} is for {kind} ({'/'.join(target.architectures)}); this machine is {arch or 'unknown'}. "
             f"Its budgets are checked only on that device: a latency measured here says nothing about it. "
-            f"Run `edge-albert bench BUNDLE --target {target.name}` on the device, or bench without --target here")
+            f"Run `edge-albert bench BUNDLE --target {target.name}` on the device, or bench without {{target}} here",
+            options=("target",))
     warnings = []
     found = machine.get("device_model")
     if target.device_model_contains:
@@ -641,7 +643,8 @@ def check_target_applies(target: Target, machine: Optional[dict] = None, model: 
     if target.android and not machine.get("android"):
         raise BenchError(f"target {target.name} is for Android; this machine is not running Android")
     if batch != 1:
-        raise BenchError(f"target {target.name} budgets are per sequence at batch 1; run with --batch 1")
+        raise BenchError(f"target {target.name} budgets are per sequence at batch 1; run with {{batch}} 1",
+                         options=("batch",))
     if model is not None and target.model:
         config = model.get("config") or {}
         different = {k: (v, config.get(k)) for k, v in target.model.items() if config.get(k) != v}
@@ -825,9 +828,10 @@ def parse_seq_lens(text: str) -> List[int]:
     try:
         values = [int(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
-        raise BenchError(f"--seq-lens must be comma-separated integers, not {text!r}") from None
+        raise BenchError(f"{{seq_lens}} must be comma-separated integers, not {text!r}", options=("seq_lens",)) from None
     if not values or min(values) < 2:
-        raise BenchError(f"--seq-lens needs lengths of at least 2 tokens ([CLS] and [SEP]), got {text!r}")
+        raise BenchError(f"{{seq_lens}} needs lengths of at least 2 tokens ([CLS] and [SEP]), got {text!r}",
+                         options=("seq_lens",))
     return list(dict.fromkeys(values))
 
 

@@ -147,7 +147,7 @@ def _set_exit_value(model, value: float) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs --token-file.")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True, help="0 picks a free port (printed).")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding a bearer token every request except / and /healthz must carry.")
-@click.option("--insecure-no-token", is_flag=True, help="Allow a non-loopback --host without --token-file.")
+@click.option("--insecure-no-token", "allow_unauthenticated", is_flag=True, help="Allow a non-loopback --host without --token-file.")
 @click.option("--max-batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Records gathered into one micro-batch (1: no micro-batching).")
 @click.option("--max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="How long a batch waits for more requests (0: takes only those that arrived while the model was busy).")
 @click.option("--model-batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Rows per interpreter call: a micro-batch runs sorted by length in chunks this big, so short texts are not padded to long ones.")
@@ -159,7 +159,7 @@ def _set_exit_value(model, value: float) -> None:
 @click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
-def serve(bundles, host, port, token_file, insecure_no_token, max_batch_size, max_wait_ms, model_batch_size, max_queue,
+def serve(bundles, host, port, token_file, allow_unauthenticated, max_batch_size, max_wait_ms, model_batch_size, max_queue,
           max_texts, max_body_bytes, timeout, threads, backend, trusted_key):
     """Serve BUNDLES over HTTP: JSON API, a page at /, /healthz, /readyz, /metrics (needs edge-albert[serve])."""
     try:
@@ -171,7 +171,7 @@ def serve(bundles, host, port, token_file, insecure_no_token, max_batch_size, ma
                          max_queue=max_queue,
                          max_texts=max_texts, max_body_bytes=max_body_bytes, timeout_s=timeout)
     run_server(bundles, host=host, port=port, config=config, token_file=token_file,
-               allow_unauthenticated=insecure_no_token, num_threads=threads, backend=backend,
+               allow_unauthenticated=allow_unauthenticated, num_threads=threads, backend=backend,
                say=lambda line: click.echo(line, err=line.startswith("warning:")), trusted_key=trusted_key)
 
 
@@ -182,13 +182,13 @@ def serve(bundles, host, port, token_file, insecure_no_token, max_batch_size, ma
 @click.option("--port", type=click.IntRange(min=1, max=65535), default=8000, show_default=True)
 @click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="Copies of each bundle, spread over the cluster's nodes.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding the bearer token requests must carry.")
-@click.option("--insecure-no-token", is_flag=True, help="Allow a non-loopback --host without --token-file.")
+@click.option("--insecure-no-token", "allow_unauthenticated", is_flag=True, help="Allow a non-loopback --host without --token-file.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per replica.")
 @click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None,
               help=TRUSTED_KEY_HELP + " The same path must hold the key on every node.")
 @reports_errors
-def serve_ray(bundles, address, host, port, replicas, token_file, insecure_no_token, threads, max_texts, trusted_key):
+def serve_ray(bundles, address, host, port, replicas, token_file, allow_unauthenticated, threads, max_texts, trusted_key):
     """Serve BUNDLES with Ray Serve replicas on one machine or a Ray cluster (needs edge-albert[cluster])."""
     try:
         from .serve.cluster import run_cluster
@@ -196,7 +196,7 @@ def serve_ray(bundles, address, host, port, replicas, token_file, insecure_no_to
         raise ServeError(f"serve-ray needs the cluster extra ({exc.name} is missing): pip install 'edge-albert[cluster]'") from None
 
     run_cluster(bundles, address=address, host=host, port=port, replicas=replicas, token_file=token_file,
-                allow_unauthenticated=insecure_no_token, num_threads=threads, max_texts=max_texts,
+                allow_unauthenticated=allow_unauthenticated, num_threads=threads, max_texts=max_texts,
                 say=lambda line: click.echo(line, err=line.startswith("warning:")), trusted_key=trusted_key)
 
 
@@ -468,7 +468,7 @@ def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max
         return
     # --batch: bench's name before predict/evaluate's --batch-size was adopted; errors name the flag typed
     batch = check_batch(old_batch if old_batch is not None else batch,
-                        "--batch" if old_batch is not None else "--batch-size")
+                        "old_batch" if old_batch is not None else "batch")
 
     result = measure.run_benchmark_for_target(
         bundle, target, warn=lambda warning: click.echo(f"warning: {warning}", err=True),

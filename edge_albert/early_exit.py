@@ -88,11 +88,12 @@ def parse_rule(text: str) -> ExitRule:
     kind, sep, value = text.partition("=")
     kind = kind.strip().lower()
     if not sep or kind not in RULES:
-        raise EdgeAlbertError(f"--early-exit takes patience=N or entropy=T, not {text!r}")
+        raise EdgeAlbertError(f"{{early_exit}} takes patience=N or entropy=T, not {text!r}", options=("early_exit",))
     try:
         number = float(value)
     except ValueError:
-        raise EdgeAlbertError(f"--early-exit {kind}= needs a number, not {value.strip()!r}") from None
+        raise EdgeAlbertError(f"{{early_exit}} {kind}= needs a number, not {value.strip()!r}",
+                              options=("early_exit",)) from None
     return ExitRule(kind, number)
 
 

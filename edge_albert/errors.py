@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Sequence
 
 
@@ -11,19 +12,23 @@ class EdgeAlbertError(Exception):
     A message about a setting writes it as `{name}` and lists the names in `options`, so the
     library never assumes a command line: `str(error)` names the Python parameter
     (`max_seq_len must be ...`), the CLI spells the same error with its flag
-    (`--max-seq-len must be ...`) through `spelled`.
+    (`--max-seq-len must be ...`) through `spelled`. Only `{name}` for a name in `options` is
+    replaced; every other brace stays as written, so values put into the message (paths, user
+    text) need no escaping.
     """
 
     def __init__(self, message: str = "", *, options: Sequence[str] = ()) -> None:
         self.template = message
         self.options = tuple(options)
-        super().__init__(message.format(**{name: name for name in self.options}) if self.options else message)
+        super().__init__(self._filled(str) if self.options else message)
 
     def spelled(self, spell: Callable[[str], str]) -> str:
         """The message with every named setting written as `spell(name)` (a flag, for the CLI)."""
-        if not self.options:
-            return str(self)
-        return self.template.format(**{name: spell(name) for name in self.options})
+        return self._filled(spell) if self.options else str(self)
+
+    def _filled(self, spell: Callable[[str], str]) -> str:
+        names = "|".join(map(re.escape, self.options))
+        return re.sub(r"\{(%s)\}" % names, lambda match: spell(match.group(1)), self.template)
 
 
 class CheckpointError(EdgeAlbertError):

@@ -242,13 +242,13 @@ def load_eval_data(
         text_column = next((c for c in TEXT_COLUMN_CANDIDATES if c in (columns or TEXT_COLUMN_CANDIDATES)), None)
         if text_column is None:
             raise DataError(f"{path}:{line}: no {' or '.join(map(repr, TEXT_COLUMN_CANDIDATES))} column "
-                            f"(columns: {', '.join(columns)}); pass --text-column NAME")
+                            f"(columns: {', '.join(columns)}); pass {{text_column}} NAME", options=("text_column",))
     if columns is not None:
-        for option, column in (("--text-column", text_column), ("--text-pair-column", text_pair_column),
-                               ("--label-column", label_column)):
+        for option, column in (("text_column", text_column), ("text_pair_column", text_pair_column),
+                               ("label_column", label_column)):
             if column is not None and column not in columns:
                 raise DataError(f"{path}:{line}: no column {column!r} (columns: {', '.join(columns)}); "
-                                f"pass {option} NAME")
+                                f"pass {{{option}}} NAME", options=(option,))
     examples = read_examples(path, text_column=text_column, label_column=label_column,
                              pair_column=text_pair_column, labels=list(labels))
     return EvalData(path, task, digest, examples=examples, text_column=text_column, text_pair_column=text_pair_column,
@@ -435,7 +435,8 @@ def evaluate_bundle(
                        trusted_key=trusted_key)
     if exit_value is not None:
         if not isinstance(model, TextClassifier) or model.exit_rule is None:
-            raise EdgeAlbertError(f"{bundle_path} is not an early-exit bundle; --exit-value does not apply")
+            raise EdgeAlbertError(f"{bundle_path} is not an early-exit bundle; {{exit_value}} does not apply",
+                                  options=("exit_value",))
         model.set_exit_value(exit_value)
     data = load_eval_data(data_path, model.task, model.labels, text_column, text_pair_column, label_column)
     reference_report = reference(model, data) if reference is not None else None

@@ -404,8 +404,10 @@ def _train(model, tokenizer, texts: List[str], train_set: EncodedDataset, dev_se
 
 def _load_encoder(model, encoder_state: Dict[str, Any]) -> None:
     """Put the warm-up's encoder weights into the classifier (its pooler stays new)."""
+    from .converters.weights import POOLER
+
     missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
-    if unexpected or any(not name.startswith("pooler.") for name in missing):
+    if unexpected or any(not name.startswith(POOLER.name + ".") for name in missing):
         raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
 
 

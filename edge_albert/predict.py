@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterable, Iterator, List, Optional, Union
 
 from .errors import DataError
 from .tasks import MAX_QA_CONTEXT_CHARS, BundleModel, QuestionAnswerer, TextClassifier
 from .tokenizer import clean_text
 
 TEXT_FIELDS = ("text", "text_pair", "question", "context")
+EXAMPLE = '{"text": "..."}'
 
 
 def records_from_lines(lines: Iterable[str], jsonl: bool) -> Iterator[dict]:
@@ -31,22 +32,31 @@ def records_from_lines(lines: Iterable[str], jsonl: bool) -> Iterator[dict]:
             continue
         if not line.strip():
             continue  # blank lines between JSON objects are not records
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"input line {number} is not valid JSON ({exc.msg}); expected an object like "
-                            '{"text": "..."}') from None
-        except RecursionError:
-            raise DataError(f"input line {number} nests JSON too deeply; expected a flat object like "
-                            '{"text": "..."}') from None
-        except ValueError:  # an integer beyond Python's int-string digit limit (4300 digits by default)
-            raise DataError(f"input line {number} has a number too long to read (over {sys.get_int_max_str_digits()} "
-                            "digits); ids and fields must be strings or ordinary numbers") from None
+        record = parse_json(line, f"input line {number}")
         check_record(record, f"input line {number}")
         for key in TEXT_FIELDS + ("id",):
             if isinstance(record.get(key), str):
                 record[key] = clean_text(record[key])
         yield record
+
+
+def parse_json(text: Union[str, bytes], where: str) -> object:
+    """Parse one JSON record; every way JSON can fail is a DataError naming `where`.
+
+    One function for `predict --jsonl` lines and server request bodies, so both refuse bad JSON
+    (too deep, a number too long, not UTF-8) with the same words instead of a traceback.
+    """
+    try:
+        return json.loads(text)
+    except UnicodeDecodeError:  # bytes only (a request body)
+        raise DataError(f"{where} is not valid JSON (not UTF-8); expected an object like {EXAMPLE}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where} is not valid JSON ({exc.msg}); expected an object like {EXAMPLE}") from None
+    except RecursionError:
+        raise DataError(f"{where} nests JSON too deeply; expected a flat object like {EXAMPLE}") from None
+    except ValueError:  # an integer beyond Python's int-string digit limit (4300 digits by default)
+        raise DataError(f"{where} has a number too long to read (over {sys.get_int_max_str_digits()} digits); "
+                        "ids and fields must be strings or ordinary numbers") from None
 
 
 def check_record(record: object, where: str) -> None:

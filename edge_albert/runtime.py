@@ -144,14 +144,16 @@ def describe_min_runtime(min_runtime) -> str:
 def check_threads(num_threads: int) -> int:
     """A thread count within 1..MAX_THREADS, or a RuntimeBackendError saying the range."""
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
-        raise RuntimeBackendError(f"--threads must be an integer from 1 to {MAX_THREADS}, not {num_threads!r}")
+        raise RuntimeBackendError(f"{{threads}} must be an integer from 1 to {MAX_THREADS}, not {num_threads!r}",
+                                  options=("threads",))
     return num_threads
 
 
-def check_batch(batch: int, option: str = "--batch-size") -> int:
-    """A batch size within 1..MAX_BATCH, or a RuntimeBackendError naming `option` and the range."""
+def check_batch(batch: int, option: str = "batch_size") -> int:
+    """A batch size within 1..MAX_BATCH, or a RuntimeBackendError naming the setting `option` and the range."""
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
-        raise RuntimeBackendError(f"{option} must be an integer from 1 to {MAX_BATCH}, not {batch!r}")
+        raise RuntimeBackendError(f"{{{option}}} must be an integer from 1 to {MAX_BATCH}, not {batch!r}",
+                                  options=(option,))
     return batch
 
 
@@ -354,7 +356,7 @@ class _CompiledModelRunner:
                 # [1, 1] is how CompiledModel reports a [-1, -1] signature.
                 raise RuntimeBackendError(
                     "the XNNPACK weight cache works only with fixed-shape (unrolled) bundles in ai-edge-litert "
-                    "2.3.0; convert with --graph unrolled or run without the weight cache")
+                    "2.3.0; convert with {graph} unrolled or run without the weight cache", options=("graph",))
         self._inputs = self._model.create_input_buffers(self._signature_index)
         self._outputs = self._model.create_output_buffers(self._signature_index)
 

@@ -52,7 +52,8 @@ def generate_key_pair(private_path: PathLike, overwrite: bool = False) -> Tuple[
     public_path = private_path.with_name(private_path.name + ".pub")
     for path in (private_path, public_path):
         if path.exists() and not overwrite:
-            raise output_error_type(SigningError)(f"{path} already exists; pass --overwrite to replace it")
+            raise output_error_type(SigningError)(f"{path} already exists; pass {{overwrite}} to replace it",
+                                                  options=("overwrite",))
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
@@ -120,7 +121,7 @@ def verify_bundle_signature(bundle_dir: PathLike, public_key: PathLike) -> str:
     path = bundle_dir / SIGNATURE_FILE
     if not path.is_file():
         raise BundleError(f"{bundle_dir} is not signed (no {SIGNATURE_FILE}) and a trusted key {trusted} is "
-                          f"required; sign it with edge-albert convert --sign-key")
+                          "required; sign it when converting, with the private key keygen wrote")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(record, dict) or record.get("format") != SIGNATURE_FORMAT:

@@ -116,7 +116,7 @@ def test_vocab_export_refuses_what_the_java_core_does_not_implement(change, mess
     ({"quantization": {"mode": "int4"}}, "'int4' is not one the app"),
     ({"max_seq_len": 2}, "max_seq_len"),
     ({"early_exit": {"rule": "patience", "default": 2, "input": "exit_patience", "calls_output": "layer_calls"}},
-     r"stops early \(patience=2\).*convert without --early-exit"),
+     r"stops early \(patience=2\).*convert without early_exit"),
 ])
 def test_manifest_check_refuses_bundles_the_app_cannot_run(change, message):
     manifest = {**copy.deepcopy(MANIFEST), **change}
@@ -168,7 +168,7 @@ def test_existing_assets_are_refused_without_overwrite(loop_bundle, tmp_path):
     before = {name: (assets / name).read_bytes() for name in ASSET_FILES}
     (assets / "vocab.json").write_text("edited")
     with pytest.raises(BundleError, match="already holds model.tflite, vocab.json, examples.json, manifest.json; "
-                                          "pass --overwrite"):
+                                          "pass overwrite"):
         export_android(loop_bundle, assets)
     assert (assets / "vocab.json").read_text() == "edited"
     result = CliRunner().invoke(main, ["export-android", str(loop_bundle), str(assets)])

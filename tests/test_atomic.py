@@ -225,7 +225,7 @@ def test_name_too_long_is_refused_and_a_long_valid_name_works(tmp_path):
 
 def test_existing_output_without_overwrite_is_refused(tmp_path):
     write(tmp_path / "b.edgealbert", "old")
-    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+    with pytest.raises(OutputError, match="already exists; pass overwrite"):
         check_writable_output(tmp_path / "b.edgealbert")
     check_writable_output(tmp_path / "b.edgealbert", overwrite=True)
     check_writable_output(tmp_path / "missing" / "parents" / "b.edgealbert")
@@ -354,9 +354,9 @@ def test_leftovers_of_earlier_versions_are_recognised(tmp_path):
     (tmp_path / ".unrelated").mkdir()
     assert whole_bundle_tag(out) == "old"  # a reader finds the backup
     with pytest.raises(OutputError, match=r"already exists \(put back from .b.edgealbert.old-4242, which an "
-                                          r"interrupted write had left\); pass --overwrite"):
+                                          r"interrupted write had left\); pass overwrite"):
         check_writable_output(out)
-    with pytest.raises(BundleError, match="already exists; pass --overwrite"):
+    with pytest.raises(BundleError, match="already exists; pass overwrite"):
         write(out, "new", overwrite=False)
     assert whole_bundle_tag(out) == "old" and leftovers(tmp_path) == [".unrelated"]
 
@@ -417,3 +417,36 @@ def test_convert_overwrite_killed_at_the_swap_keeps_a_whole_bundle(tiny_classifi
     assert leftovers(tmp_path)  # the old bundle, killed before it was deleted
     check_bundle_output(out, overwrite=True)  # the check convert should run first also cleans up
     assert leftovers(tmp_path) == []
+
+
+def _hold_in_child(target, seconds: float):
+    """A child process that holds exclusive_run(target) and says so on stdout."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time\nfrom edge_albert.atomic import exclusive_run\n"
+            f"with exclusive_run({str(target)!r}):\n    print('held', flush=True)\n    time.sleep({seconds})\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_exclusive_run_refuses_a_second_run_and_frees_on_exit_or_kill(tmp_path):
+    import signal
+
+    from edge_albert.atomic import exclusive_run
+
+    target = tmp_path / "student"
+    child = _hold_in_child(target, 60)
+    try:
+        with pytest.raises(OutputError, match=rf"being written by another run \(pid {child.pid}\)"):
+            with exclusive_run(target):
+                pass
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with exclusive_run(target):  # a killed holder's lock went with it
+        assert (tmp_path / ".student.lock").exists()
+    assert list(tmp_path.iterdir()) == []  # released: nothing left beside the target
+    with exclusive_run(target):
+        pass

@@ -198,6 +198,9 @@ def test_threads_and_batch_are_bounded(classifier):
     assert line == f"error: --batch must be an integer from 1 to {MAX_BATCH}, not 100000"
     assert "--threads" in one_error_line(cli("evaluate", str(classifier), str(REPO / "README.md"),
                                              "--threads", "1000"))
+    # serve's rows per interpreter call are its --model-batch-size: the error names that flag, not predict's
+    line = one_error_line(cli("serve", str(classifier), "--model-batch-size", "100000"))
+    assert line == f"error: --model-batch-size must be an integer from 1 to {MAX_BATCH}, not 100000"
 
 
 PEAK_SCRIPT = textwrap.dedent("""

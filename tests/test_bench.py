@@ -82,6 +82,10 @@ def test_seq_lens_are_parsed_and_checked():
     for bad in ("", "a,b", "1,16"):
         with pytest.raises(bench.BenchError):
             bench.parse_seq_lens(bad)
+    with pytest.raises(bench.BenchError, match=r"^seq_lens must be comma-separated integers, not '\{a\}'$"):
+        bench.parse_seq_lens("{a}")  # the library names its parameter; braces in the value are kept
+    run = CliRunner().invoke(main, ["bench", "any.edgealbert", "--seq-lens", "16,x"])
+    assert run.exit_code == 1 and run.output == "error: --seq-lens must be comma-separated integers, not '16,x'\n"
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -227,6 +231,12 @@ def test_cli_refuses_an_arm_target_here_and_prints_no_figure(int8_bundle):
     run = CliRunner().invoke(main, ["bench", str(int8_bundle), "--target", "rpi4", "--seq-lens", "16", "--runs", "2"])
     assert run.exit_code == 1
     assert run.output.startswith("error: target rpi4") and "p50" not in run.output and "ms" not in run.output
+    assert run.output.endswith("on the device, or bench without --target here\n")
+
+
+def test_cli_names_the_batch_flag_for_a_target(int8_bundle):
+    run = CliRunner().invoke(main, ["bench", str(int8_bundle), "--target", "x86-host", "--batch-size", "2"])
+    assert run.exit_code == 1 and run.output.endswith("budgets are per sequence at batch 1; run with --batch-size 1\n")
 
 
 def test_budgets_for_another_model_shape_are_refused(int8_bundle):

@@ -327,6 +327,16 @@ def test_restart_discards_an_interrupted_run(tiny_classifier_checkpoint, sst2_fi
     assert (tmp_path / "student" / "compression.json").is_file() and not staging.exists()
 
 
+def test_the_cli_names_its_restart_flag(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    staging = tmp_path / "student.partial"
+    staging.mkdir()
+    (staging / "run.json").write_text("{}")
+    with pytest.raises(CompressionError, match="or pass restart to discard it$"):
+        compress(tiny_classifier_checkpoint, sst2_files[0], tmp_path / "student", None, _options(), log=lambda m: None)
+    result = _cli(tiny_classifier_checkpoint, "--train", sst2_files[0], "-o", tmp_path / "student")
+    assert result.exit_code == 1 and result.output.rstrip().endswith("or pass --restart to discard it"), result.output
+
+
 def test_ablation_from_random_weights_keeps_the_shape(tiny_classifier_checkpoint, sst2_files, tmp_path):
     import torch
     from transformers import AlbertForSequenceClassification

@@ -376,3 +376,20 @@ def test_trained_example_exits_early_without_losing_accuracy(tmp_path):
     assert report.metrics.accuracy >= 0.81
     assert report.early_exit["mean_calls"] < 1.7
     assert report.early_exit["exits_per_call"]["1"] > 0.7 * report.n
+
+
+def test_serve_answers_an_early_exit_bundle_like_predict(entropy_bundle):
+    """The server micro-batches requests: every text still gets its own exit and layer_calls."""
+    from starlette.testclient import TestClient
+
+    from edge_albert import load_model
+    from edge_albert.serve import ServeConfig, create_app
+
+    model = load_model(entropy_bundle.bundle_path, num_threads=1)
+    expected = [json.loads(json.dumps(p.to_dict())) for p in model.predict(TEXTS)]
+    assert len({row["layer_calls"] for row in expected}) >= 2  # the texts exit at different calls
+    with TestClient(create_app({"ee": model}, ServeConfig())) as client:
+        batch = client.post("/v1/models/ee/predict", json={"texts": TEXTS})
+        assert batch.status_code == 200 and batch.json()["results"] == expected
+        one = client.post("/v1/models/ee/predict", json={"text": TEXTS[-1]}).json()["result"]
+        assert one == expected[-1]

@@ -37,3 +37,10 @@ def test_cli_spells_options_as_the_commands_flags():
     assert result.exit_code == 1
     assert result.output.strip() == ("error: --max-seq-len is too long for BUNDLE; --output-dir and "
                                      "--not-a-param untouched")
+
+
+def test_values_with_braces_need_no_escaping():
+    path, text = "/tmp/a{b}", "16,{x}"
+    error = ConversionError(f"{path} exists; {text!r} is bad; pass {{overwrite}}", options=("overwrite",))
+    assert str(error) == "/tmp/a{b} exists; '16,{x}' is bad; pass overwrite"
+    assert error.spelled(lambda name: "--" + name) == "/tmp/a{b} exists; '16,{x}' is bad; pass --overwrite"

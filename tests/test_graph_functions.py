@@ -42,9 +42,10 @@ def _torch_bias(mask):
 
 
 def test_the_weight_names_the_graph_reads_are_the_transformers_layer_names(albert_layer):
-    _, _, weights = albert_layer
-    assert {"attention.query.weight", "attention.LayerNorm.bias", "ffn.weight", "ffn_output.bias",
-            "full_layer_layer_norm.weight"} <= set(weights)
+    from edge_albert.converters.weights import SHARED_LAYER_MODULES, shapes_of
+
+    config, _, weights = albert_layer
+    assert {name: value.shape for name, value in weights.items()} == shapes_of(SHARED_LAYER_MODULES, config)
 
 
 def test_attention_matches_transformers(albert_layer):

@@ -129,7 +129,9 @@ def test_task_mismatch_and_malformed_bodies_get_400(bundle_root, classifier):
         cases = {b"{oops": "request body is not valid JSON", b"[1]": "request body is a JSON list",
                  b'{"texts": "a"}': "field 'texts' must be a list", b'{"texts": [1]}': "record 1: field 'text'",
                  b'{"records": {}}': "field 'records' must be a list", b'{"text": "a", "top_k": 0}': "top_k",
-                 b'{"texts": [], "records": []}': "not both", b'{"text": "\xc3\x28"}': "not valid JSON (not UTF-8)"}
+                 b'{"texts": [], "records": []}': "not both", b'{"text": "\xc3\x28"}': "not valid JSON (not UTF-8)",
+                 b"[" * 100000: "request body nests JSON too deeply",  # was a RecursionError: 500
+                 b'{"text": "a", "id": ' + b"1" * 5000 + b"}": "request body has a number too long to read"}
         for body, message in cases.items():
             response = client.post(predict_url("cls"), content=body)
             assert response.status_code == 400 and message in response.json()["error"], body
@@ -323,7 +325,7 @@ def test_exposure_rules(tmp_path):
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.lan")
     assert check_exposure("127.0.0.1", None, False) is None
     assert check_exposure("0.0.0.0", "token", False) is None
-    with pytest.raises(ServeError, match="--token-file"):
+    with pytest.raises(ServeError, match="give token_file FILE, or allow_unauthenticated"):
         check_exposure("0.0.0.0", None, False)
     assert "WITHOUT authentication" in check_exposure("0.0.0.0", None, True)
     token_file = tmp_path / "token"
@@ -345,6 +347,8 @@ def test_model_names_and_cli_errors(classifier_bundle, tmp_path):
     assert missing.exit_code == 1 and missing.stderr.startswith("error: ") and "Traceback" not in missing.output
     exposed = runner.invoke(main, ["serve", str(classifier_bundle), "--host", "0.0.0.0"])
     assert exposed.exit_code == 1 and "--token-file" in exposed.stderr
+    assert exposed.stderr.strip() == ("error: --host 0.0.0.0 lets other machines call the models; give --token-file "
+                                      "FILE, or --insecure-no-token to serve without authentication")
 
 
 def test_server_imports_no_heavy_library(classifier_bundle):

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, List
 
+from ..converters.weights import ATTENTION_OUTPUT, FFN_OUTPUT, shared_layer_name
+
 IMPORTANCE_METHOD = (
     "gradient of the task loss (cross-entropy on the training labels) w.r.t. a gate on each attention "
     "head's output (Michel et al. 2019) and on each FFN intermediate neuron (first-order Taylor), "
@@ -34,7 +36,7 @@ class Importance:
 
 def shared_layer(model):
     """The one ALBERT layer every call runs (num_hidden_groups = inner_group_num = 1)."""
-    return model.albert.encoder.albert_layer_groups[0].albert_layers[0]
+    return model.get_submodule(shared_layer_name())
 
 
 def measure_importance(model, batches: Iterable[dict]) -> Importance:
@@ -57,8 +59,9 @@ def measure_importance(model, batches: Iterable[dict]) -> Importance:
         return (args[0] * neuron_gate, *args[1:])
 
     layer = shared_layer(model)
-    hooks = [layer.attention.dense.register_forward_pre_hook(gate_heads),
-             layer.ffn_output.register_forward_pre_hook(gate_neurons)]
+    # the gates sit on the inputs of the modules that read the heads and the neurons (weights.py)
+    hooks = [layer.get_submodule(ATTENTION_OUTPUT.name).register_forward_pre_hook(gate_heads),
+             layer.get_submodule(FFN_OUTPUT.name).register_forward_pre_hook(gate_neurons)]
     was_training = model.training
     model.eval()  # no dropout: the score belongs to the model as it predicts
     head_scores = torch.zeros(num_heads)

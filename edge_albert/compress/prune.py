@@ -12,7 +12,8 @@ import copy
 from typing import List, Sequence
 
 from ..converters.checkpoint import PRUNED_HEADS_KEY
-from .importance import Importance, shared_layer
+from ..converters.weights import HEAD_AXES, NEURON_AXES, shared_layer_name
+from .importance import Importance
 from .plan import CompressionPlan
 
 
@@ -42,36 +43,31 @@ def build_student(teacher, plan: CompressionPlan, removed_heads: Sequence[int], 
     config.intermediate_size = plan.intermediate_size
     setattr(config, PRUNED_HEADS_KEY, [int(h) for h in removed_heads])
     student = AlbertForSequenceClassification(config)
-    prefix = "albert.encoder.albert_layer_groups.0.albert_layers.0."
     index = torch.as_tensor(list(kept_neurons), dtype=torch.long)
     state = {name: tensor.detach().clone() for name, tensor in teacher.state_dict().items()}
-    state[prefix + "ffn.weight"] = state[prefix + "ffn.weight"][index]
-    state[prefix + "ffn.bias"] = state[prefix + "ffn.bias"][index]
-    state[prefix + "ffn_output.weight"] = state[prefix + "ffn_output.weight"][:, index]
+    for name, axis in NEURON_AXES.items():
+        key = shared_layer_name(name)
+        state[key] = state[key].index_select(axis, index)
     student.load_state_dict(state, strict=True)
     zero_pruned_heads(student)
     return student
 
 
 def head_masks(model):
-    """{parameter: 0/1 mask} for the pruned heads' query/key/value rows and attention.dense columns."""
+    """{parameter: 0/1 mask} for the pruned heads' slices along weights.HEAD_AXES (query/key/value
+    rows, attention.dense columns)."""
     import torch
 
     config = model.config
     pruned = pruned_heads_of(config)
     size = config.hidden_size // config.num_attention_heads
-    attention = shared_layer(model).attention
     masks = {}
-    for linear in (attention.query, attention.key, attention.value):
-        for parameter in (linear.weight, linear.bias):
-            mask = torch.ones_like(parameter)
-            for head in pruned:
-                mask[head * size:(head + 1) * size] = 0
-            masks[parameter] = mask
-    mask = torch.ones_like(attention.dense.weight)
-    for head in pruned:
-        mask[:, head * size:(head + 1) * size] = 0
-    masks[attention.dense.weight] = mask
+    for name, axis in HEAD_AXES.items():
+        parameter = model.get_parameter(shared_layer_name(name))
+        mask = torch.ones_like(parameter)
+        for head in pruned:
+            mask.narrow(axis, head * size, size).zero_()
+        masks[parameter] = mask
     return masks
 
 

@@ -216,7 +216,7 @@ def _prepare_staging(staging: Path, record: dict, restart: bool, log) -> None:
             differs = sorted(k for k in set(previous) | set(record) if previous.get(k) != json.loads(json.dumps(record)).get(k))
             raise CompressionError(
                 f"{staging} holds an interrupted run with different settings ({', '.join(differs)} differ); "
-                "rerun with the same settings to resume, or pass --restart to discard it"
+                "rerun with the same settings to resume, or pass {restart} to discard it", options=("restart",)
             )
         log(f"resuming the interrupted run in {staging}")
         return

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..bundle import sha256_of_file
 from ..errors import CheckpointError
+from .weights import BASE_MODEL_PREFIX, HEAD_AXES, SHARED_LAYER_PREFIX, expected_shapes
 
 TASK_BY_ARCHITECTURE = {
     "AlbertForSequenceClassification": "text-classification",
@@ -25,8 +26,6 @@ TASK_BY_ARCHITECTURE = {
     "AlbertModel": "feature-extraction",
 }
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
-
-SHARED_LAYER_PREFIX = "encoder.albert_layer_groups.0.albert_layers.0."
 
 # config.json field of a head-pruned checkpoint (written by `edge-albert compress`): indices of the
 # shared layer's attention heads that were removed, the same at every call. transformers 5 no longer
@@ -278,28 +277,27 @@ def _pruned_heads(value, num_heads: int, path: Path) -> Tuple[int, ...]:
 
 
 def _drop_pruned_heads(weights: Dict[str, np.ndarray], config: AlbertConfigView, path: Path) -> Dict[str, np.ndarray]:
-    """Slice pruned heads out of query/key/value (rows) and attention.dense (columns).
+    """Slice pruned heads out of the shared layer along weights.HEAD_AXES (query/key/value rows,
+    attention.dense columns).
 
-    Exact only if the pruned heads' attention.dense columns are zero (their output is discarded),
-    which is how `compress` writes them; anything else is a mislabelled checkpoint and is refused.
+    Exact only if the pruned heads' columns in the tensors that read them (axis 1) are zero (their
+    output is discarded), which is how `compress` writes them; anything else is a mislabelled
+    checkpoint and is refused.
     """
     if not config.pruned_heads:
         return weights
     size = config.head_size
     kept = np.concatenate([np.arange(h * size, (h + 1) * size) for h in config.kept_heads])
-    dense_name = SHARED_LAYER_PREFIX + "attention.dense.weight"
-    for head in config.pruned_heads:
-        if np.any(weights[dense_name][:, head * size:(head + 1) * size]):
-            raise CheckpointError(
-                f"{path}: head {head} is listed in {PRUNED_HEADS_KEY} but its attention.dense weights are not "
-                "zero, so removing it would change the model"
-            )
+    for name in (name for name, axis in HEAD_AXES.items() if axis == 1):
+        for head in config.pruned_heads:
+            if np.any(weights[SHARED_LAYER_PREFIX + name][:, head * size:(head + 1) * size]):
+                raise CheckpointError(
+                    f"{path}: head {head} is listed in {PRUNED_HEADS_KEY} but its {name.rsplit('.', 1)[0]} weights "
+                    "are not zero, so removing it would change the model"
+                )
     sliced = dict(weights)
-    for part in ("query", "key", "value"):
-        for kind in ("weight", "bias"):
-            name = f"{SHARED_LAYER_PREFIX}attention.{part}.{kind}"
-            sliced[name] = weights[name][kept]
-    sliced[dense_name] = weights[dense_name][:, kept]
+    for name, axis in HEAD_AXES.items():
+        sliced[SHARED_LAYER_PREFIX + name] = np.take(weights[SHARED_LAYER_PREFIX + name], kept, axis=axis)
     return sliced
 
 
@@ -361,46 +359,8 @@ def _strip_prefix(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Drop the "albert." prefix that task models put before the encoder's names."""
     stripped = {}
     for name, value in weights.items():
-        stripped[name[len("albert."):] if name.startswith("albert.") else name] = value
+        stripped[name[len(BASE_MODEL_PREFIX):] if name.startswith(BASE_MODEL_PREFIX) else name] = value
     return stripped
-
-
-def expected_shapes(config: AlbertConfigView, architecture: str) -> Dict[str, tuple]:
-    """Every weight the graph reads, by Hugging Face name (prefix stripped), with its shape."""
-    V, E, H, I = config.vocab_size, config.embedding_size, config.hidden_size, config.intermediate_size
-    shapes = {
-        "embeddings.word_embeddings.weight": (V, E),
-        "embeddings.position_embeddings.weight": (config.max_position_embeddings, E),
-        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, E),
-        "embeddings.LayerNorm.weight": (E,),
-        "embeddings.LayerNorm.bias": (E,),
-        "encoder.embedding_hidden_mapping_in.weight": (H, E),
-        "encoder.embedding_hidden_mapping_in.bias": (H,),
-    }
-    layer = {
-        "attention.query.weight": (H, H), "attention.query.bias": (H,),
-        "attention.key.weight": (H, H), "attention.key.bias": (H,),
-        "attention.value.weight": (H, H), "attention.value.bias": (H,),
-        "attention.dense.weight": (H, H), "attention.dense.bias": (H,),
-        "attention.LayerNorm.weight": (H,), "attention.LayerNorm.bias": (H,),
-        "ffn.weight": (I, H), "ffn.bias": (I,),
-        "ffn_output.weight": (H, I), "ffn_output.bias": (H,),
-        "full_layer_layer_norm.weight": (H,), "full_layer_layer_norm.bias": (H,),
-    }
-    shapes.update({SHARED_LAYER_PREFIX + name: shape for name, shape in layer.items()})
-    if architecture in ("AlbertForSequenceClassification", "AlbertModel"):
-        shapes["pooler.weight"] = (H, H)
-        shapes["pooler.bias"] = (H,)
-    if architecture == "AlbertForSequenceClassification":
-        shapes["classifier.weight"] = (config.num_labels, H)
-        shapes["classifier.bias"] = (config.num_labels,)
-    elif architecture == "AlbertForTokenClassification":
-        shapes["classifier.weight"] = (config.num_labels, H)
-        shapes["classifier.bias"] = (config.num_labels,)
-    elif architecture == "AlbertForQuestionAnswering":
-        shapes["qa_outputs.weight"] = (config.num_labels, H)
-        shapes["qa_outputs.bias"] = (config.num_labels,)
-    return shapes
 
 
 def _check_shapes(weights: Dict[str, np.ndarray], config: AlbertConfigView, architecture: str, path: Path) -> None:

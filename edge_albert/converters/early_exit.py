@@ -14,6 +14,7 @@ import numpy as np
 
 from ..early_exit import ExitRule, simulate
 from ..errors import CheckpointError
+from .weights import CLASSIFIER, EMBEDDING_PROJECTION, POOLER, SHARED_LAYER_PATH
 
 
 def per_call_logits(model, input_ids, attention_mask=None, token_type_ids=None):
@@ -34,13 +35,14 @@ def per_call_logits(model, input_ids, attention_mask=None, token_type_ids=None):
         attention_mask = torch.ones_like(input_ids)
     embedded = albert.embeddings(input_ids, token_type_ids=token_type_ids)
     mask = create_bidirectional_mask(config=config, inputs_embeds=embedded, attention_mask=attention_mask)
-    hidden = albert.encoder.embedding_hidden_mapping_in(embedded)
-    layer = albert.encoder.albert_layer_groups[0]
+    hidden = albert.get_submodule(EMBEDDING_PROJECTION.name)(embedded)
+    layer, pooler = albert.get_submodule(SHARED_LAYER_PATH), albert.get_submodule(POOLER.name)
+    classifier = model.get_submodule(CLASSIFIER.name)
     logits = []
     for _ in range(config.num_hidden_layers):
         hidden = layer(hidden, mask)
-        pooled = albert.pooler_activation(albert.pooler(hidden[:, 0]))
-        logits.append(model.classifier(model.dropout(pooled)))
+        pooled = albert.pooler_activation(pooler(hidden[:, 0]))
+        logits.append(classifier(model.dropout(pooled)))
     return torch.stack(logits)
 
 

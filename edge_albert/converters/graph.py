@@ -1,6 +1,6 @@
 """ALBERT as a TensorFlow graph, built explicitly from Hugging Face weights.
 
-Read top to bottom: the name table, the embedding, the ONE shared layer, the heads, and the
+Read top to bottom: the weight groups (names from converters/weights.py), the embedding, the ONE shared layer, the heads, and the
 two encoder forms. The shared layer's weights are stored once in the .tflite. In the `loop`
 form the layer runs inside a tf.while_loop (one WHILE op) whose body holds the weights as its
 own constants, so XNNPACK packs them once at run time, fp16 ones included (their DEQUANTIZE
@@ -19,7 +19,11 @@ import numpy as np
 from ..contract import INPUT_NAMES, TASKS
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..quantization import DEFAULT_GRAPH_FORM, DEFAULT_MAX_SEQ_LEN, FLOAT_MASK_BIAS, GRAPH_FORMS, LOOP, UNROLLED
-from .checkpoint import SHARED_LAYER_PREFIX, AlbertCheckpoint
+from .checkpoint import AlbertCheckpoint
+from .weights import (ATTENTION_NORM, ATTENTION_OUTPUT, CLASSIFIER, EMBEDDING_MODULES, EMBEDDING_NORM,
+                      EMBEDDING_PROJECTION, FFN, FFN_OUTPUT, HEAD_MODULES, KEY, OUTPUT_NORM, POOLER,
+                      POSITION_EMBEDDINGS, QA_OUTPUTS, QUERY, SHARED_LAYER_MODULES, SHARED_LAYER_PREFIX,
+                      TOKEN_TYPE_EMBEDDINGS, VALUE, WORD_EMBEDDINGS, Module)
 
 # The names (inputs, outputs per task) and the mask bias per mode come from the contract and the
 # modes table; re-exported here for the graph's readers.
@@ -42,20 +46,16 @@ def output_names(task: str, early_exit: Optional[ExitRule] = None) -> tuple:
 
 
 def _weight_groups(checkpoint: AlbertCheckpoint) -> Dict[str, Dict[str, np.ndarray]]:
-    """Split the checkpoint's tensors into embedding, shared layer and head, by HF name."""
+    """Split the checkpoint's tensors into embedding, shared layer and head, keyed by HF name
+    (the shared layer's relative to SHARED_LAYER_PREFIX, as in a transformers AlbertLayer)."""
     w = checkpoint.weights
-    shared = {name[len(SHARED_LAYER_PREFIX):]: value for name, value in w.items() if name.startswith(SHARED_LAYER_PREFIX)}
-    embedding = {
-        "word": w["embeddings.word_embeddings.weight"],
-        "position": w["embeddings.position_embeddings.weight"],
-        "token_type": w["embeddings.token_type_embeddings.weight"],
-        "norm_gamma": w["embeddings.LayerNorm.weight"],
-        "norm_beta": w["embeddings.LayerNorm.bias"],
-        "projection_kernel": w["encoder.embedding_hidden_mapping_in.weight"],
-        "projection_bias": w["encoder.embedding_hidden_mapping_in.bias"],
-    }
-    head = {name: value for name, value in w.items() if name.split(".")[0] in ("pooler", "classifier", "qa_outputs")}
-    return {"embedding": embedding, "shared_layer": shared, "head": head}
+
+    def group(modules, prefix: str = "") -> Dict[str, np.ndarray]:
+        return {name: w[prefix + name] for module in modules for name in module.shapes(checkpoint.config)}
+
+    return {"embedding": group(EMBEDDING_MODULES),
+            "shared_layer": group(SHARED_LAYER_MODULES, SHARED_LAYER_PREFIX),
+            "head": group(HEAD_MODULES[checkpoint.architecture])}
 
 
 # -- the layers, as functions of tensors and weights (unit-tested against transformers) --------
@@ -98,6 +98,16 @@ def dense(x, kernel, bias):
     return tf.reshape(out, tf.concat([tf.shape(x)[:-1], [kernel.shape[0]]], axis=0))
 
 
+def linear(x, weights: dict, module: Module):
+    """`dense` with the module's weight and bias from `weights` (a group keyed by HF name)."""
+    return dense(x, weights[module.weight], weights[module.bias])
+
+
+def norm(x, weights: dict, module: Module, eps: float):
+    """`layer_norm` with the module's gamma (weight) and beta (bias) from `weights`."""
+    return layer_norm(x, weights[module.weight], weights[module.bias], eps)
+
+
 def layer_norm(x, gamma, beta, eps: float):
     """LayerNorm over the last axis; x[..., D], gamma/beta [D]."""
     tf = _tf()
@@ -114,12 +124,12 @@ def embed(emb: dict, input_ids, token_type_ids, eps: float):
     """ids [batch, seq] -> hidden [batch, seq, H]: word + position + token type, LayerNorm, E -> H projection."""
     tf = _tf()
     seq_len = tf.shape(input_ids)[1]
-    words = tf.gather(emb["word"], input_ids)
+    words = tf.gather(emb[WORD_EMBEDDINGS.weight], input_ids)
     # A gather (not a slice) so that dynamic-range quantization stores the table as int8.
-    positions = tf.expand_dims(tf.gather(emb["position"], tf.range(seq_len)), 0)
-    token_types = tf.gather(emb["token_type"], token_type_ids)
-    x = layer_norm(words + positions + token_types, emb["norm_gamma"], emb["norm_beta"], eps)
-    return dense(x, emb["projection_kernel"], emb["projection_bias"])
+    positions = tf.expand_dims(tf.gather(emb[POSITION_EMBEDDINGS.weight], tf.range(seq_len)), 0)
+    token_types = tf.gather(emb[TOKEN_TYPE_EMBEDDINGS.weight], token_type_ids)
+    x = norm(words + positions + token_types, emb, EMBEDDING_NORM, eps)
+    return linear(x, emb, EMBEDDING_PROJECTION)
 
 
 def attention_bias(attention_mask, mask_value: float):
@@ -142,26 +152,19 @@ def attention(hidden_states, mask_bias, layer: dict, dims: LayerDims):
     """Self-attention with its residual and LayerNorm: [batch, seq, H] -> [batch, seq, H]."""
     tf = _tf()
     batch, seq_len = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
-    query = split_heads(dense(hidden_states, layer["attention.query.weight"], layer["attention.query.bias"]),
-                        dims.num_heads, dims.head_size)
-    key = split_heads(dense(hidden_states, layer["attention.key.weight"], layer["attention.key.bias"]),
-                      dims.num_heads, dims.head_size)
-    value = split_heads(dense(hidden_states, layer["attention.value.weight"], layer["attention.value.bias"]),
-                        dims.num_heads, dims.head_size)
+    query = split_heads(linear(hidden_states, layer, QUERY), dims.num_heads, dims.head_size)
+    key = split_heads(linear(hidden_states, layer, KEY), dims.num_heads, dims.head_size)
+    value = split_heads(linear(hidden_states, layer, VALUE), dims.num_heads, dims.head_size)
     scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(dims.head_size)) + mask_bias
     context = tf.matmul(tf.nn.softmax(scores, axis=-1), value)  # [batch, heads, seq, head_size]
     context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq_len, dims.num_heads * dims.head_size])
-    output = dense(context, layer["attention.dense.weight"], layer["attention.dense.bias"])
-    return layer_norm(hidden_states + output, layer["attention.LayerNorm.weight"], layer["attention.LayerNorm.bias"],
-                      dims.eps)
+    return norm(hidden_states + linear(context, layer, ATTENTION_OUTPUT), layer, ATTENTION_NORM, dims.eps)
 
 
 def feed_forward(attended, layer: dict, dims: LayerDims):
     """H -> I (activation) -> H, residual and LayerNorm: [batch, seq, H] -> [batch, seq, H]."""
-    ffn = _activation(dims.activation)(dense(attended, layer["ffn.weight"], layer["ffn.bias"]))
-    ffn = dense(ffn, layer["ffn_output.weight"], layer["ffn_output.bias"])
-    return layer_norm(ffn + attended, layer["full_layer_layer_norm.weight"], layer["full_layer_layer_norm.bias"],
-                      dims.eps)
+    ffn = linear(_activation(dims.activation)(linear(attended, layer, FFN)), layer, FFN_OUTPUT)
+    return norm(ffn + attended, layer, OUTPUT_NORM, dims.eps)
 
 
 def shared_layer(hidden_states, mask_bias, layer: dict, dims: LayerDims):
@@ -171,12 +174,12 @@ def shared_layer(hidden_states, mask_bias, layer: dict, dims: LayerDims):
 
 def pooled(sequence_output, head: dict):
     """[batch, seq, H] -> [batch, H]: tanh(dense) of the first token."""
-    return _tf().tanh(dense(sequence_output[:, 0], head["pooler.weight"], head["pooler.bias"]))
+    return _tf().tanh(linear(sequence_output[:, 0], head, POOLER))
 
 
 def classify(sequence_output, head: dict):
     """[batch, seq, H] -> logits [batch, num_labels]."""
-    return dense(pooled(sequence_output, head), head["classifier.weight"], head["classifier.bias"])
+    return linear(pooled(sequence_output, head), head, CLASSIFIER)
 
 
 def task_heads(task: str, sequence_output, head: dict) -> dict:
@@ -184,9 +187,9 @@ def task_heads(task: str, sequence_output, head: dict) -> dict:
     if task == "text-classification":
         return {"logits": classify(sequence_output, head)}
     if task == "token-classification":
-        return {"logits": dense(sequence_output, head["classifier.weight"], head["classifier.bias"])}
+        return {"logits": linear(sequence_output, head, CLASSIFIER)}
     if task == "question-answering":
-        logits = dense(sequence_output, head["qa_outputs.weight"], head["qa_outputs.bias"])
+        logits = linear(sequence_output, head, QA_OUTPUTS)
         return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
     return {"last_hidden_state": sequence_output, "pooler_output": pooled(sequence_output, head)}
 
@@ -201,7 +204,7 @@ def early_exit_encoder(hidden_states, mask_bias, exit_value, rule: ExitRule, lay
     """
     tf = _tf()
     batch = tf.shape(hidden_states)[0]
-    num_labels = int(head["classifier.weight"].shape[0])
+    num_labels = int(head[CLASSIFIER.weight].shape[0])
 
     def body(index, states, done, exit_logits, calls, previous, streak):
         states = shared_layer(states, mask_bias, layer_constants(), dims)
@@ -251,7 +254,7 @@ def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
     def const(array: np.ndarray, name: str):
         return tf.constant(np.ascontiguousarray(array, dtype=np.float32), name=name)
 
-    emb = {key: const(value, f"embeddings/{key}") for key, value in groups["embedding"].items()}
+    emb = {key: const(value, "embedding/" + key.replace(".", "/")) for key, value in groups["embedding"].items()}
 
     def layer_constants():
         return {key: const(value, "shared_layer/" + key.replace(".", "/")) for key, value in groups["shared_layer"].items()}

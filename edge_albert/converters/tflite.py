@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import ConversionError
 from ..contract import INPUT_NAMES
 from ..quantization import MODES, quantization_mode
-from .checkpoint import SHARED_LAYER_PREFIX, AlbertCheckpoint
+from .checkpoint import AlbertCheckpoint
+from .weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
 
 SIZE_TOLERANCE = 1.03
 # Flatbuffer structure (op list, tensor table, signature, metadata) that does not scale with
@@ -47,6 +48,10 @@ class FlatbufferInspection:
         return asdict(self)
 
 
+# Gathered, not multiplied: quantized with one scale per table, not per channel.
+_EMBEDDING_TABLES = frozenset(module.weight for module in EMBEDDING_MODULES if module.kind == TABLE)
+
+
 def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
     """Bytes the weights need at this precision: the floor a compact .tflite should approach.
 
@@ -63,7 +68,7 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
         if not mode.int8_weights:
             total += mode.weight_bytes * value.size
         elif value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS:
-            total += value.size + (0 if name.startswith("embeddings.") else per_channel_bytes * value.shape[0])
+            total += value.size + (0 if name in _EMBEDDING_TABLES else per_channel_bytes * value.shape[0])
         elif mode.needs_calibration and name.endswith(".bias"):
             calls = layer_calls if name.startswith(SHARED_LAYER_PREFIX) else 1
             total += (4 + per_channel_bytes) * value.size * calls

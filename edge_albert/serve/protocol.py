@@ -11,15 +11,12 @@ functions, and so refused with the same one-line messages, as `edge-albert predi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import List, Optional
 
 from ..errors import DataError, EdgeAlbertError
-from ..predict import check_record, check_record_for_task, predict_batch
+from ..predict import check_record, check_record_for_task, parse_json, predict_batch
 from ..tasks import BundleModel
-
-EXAMPLE = '{"text": "..."}'
 
 
 class RequestTooLarge(EdgeAlbertError):
@@ -35,11 +32,7 @@ class PredictRequest:
 
 def parse_predict_request(body: bytes, task: str, max_texts: int) -> PredictRequest:
     """Parse and check a predict body for a bundle of `task`; DataError (400) or RequestTooLarge (413)."""
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise DataError(f"request body is not valid JSON ({reason}); expected an object like {EXAMPLE}") from None
+    payload = parse_json(body, "request body")
     if not isinstance(payload, dict):
         raise DataError(f"request body is a JSON {type(payload).__name__}, expected an object")
     top_k = payload.get("top_k")

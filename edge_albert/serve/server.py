@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
 from ..errors import ServeError
+from ..runtime import check_batch
 from ..tasks import BundleModel, load_model
 from ..verbosity import is_verbose
 from .app import ServeConfig, create_app
@@ -48,8 +49,9 @@ def check_exposure(host: str, token: Optional[str], allow_unauthenticated: bool)
     if token is not None or is_loopback(host):
         return None
     if not allow_unauthenticated:
-        raise ServeError(f"--host {host} lets other machines call the models; give --token-file FILE, "
-                         "or --insecure-no-token to serve without authentication")
+        raise ServeError(f"{{host}} {host} lets other machines call the models; give {{token_file}} FILE, "
+                         "or {allow_unauthenticated} to serve without authentication",
+                         options=("host", "token_file", "allow_unauthenticated"))
     return (f"serving on {host} WITHOUT authentication (--insecure-no-token): anyone who can reach "
             "this port can use the models")
 
@@ -100,6 +102,7 @@ def run_server(bundles: Sequence[str], host: str = "127.0.0.1", port: int = 8080
     import uvicorn
 
     config = config or ServeConfig()
+    check_batch(config.model_batch_size, "model_batch_size")  # here, so the error names serve's setting
     if token_file:
         config.token = read_token(token_file)
     warning = check_exposure(host, config.token, allow_unauthenticated)
