@@ -18,7 +18,7 @@ from ..contract import INPUT_NAMES
 from ..early_exit import ExitRule
 from ..errors import EdgeAlbertError
 from ..evaluate import EVALUATED_TASKS, BundleModel, EvalData, EvaluationReport, Progress, evaluate_bundle, evaluate_model
-from ..quantization import MODES
+from ..quantization import DEFAULT_MAX_ACCURACY_DROP, MODES
 from ..report import format_table, megabytes
 from ..runtime import ModelSession
 from ..tasks import SEQUENCE_OUTPUTS, TASK_CLASSES, TextClassifier
@@ -27,7 +27,6 @@ from .checkpoint import AlbertCheckpoint, load_checkpoint
 from .quiet import require_workstation
 from .reference import ReferenceRunner, load_reference_runner
 
-DEFAULT_MAX_ACCURACY_DROP = 1.0  # percentage points
 REFERENCE_MODULES = ("torch", "transformers", "safetensors")
 
 
@@ -153,9 +152,8 @@ def accuracy_gate(variant_name: str, reference: EvaluationReport, variant: Evalu
                f"of {data_name} ({0.0 - drop:+.2f} points, agreement {variant.agreement:.1%})")
     message = summary if passed else (
         f"{variant_name} loses {drop:.2f} points of {metric} on {data_name} ({variant.headline:.2%} vs PyTorch "
-        f"{reference.headline:.2%}, n={variant.n}), more than --max-accuracy-drop {max_drop_points:g}; "
-        + f"{_gate_hint(variant_name)}; "
-        + "--force bundles it anyway")
+        f"{reference.headline:.2%}, n={variant.n}), more than the {max_drop_points:g} allowed; "
+        + _gate_hint(variant_name))
     return AccuracyGate(metric, str(variant.data), variant.data_sha256, variant.n, reference.headline, variant.headline, drop,
                         float(max_drop_points), variant.agreement, bool(passed), message)
 

@@ -180,7 +180,7 @@ def compare_outputs(
             f"label agreement {agreement:.1%} (max abs diff {max_diff:.3g}, mean {mean_diff:.3g})"
             if passed
             else f"label agreement {agreement:.1%} is below {minimum:.0%} (max abs diff {max_diff:.3g}); "
-            + f"{mode.retry_hint}; --force bundles it anyway"
+            + mode.retry_hint
         )
     return VariantCheck(
         variant=variant,
