@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .atomic import check_writable_output, replacing_directory
+from .atomic import check_writable_output, exclusive_run, replacing_directory
 from .data import DEFAULT_LABELS, Example, read_examples
 from .errors import DataError, EdgeAlbertError
 from .training import EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, training_arguments
@@ -297,10 +297,11 @@ def finetune(
     _start_torch(config)
     started = time.perf_counter()
     initial = _load_initial(config.init_from, labels) if config.init_from else None
-    work = work_dir(out_dir)
-    resuming = _open_work_dir(work, _run_record(config, labels, read, train_path, dev_path), log)
-    trained = _train_in_work_dir(work, resuming, initial, train, dev, labels, config, log)
-    return _save_result(trained, out_dir, overwrite, config, started)
+    with exclusive_run(out_dir):  # a second run on this output would share OUT.partial/
+        work = work_dir(out_dir)
+        resuming = _open_work_dir(work, _run_record(config, labels, read, train_path, dev_path), log)
+        trained = _train_in_work_dir(work, resuming, initial, train, dev, labels, config, log)
+        return _save_result(trained, out_dir, overwrite, config, started)
 
 
 @dataclass
