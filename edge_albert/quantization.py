@@ -73,6 +73,12 @@ class QuantizationMode:
         return self.weight_bytes == 1
 
     @property
+    def kernel_weight_bytes(self) -> int:
+        """Bytes per large-matrix weight element the CPU kernels read at run time: float16-stored
+        weights are dequantized to float32 when the interpreter prepares the model."""
+        return 4 if self.converter == "float16" else self.weight_bytes
+
+    @property
     def retry_hint(self) -> str:
         """What to try when this mode fails its parity check."""
         if self.parity is Parity.MAX_ABS_DIFF:

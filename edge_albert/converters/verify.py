@@ -97,7 +97,7 @@ def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Seque
     from ..runtime import native_logs_silenced
 
     interpreter = make_interpreter(model_bytes)
-    runner = interpreter.get_signature_runner("serving_default")
+    runner = interpreter.get_signature_runner(SIGNATURE_NAME)
     results = []
     for batch in batches:
         with native_logs_silenced():  # the XNNPACK delegate announces itself on the first run
