@@ -94,16 +94,16 @@ def _weights_file(checkpoint: Path) -> Path:
 
 def load_runner(spec: BackendSpec, checkpoint: Path, threads: int) -> Callable[[int, Dict[str, np.ndarray]], np.ndarray]:
     """A function (seq_len, int32 feed) -> logits for one backend, everything loaded up front."""
-    if spec.family == "pytorch":
+    if spec.family == "pytorch":  # the project's PyTorch reference, as verification and the accuracy gate run it
         import torch
-        from transformers import AutoModelForSequenceClassification
+
+        from edge_albert.converters.reference import load_reference_runner
 
         torch.set_num_threads(threads)
-        model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
+        reference = load_reference_runner(checkpoint)
 
         def run_torch(seq_len, feed):
-            with torch.inference_mode():
-                return model(**{k: torch.from_numpy(v.astype(np.int64)) for k, v in feed.items()}).logits.numpy()
+            return reference.run(feed)[LOGITS]
 
         return run_torch
     if spec.family == "onnxruntime":
@@ -153,21 +153,10 @@ def prepare(checkpoint: Path, work: Path, seq_lens: List[int], calibration: Opti
             say(f"converting unrolled form {','.join(QUANTIZATIONS)} at fixed length {seq_len}")
             convert_checkpoint(checkpoint, work / f"unrolled{seq_len}.edgealbert", quantize=",".join(QUANTIZATIONS),
                                graph=UNROLLED, max_seq_len=seq_len, overwrite=True, progress=say)
-        target = work / f"unrolled{seq_len}-int8.edgealbert"
-        failed = work / f"unrolled{seq_len}-int8.failed"
-        if not target.is_dir() and not failed.exists():
-            say(f"converting unrolled full int8 at fixed length {seq_len} ({len(calibration_texts)} calibration texts)")
-            try:
-                # forced: a random-weight model's full-int8 logits may miss the tolerance; the table shows the diff
-                result = convert_checkpoint(checkpoint, target, quantize="int8", graph=UNROLLED, max_seq_len=seq_len,
-                                            calibration_texts=calibration_texts, force=True, overwrite=True, progress=say)
-                check = result.variants[0].check
-                if not check.passed:
-                    notes[f"unrolled-int8@{seq_len}"] = f"failed verification, bundled with force: {check.message}"
-            except Exception as exc:  # a conversion failure is a result to report, not a crash
-                failed.write_text(f"{type(exc).__name__}: {exc}\n")
-        if failed.exists():
-            notes[f"unrolled-int8@{seq_len}"] = "did not convert: " + failed.read_text().strip()
+        for q in CALIBRATED:
+            note = _convert_calibrated(checkpoint, work, q, seq_len, calibration_texts, say)
+            if note:
+                notes[f"unrolled-{q}@{seq_len}"] = note
     if not (work / "model.onnx").is_file():
         say("exporting ONNX (torch.onnx.export, TorchScript exporter, opset 17, dynamic batch and length)")
         export_onnx(checkpoint, work / "model.onnx")
@@ -179,6 +168,30 @@ def prepare(checkpoint: Path, work: Path, seq_lens: List[int], calibration: Opti
     return notes
 
 
+def _convert_calibrated(checkpoint: Path, work: Path, q: str, seq_len: int, calibration_texts: List[str],
+                        say) -> Optional[str]:
+    """Convert calibrated mode `q` (full int8) unrolled at `seq_len`, once; a note when it failed its check or to convert."""
+    from edge_albert.converters.convert import convert_checkpoint
+
+    target = work / f"unrolled{seq_len}-{q}.edgealbert"
+    failed = work / f"unrolled{seq_len}-{q}.failed"
+    note = None
+    if not target.is_dir() and not failed.exists():
+        say(f"converting unrolled {q} at fixed length {seq_len} ({len(calibration_texts)} calibration texts)")
+        try:
+            # forced: a random-weight model's full-int8 logits may miss the tolerance; the table shows the diff
+            result = convert_checkpoint(checkpoint, target, quantize=q, graph=UNROLLED, max_seq_len=seq_len,
+                                        calibration_texts=calibration_texts, force=True, overwrite=True, progress=say)
+            check = result.variants[0].check
+            if not check.passed:
+                note = f"failed verification, bundled with force: {check.message}"
+        except Exception as exc:  # a conversion failure is a result to report, not a crash
+            failed.write_text(f"{type(exc).__name__}: {exc}\n")
+    if failed.exists():
+        note = "did not convert: " + failed.read_text().strip()
+    return note
+
+
 def _sst2_sentences(count: int) -> List[str]:
     if SST2_TRAIN.is_file():
         lines = SST2_TRAIN.read_text(encoding="utf-8").splitlines()[1:count + 1]
@@ -188,9 +201,10 @@ def _sst2_sentences(count: int) -> List[str]:
 
 def export_onnx(checkpoint: Path, out: Path) -> None:
     import torch
-    from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
+    from edge_albert.converters.reference import load_reference_model
+
+    model = load_reference_model(checkpoint)
     ids = torch.randint(5, 1000, (1, 16))
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
     axes[LOGITS] = {0: "batch"}
@@ -261,6 +275,8 @@ def _probe_main() -> None:
     if spec.family == "pytorch":
         import torch  # noqa: F401
         import transformers  # noqa: F401
+
+        import edge_albert.converters.reference  # noqa: F401
     elif spec.family == "onnxruntime":
         import onnxruntime  # noqa: F401
     else:
@@ -329,7 +345,7 @@ def summarise(specs, latency, diffs, memory, config, peak, seq_lens) -> List[dic
         rows.append(row)
         by_key[spec.key] = row
     for row in rows:
-        peer = by_key.get("ort-int8" if "int8" in row["precision"] else "ort-fp32")
+        peer = by_key.get("ort-int8" if MODES[row["precision"]].int8_weights else "ort-fp32")
         row["peer"] = peer["key"] if peer else None
         if peer:
             row["p50_vs_peer"] = {n: row["latency"][n]["p50_ms"] / peer["latency"][n]["p50_ms"] for n in row["latency"]}

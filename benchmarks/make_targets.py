@@ -25,15 +25,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge_albert.bench import albert_macs  # noqa: E402
+from edge_albert.quantization import ALL, MODES, parse_modes  # noqa: E402
 
 BASE = dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072)
 SEQ_LENS = (16, 32, 64, 128)
-QUANTIZATIONS = ("fp32", "fp16", "dynamic-int8")
+# The modes `--quantize all` converts, from the modes table (edge_albert/quantization.py): a new
+# row there gets budgets here. Full int8 (calibrated, unrolled only) has none.
+QUANTIZATIONS = tuple(mode.name for mode in parse_modes(ALL))
 SHARED_LAYER_PARAMETERS = 7_087_104  # weights of the one shared layer (tests/test_convert_albert_base.py)
 LAYER_CALLS = 12
-# fp16 bundles store half-precision weights that the CPU kernels dequantize to fp32 at load.
-WEIGHT_BYTES = {"fp32": 4, "fp16": 4, "dynamic-int8": 1}
 
 ARM_TARGETS = {
     "rpi4": dict(
@@ -85,11 +86,13 @@ def roofline_ms(chip: dict, quantization: str, seq_len: int) -> dict:
     macs = albert_macs(BASE, seq_len)
     fp32_rate = chip["fp32_per_cycle"] * chip["cores"] * chip["ghz"] * 1e9
     int8_rate = chip["int8_per_cycle"] * chip["cores"] * chip["ghz"] * 1e9
-    if quantization == "dynamic-int8":  # attention scores (activation x activation) stay fp32
+    mode = MODES[quantization]
+    if mode.int8_weights:  # int8 dense layers; attention scores (activation x activation) stay fp32
         compute = (macs["dense"] / int8_rate + macs["attention"] / fp32_rate) * 1e3
     else:
         compute = macs["total"] / fp32_rate * 1e3
-    weight_bytes = SHARED_LAYER_PARAMETERS * WEIGHT_BYTES[quantization] * LAYER_CALLS
+    # fp16 bundles store half-precision weights that the CPU kernels dequantize to fp32 at load
+    weight_bytes = SHARED_LAYER_PARAMETERS * mode.kernel_weight_bytes * LAYER_CALLS
     memory = weight_bytes / (chip["bandwidth_gbs"] * 1e9) * 1e3
     return {"macs": macs, "compute_ms": compute, "memory_ms": memory, "weight_mb": weight_bytes / 1e6}
 
@@ -153,7 +156,7 @@ def arm_target(name: str, chip: dict, measured: dict) -> str:
             roof = roofline_ms(chip, quantization, seq_len)
             bound = max(roof["compute_ms"], roof["memory_ms"])
             p50 = nice_ceiling(bound / chip["efficiency"])
-            rate = "int8 weights x int8 rate, attention scores fp32" if quantization == "dynamic-int8" else "fp32 rate"
+            rate = "int8 weights x int8 rate, attention scores fp32" if MODES[quantization].int8_weights else "fp32 rate"
             p50_source = (f"estimate: {roof['macs']['total'] / 1e9:.2f} G MAC at seq {seq_len} ({rate}) -> compute bound "
                           f"{roof['compute_ms']:.1f} ms; shared-layer weights {roof['weight_mb']:.0f} MB per inference "
                           f"-> {roof['memory_ms']:.1f} ms at {chip['bandwidth_gbs']:g} GB/s; max / {chip['efficiency']}")

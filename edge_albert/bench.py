@@ -356,7 +356,6 @@ def run_benchmark(
 ) -> BenchResult:
     """Load the bundle (timed, with its RSS increase), then time each sequence length in turn."""
     from .runtime import check_batch, check_threads, default_num_threads, find_backend
-    from .tasks import load_model
 
     say = progress or (lambda message, final: None)
     if batch < 1 or runs < 1 or warmup < 0 or max_seconds <= 0:
@@ -366,64 +365,83 @@ def run_benchmark(
     seq_lens = [int(n) for n in seq_lens]
     interpreter = find_backend(backend)  # imported before the baseline, so the RSS increase is the model's
     threads = check_threads(threads) if threads else default_num_threads()
-    settings = {"seq_lens": seq_lens, "batch": batch, "runs": runs, "warmup": warmup, "max_seconds": max_seconds,
-                "threads": threads, "backend": interpreter.name, "backend_version": interpreter.version}
-    # every setting spelled out, so that the result file alone is enough to rerun it
-    settings["command"] = " ".join(
-        ["edge-albert", "bench", shlex.quote(str(bundle_path)), "--seq-lens", ",".join(map(str, seq_lens)),
-         "--batch-size", str(batch), "--runs", str(runs), "--warmup", str(warmup), "--max-seconds", f"{max_seconds:g}",
-         "--threads", str(threads), "--backend", interpreter.name] + (["--target", shlex.quote(str(target))] if target else []))
-    machine = machine_info()
-
-    rss_before = current_rss_bytes()
-    started = time.perf_counter()
-    model = load_model(bundle_path, num_threads=threads, backend=interpreter.name, batch_size=batch,
-                       trusted_key=trusted_key)
-    load_ms = (time.perf_counter() - started) * 1e3
-    rss_after = current_rss_bytes()
-    session = model.session
-    pair = model.bundle.task == "question-answering"
-    say(f"loaded {bundle_path} in {load_ms:.0f} ms ({interpreter}, {threads} threads)", True)
-
-    result = BenchResult(bundle=str(bundle_path), model=_model_summary(model.bundle), settings=settings,
-                         machine=machine, load_ms=load_ms, first_inference_ms=float("nan"),
-                         rss_before_load_mb=_mb(rss_before), rss_after_load_mb=_mb(rss_after), peak_rss_mb=None)
+    settings = _bench_settings(bundle_path, seq_lens, batch, runs, warmup, max_seconds, threads, interpreter, target)
+    result, model = _load_timed(bundle_path, settings, trusted_key)
+    say(f"loaded {bundle_path} in {result.load_ms:.0f} ms ({interpreter}, {threads} threads)", True)
     for seq_len in seq_lens:
-        if seq_len > session.max_seq_len:
-            result.skipped[seq_len] = f"longer than the model's maximum {session.max_seq_len}"
+        if seq_len > model.session.max_seq_len:
+            result.skipped[seq_len] = f"longer than the model's maximum {model.session.max_seq_len}"
             say(f"seq {seq_len}: skipped ({result.skipped[seq_len]})", True)
             continue
-        ids, mask, types = inputs_of_length(model.tokenizer, seq_len, batch, pair=pair)
-        tokenize_ms = _median_tokenize_ms(model.tokenizer, seq_len, batch, pair)
-
-        def run(ids=ids, mask=mask, types=types):
-            return session.run(ids, mask, types)
-
-        begin = time.perf_counter()
-        run()
-        first_run_ms = (time.perf_counter() - begin) * 1e3
+        entry = _measure_seq_len(model, seq_len, settings, say)
         if math.isnan(result.first_inference_ms):
-            result.first_inference_ms = first_run_ms
-
-        def tick(done, samples, seq_len=seq_len):
-            say(f"seq {seq_len}: {done}/{runs} runs, p50 so far {float(np.median(samples)):.2f} ms", False)
-
-        samples, stopped_by = time_runs(run, runs, warmup, max_seconds, tick)
-        stats = LatencyStats.from_samples(samples)
-        entry = SeqLenResult(seq_len=seq_len, padded_length=session.padded_length(seq_len), batch=batch,
-                             latency=stats, throughput_per_s=batch * 1e3 / stats.mean_ms, first_run_ms=first_run_ms,
-                             tokenize_ms=tokenize_ms, peak_rss_mb=_mb(peak_rss_bytes()), stopped_by=stopped_by)
+            result.first_inference_ms = entry.first_run_ms
         result.results.append(entry)
-        say(f"seq {seq_len}: p50 {stats.p50_ms:.2f} ms, p99 {stats.p99_ms:.2f} ms over {stats.runs} runs"
-            + (" (stopped by --max-seconds)" if stopped_by == "max-seconds" else ""), True)
     if not result.results:
         raise BenchError(f"no sequence length could be measured: {result.skipped}")
     result.peak_rss_mb = _mb(peak_rss_bytes())
     try:
-        machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        result.machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
         pass
     return result
+
+
+def _bench_settings(bundle_path: PathLike, seq_lens: List[int], batch: int, runs: int, warmup: int,
+                    max_seconds: float, threads: int, interpreter, target: Optional[str]) -> dict:
+    """Every setting spelled out, so that the result file alone is enough to rerun the measurement."""
+    settings = {"seq_lens": seq_lens, "batch": batch, "runs": runs, "warmup": warmup, "max_seconds": max_seconds,
+                "threads": threads, "backend": interpreter.name, "backend_version": interpreter.version}
+    settings["command"] = " ".join(
+        ["edge-albert", "bench", shlex.quote(str(bundle_path)), "--seq-lens", ",".join(map(str, seq_lens)),
+         "--batch-size", str(batch), "--runs", str(runs), "--warmup", str(warmup), "--max-seconds", f"{max_seconds:g}",
+         "--threads", str(threads), "--backend", interpreter.name] + (["--target", shlex.quote(str(target))] if target else []))
+    return settings
+
+
+def _load_timed(bundle_path: PathLike, settings: dict, trusted_key: Optional[PathLike]):
+    """Load the model, timing it and measuring the RSS before and after; -> (result so far, model)."""
+    from .tasks import load_model
+
+    machine = machine_info()
+    rss_before = current_rss_bytes()
+    started = time.perf_counter()
+    model = load_model(bundle_path, num_threads=settings["threads"], backend=settings["backend"],
+                       batch_size=settings["batch"], trusted_key=trusted_key)
+    load_ms = (time.perf_counter() - started) * 1e3
+    rss_after = current_rss_bytes()
+    result = BenchResult(bundle=str(bundle_path), model=_model_summary(model.bundle), settings=settings,
+                         machine=machine, load_ms=load_ms, first_inference_ms=float("nan"),
+                         rss_before_load_mb=_mb(rss_before), rss_after_load_mb=_mb(rss_after), peak_rss_mb=None)
+    return result, model
+
+
+def _measure_seq_len(model, seq_len: int, settings: dict, say: Progress) -> SeqLenResult:
+    """Time one sequence length: a first (re-allocating) run, then warm-up and measured runs."""
+    batch, runs = settings["batch"], settings["runs"]
+    session = model.session
+    pair = model.bundle.task == "question-answering"
+    ids, mask, types = inputs_of_length(model.tokenizer, seq_len, batch, pair=pair)
+    tokenize_ms = _median_tokenize_ms(model.tokenizer, seq_len, batch, pair)
+
+    def run():
+        return session.run(ids, mask, types)
+
+    begin = time.perf_counter()
+    run()
+    first_run_ms = (time.perf_counter() - begin) * 1e3
+
+    def tick(done, samples):
+        say(f"seq {seq_len}: {done}/{runs} runs, p50 so far {float(np.median(samples)):.2f} ms", False)
+
+    samples, stopped_by = time_runs(run, runs, settings["warmup"], settings["max_seconds"], tick)
+    stats = LatencyStats.from_samples(samples)
+    entry = SeqLenResult(seq_len=seq_len, padded_length=session.padded_length(seq_len), batch=batch,
+                         latency=stats, throughput_per_s=batch * 1e3 / stats.mean_ms, first_run_ms=first_run_ms,
+                         tokenize_ms=tokenize_ms, peak_rss_mb=_mb(peak_rss_bytes()), stopped_by=stopped_by)
+    say(f"seq {seq_len}: p50 {stats.p50_ms:.2f} ms, p99 {stats.p99_ms:.2f} ms over {stats.runs} runs"
+        + (" (stopped by --max-seconds)" if stopped_by == "max-seconds" else ""), True)
+    return entry
 
 
 # -- real texts (early exit) ------------------------------------------------------------------

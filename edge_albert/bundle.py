@@ -7,13 +7,14 @@ of every file so that a corrupted copy on a device is refused with a clear messa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Type, Union
+from typing import Any, Callable, Mapping, Optional, Type, Union
 
 from .atomic import check_writable_output, readable_backup, replacing_directory
 from .contract import TASKS
@@ -152,12 +153,28 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
 
     Runtime, inspect and export-android all read the manifest through here; a field of the wrong
     type is refused with its name and what would be valid, instead of failing later in a reader.
+    Sections are checked in a fixed order, so a manifest with several faults always gets the same error.
     """
+    _check_format(manifest, where)
+    bad = functools.partial(_field_error, where)
+    _check_model_fields(manifest, bad)
+    records = _check_files(manifest, bad)
+    _check_tokenizer(manifest, records, bad)
+    _check_quantization(manifest, bad)
+    _check_source(manifest, bad)
+    _check_inspection(manifest, bad)
 
-    def bad(field: str, expected: str, value: Any = None, missing: bool = False) -> BundleError:
-        got = "it is missing" if missing else f"not {_short(value)} ({type(value).__name__})"
-        return BundleError(f"{where}: field {field!r} must be {expected}, {got}")
 
+FieldError = Callable[..., BundleError]  # (field, expected, value=None, missing=False) -> BundleError
+
+
+def _field_error(where: Union[str, os.PathLike], field: str, expected: str, value: Any = None,
+                 missing: bool = False) -> BundleError:
+    got = "it is missing" if missing else f"not {_short(value)} ({type(value).__name__})"
+    return BundleError(f"{where}: field {field!r} must be {expected}, {got}")
+
+
+def _check_format(manifest: Any, where: Union[str, os.PathLike]) -> None:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise BundleError(f"{where} is not an {FORMAT_NAME} manifest")
     version = manifest.get("format_version")
@@ -166,6 +183,10 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
             f"{Path(where).parent} has bundle format version {_short(version)}; this edge-albert reads version "
             f"{FORMAT_VERSION} (convert the checkpoint again or install a matching edge-albert)"
         )
+
+
+def _check_model_fields(manifest: dict, bad: FieldError) -> None:
+    """Task, sequence length, graph form and labels: what a reader needs to feed the model."""
     # Any task name passes here (the task classes name the ones this version runs); its type must be right.
     if not isinstance(manifest.get("task"), str) or not manifest["task"]:
         raise bad("task", f"a task name such as {', '.join(TASKS)}", manifest.get("task"), "task" not in manifest)
@@ -177,6 +198,10 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
     labels = manifest.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise bad("labels", "a list of label names (strings)", labels)
+
+
+def _check_files(manifest: dict, bad: FieldError) -> dict:
+    """The file records (plain names, sha256 and size each); returns them for the checks that name files."""
     records = manifest.get("files")
     if not isinstance(records, dict) or not records:
         raise bad("files", "an object mapping file names to {\"sha256\", \"bytes\"}", records, "files" not in manifest)
@@ -190,6 +215,10 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
             raise bad(f"files.{name}.sha256", "64 lower-case hex digits", digest, "sha256" not in record)
         if not _is_int(size) or size < 0:
             raise bad(f"files.{name}.bytes", "a non-negative integer", size, "bytes" not in record)
+    return records
+
+
+def _check_tokenizer(manifest: dict, records: dict, bad: FieldError) -> None:
     tokenizer = manifest.get("tokenizer", {})
     if not isinstance(tokenizer, dict):
         raise bad("tokenizer", "an object", tokenizer)
@@ -202,6 +231,9 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
     for key, value in (special or {}).items():
         if key.endswith("_id") and value is not None and (not _is_int(value) or value < 0):
             raise bad(f"tokenizer.special_tokens.{key}", "a non-negative integer token id", value)
+
+
+def _check_quantization(manifest: dict, bad: FieldError) -> None:
     quantization = manifest.get("quantization", {})
     if not isinstance(quantization, dict):
         raise bad("quantization", "an object with \"mode\"", quantization)
@@ -211,6 +243,10 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
     if min_runtime is not None and not isinstance(min_runtime, str) and not (
             isinstance(min_runtime, dict) and all(isinstance(v, str) for v in min_runtime.values())):
         raise bad("quantization.min_runtime", "an object of package: version strings", min_runtime)
+
+
+def _check_source(manifest: dict, bad: FieldError) -> None:
+    """The descriptive sections are objects; of `source`, the fields readers use have the right type."""
     for section in ("source", "inspection", "validation"):
         if section in manifest and not isinstance(manifest[section], dict):
             raise bad(section, "an object", manifest[section])
@@ -220,6 +256,9 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
     parameters = (manifest.get("source") or {}).get("parameters")
     if parameters is not None and (not _is_int(parameters) or parameters < 0):
         raise bad("source.parameters", "a non-negative integer", parameters)
+
+
+def _check_inspection(manifest: dict, bad: FieldError) -> None:
     inspection = manifest.get("inspection") or {}
     for key in ("file_bytes", "weight_buffers", "subgraphs"):
         if key in inspection and (not _is_int(inspection[key]) or inspection[key] < 0):

@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from . import quantization
+from .data import DEFAULT_LABEL_COLUMN
 from .errors import EdgeAlbertError, ServeError
 
 
@@ -225,10 +226,10 @@ def _progress_printer():
 @click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weight scales for dense layers: runs on tflite-runtime 2.14.")
 @click.option("--calibration-samples", type=click.IntRange(min=1), default=quantization.DEFAULT_CALIBRATION_SAMPLES, show_default=True, help="How many calibration texts full int8 uses (the first N).")
 @click.option("--eval-data", type=click.Path(dir_okay=False, path_type=str), help="Labelled file (TSV/CSV/JSONL; SQuAD JSON for QA): score PyTorch and every variant, gate on the drop, default int8 calibration from its training split.")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Percentage points a variant may lose against PyTorch on --eval-data.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=quantization.DEFAULT_MAX_ACCURACY_DROP, show_default=True, help="Percentage points a variant may lose against PyTorch on --eval-data.")
 @click.option("--text-column", default=None, help="Text column of --eval-data [default: sentence, else text].")
 @click.option("--text-pair-column", default=None, help="Second text column of --eval-data, for sentence pairs.")
-@click.option("--label-column", default="label", show_default=True, help="Label column of --eval-data (label names or integer ids).")
+@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True, help="Label column of --eval-data (label names or integer ids).")
 @click.option("--early-exit", default=None, help="patience=N or entropy=T: the loop stops per input when the rule fires (text classification, loop form; the value stays a runtime input).")
 @click.option("--force", is_flag=True, help="Bundle a variant even if it fails verification or the accuracy gate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at the output path.")
@@ -239,44 +240,28 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
             calibration_samples, eval_data, max_accuracy_drop, text_column, text_pair_column, label_column, early_exit,
             force, overwrite, sign_key):
     """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
-    from .converters.convert import convert_checkpoint
-    from .converters.samples import read_text_lines
     from .converters.accuracy_gate import accuracy_table
+    from .converters.convert import convert_checkpoint
+    from .converters.options import ConvertOptions
+    from .converters.samples import read_text_lines
     from .report import conversion_table
 
-    result = convert_checkpoint(
-        checkpoint_dir,
-        output,
-        quantize=quantize,
-        graph=graph,
-        max_seq_len=max_seq_len,
+    options = ConvertOptions(
+        graph=graph, max_seq_len=max_seq_len, per_channel_dense=not per_tensor,
         calibration_texts=read_text_lines(calibration_texts) if calibration_texts else None,
-        samples=read_text_lines(samples) if samples else None,
-        per_channel_dense=not per_tensor,
-        force=force,
-        overwrite=overwrite,
-        progress=_progress_printer(),
-        eval_data=eval_data,
-        max_accuracy_drop=max_accuracy_drop,
-        text_column=text_column,
-        text_pair_column=text_pair_column,
-        label_column=label_column,
-        calibration_samples=calibration_samples,
-        early_exit=early_exit,
-    )
-    if sign_key:
-        from .signing import sign_bundle
-
-        for variant in result.variants:
-            if variant.bundled:
-                click.echo(f"signed {sign_bundle(variant.bundle_path, sign_key)}", err=True)
+        calibration_samples=calibration_samples, samples=read_text_lines(samples) if samples else None,
+        eval_data=eval_data, text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
+        max_accuracy_drop=max_accuracy_drop, early_exit=early_exit, force=force, overwrite=overwrite, sign_key=sign_key)
+    result = convert_checkpoint(checkpoint_dir, output, quantize, options=options, progress=_progress_printer())
     click.echo(conversion_table(result.variants))
     if result.reference_evaluation is not None:
         click.echo("")
         click.echo(accuracy_table(result.reference_evaluation, result.variants))
     for variant in result.variants:
         if not variant.passed:
-            click.echo(f"{variant.quantize}: {'FORCED' if variant.bundled else 'not bundled'}: {variant.failure}", err=True)
+            advice = "" if variant.bundled or variant.check is None else "; --force bundles it anyway"
+            click.echo(f"{variant.quantize}: {'FORCED' if variant.bundled else 'not bundled'}: {variant.failure}{advice}",
+                       err=True)
     if any(not v.bundled for v in result.variants):
         sys.exit(1)
 
@@ -413,7 +398,7 @@ def export_android(bundle, assets_dir, overwrite, trusted_key):
 @click.argument("data", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--text-column", default=None, help="Text column [default: sentence, else text].")
 @click.option("--text-pair-column", default=None, help="Second text column, for sentence pairs.")
-@click.option("--label-column", default="label", show_default=True, help="Label column (label names or integer ids).")
+@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True, help="Label column (label names or integer ids).")
 @click.option("--reference", "reference_dir", type=click.Path(file_okay=False, path_type=str),
               help="Hugging Face checkpoint to compare with (runs PyTorch: needs torch and transformers).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), help="Write the full report (predictions included) as JSON.")

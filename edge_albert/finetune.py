@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .atomic import check_writable_output, replacing_directory
+from .atomic import check_writable_output, exclusive_run, replacing_directory
 from .data import DEFAULT_LABELS, Example, read_examples
 from .errors import DataError, EdgeAlbertError
 from .training import (EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, save_checkpoint,
@@ -284,7 +284,6 @@ def finetune(
     so an interrupted or killed run never leaves a half-written checkpoint, nor loses the old one.
     """
     from .converters.quiet import quiet_transformers, require_workstation
-    from .converters.weights import POOLER
 
     config = config or FinetuneConfig()
     check_config(config)
@@ -296,63 +295,59 @@ def finetune(
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)
     train = read_examples(train_path, **read)
     dev = read_examples(dev_path, **read) if dev_path else []
+    _start_torch(config)
+    started = time.perf_counter()
+    initial = _load_initial(config.init_from, labels) if config.init_from else None
+    with exclusive_run(out_dir):  # a second run on this output would share OUT.partial/
+        work = work_dir(out_dir)
+        resuming = _open_work_dir(work, _run_record(config, labels, read, train_path, dev_path), log)
+        trained = _train_in_work_dir(work, resuming, initial, train, dev, labels, config, log)
+        return _save_result(trained, out_dir, overwrite, config, started)
 
+
+@dataclass
+class _Trained:
+    """What training hands to saving: the model in memory, its tokenizer, and what the result reports."""
+
+    model: Any
+    tokenizer: Any
+    tokenizer_files: Dict[str, bytes]
+    num_train: int
+    dev_set: Optional[EncodedDataset]
+    dev_accuracy: Optional[float]
+    agreement: float
+    history: List[dict]
+
+
+def _start_torch(config: FinetuneConfig) -> None:
     import torch
-    from transformers import AlbertForSequenceClassification
 
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed(config.seed)
-    started = time.perf_counter()
+
+
+def _train_in_work_dir(work: Path, resuming: bool, initial, train: List[Example], dev: List[Example],
+                       labels: Sequence[str], config: FinetuneConfig, log) -> _Trained:
+    """Tokenizer, model and training in the work directory, which is removed once the model is in memory.
+
+    A setting or data problem removes it too, unless an epoch finished (then a rerun resumes).
+    """
     texts = _unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
-    initial = _load_initial(config.init_from, labels) if config.init_from else None
-    record = _run_record(config, labels, read, train_path, dev_path)
-    work = work_dir(out_dir)
-    resuming = _open_work_dir(work, record, log)
+    rows = f"{len(train)} training rows, {len(dev)} dev rows"
+    tokenizer_dir = work / "tokenizer"
     try:
-        tokenizer_dir = work / "tokenizer"
         if initial is not None:
-            log(f"{len(train)} training rows, {len(dev)} dev rows; continuing from {config.init_from}")
+            log(f"{rows}; continuing from {config.init_from}")
             tokenizer, model = initial
             _copy_tokenizer_files(Path(config.init_from), tokenizer_dir)
             agreement = 1.0
         else:
-            rng = random.Random(config.seed)
-            if resuming and (tokenizer_dir / "spiece.model").is_file():
-                from transformers import AutoTokenizer
-
-                log(f"{len(train)} training rows, {len(dev)} dev rows; tokenizer from {tokenizer_dir}")
-                spiece = (tokenizer_dir / "spiece.model").read_bytes()
-                rng.sample(texts, min(500, len(texts)))  # the draw build_tokenizer's check made, so the next is the same
-                tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-            else:
-                log(f"{len(train)} training rows, {len(dev)} dev rows; training SentencePiece on {len(texts)} texts")
-                spiece = train_sentencepiece(texts, config.vocab_size)
-                scratch = work / "tokenizer.tmp"
-                shutil.rmtree(scratch, ignore_errors=True)
-                tokenizer = build_tokenizer(
-                    spiece, scratch, config.max_position_embeddings, rng.sample(texts, min(500, len(texts)))
-                )
-                shutil.rmtree(tokenizer_dir, ignore_errors=True)
-                os.rename(scratch, tokenizer_dir)
-            agreement = check_tokenizer(tokenizer, _processor(spiece), rng.sample(texts, min(500, len(texts))))
-            model = AlbertForSequenceClassification(_model_config(config, len(tokenizer), labels))
-        vocab_size = len(tokenizer)
+            tokenizer, agreement = _tokenizer(tokenizer_dir, resuming, texts, config, rows, log)
+            model = _new_classifier(config, len(tokenizer), labels)
         train_set = EncodedDataset(tokenizer, train, config.max_length)
         dev_set = EncodedDataset(tokenizer, dev, config.max_length) if dev else None
-
-        trainer_dir = work / "trainer"
-        checkpoint = last_checkpoint(trainer_dir)
-        if config.mlm_epochs > 0 and checkpoint is None:
-            mlm_texts = _maximal_texts(texts)
-            log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
-            encoder_state = _mlm_warmup(model.config, tokenizer, mlm_texts, config, work / "mlm", log)
-            missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
-            if unexpected or any(not name.startswith(POOLER.name + ".") for name in missing):
-                raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
-        if checkpoint:
-            log(f"resuming from {checkpoint}")
-        history = _train_classifier(model, tokenizer, train_set, dev_set, config, trainer_dir, checkpoint, log)
+        history = _train(model, tokenizer, texts, train_set, dev_set, config, work, log)
     except EdgeAlbertError:  # a setting or data problem: nothing worth resuming unless an epoch finished
         if last_checkpoint(work / "trainer") is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -360,28 +355,90 @@ def finetune(
     before = accuracy_of(model, dev_set, tokenizer, config.batch_size * 2) if dev_set else None
     tokenizer_files = {path.name: path.read_bytes() for path in tokenizer_dir.iterdir() if path.is_file()}
     shutil.rmtree(work)  # training is done: the resume state has served; the model is in memory
+    return _Trained(model, tokenizer, tokenizer_files, len(train), dev_set, before, agreement, history)
+
+
+def _tokenizer(tokenizer_dir: Path, resuming: bool, texts: List[str], config: FinetuneConfig, rows: str, log):
+    """(tokenizer, agreement with SentencePiece): the one an interrupted run built, or a new one.
+
+    The texts the checks sample come from one generator seeded by config.seed, drawn in the same
+    order either way, so a resumed run checks the same texts as the run it continues.
+    """
+    rng = random.Random(config.seed)
+    draw = lambda: rng.sample(texts, min(500, len(texts)))  # noqa: E731
+    if resuming and (tokenizer_dir / "spiece.model").is_file():
+        from transformers import AutoTokenizer
+
+        log(f"{rows}; tokenizer from {tokenizer_dir}")
+        spiece = (tokenizer_dir / "spiece.model").read_bytes()
+        draw()  # the draw build_tokenizer's check made, so the next is the same
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    else:
+        log(f"{rows}; training SentencePiece on {len(texts)} texts")
+        spiece = train_sentencepiece(texts, config.vocab_size)
+        scratch = tokenizer_dir.with_name("tokenizer.tmp")
+        shutil.rmtree(scratch, ignore_errors=True)
+        tokenizer = build_tokenizer(spiece, scratch, config.max_position_embeddings, draw())
+        shutil.rmtree(tokenizer_dir, ignore_errors=True)
+        os.rename(scratch, tokenizer_dir)
+    return tokenizer, check_tokenizer(tokenizer, _processor(spiece), draw())
+
+
+def _new_classifier(config: FinetuneConfig, vocab_size: int, labels: Sequence[str]):
+    from transformers import AlbertForSequenceClassification
+
+    return AlbertForSequenceClassification(_model_config(config, vocab_size, labels))
+
+
+def _train(model, tokenizer, texts: List[str], train_set: EncodedDataset, dev_set: Optional[EncodedDataset],
+           config: FinetuneConfig, work: Path, log) -> List[dict]:
+    """The masked-LM warm-up (on a fresh start, when asked), then the classifier; one history entry per epoch."""
+    trainer_dir = work / "trainer"
+    checkpoint = last_checkpoint(trainer_dir)
+    if config.mlm_epochs > 0 and checkpoint is None:
+        mlm_texts = _maximal_texts(texts)
+        log(f"masked-LM warm-up on {len(mlm_texts)} texts (the others are substrings of these)")
+        _load_encoder(model, _mlm_warmup(model.config, tokenizer, mlm_texts, config, work / "mlm", log))
+    if checkpoint:
+        log(f"resuming from {checkpoint}")
+    return _train_classifier(model, tokenizer, train_set, dev_set, config, trainer_dir, checkpoint, log)
+
+
+def _load_encoder(model, encoder_state: Dict[str, Any]) -> None:
+    """Put the warm-up's encoder weights into the classifier (its pooler stays new)."""
+    from .converters.weights import POOLER
+
+    missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
+    if unexpected or any(not name.startswith(POOLER.name + ".") for name in missing):
+        raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+
+
+def _save_result(trained: _Trained, out_dir: Path, overwrite: bool, config: FinetuneConfig,
+                 started: float) -> FinetuneResult:
+    """Write the checkpoint atomically; its dev accuracy is measured on the saved weights reloaded as the reference."""
+    from .converters.reference import load_reference_model
+
     with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
-        for name, data in tokenizer_files.items():
+        for name, data in trained.tokenizer_files.items():
             (staging / name).write_bytes(data)
-        save_checkpoint(model, staging, config.save_dtype)
+        save_checkpoint(trained.model, staging, config.save_dtype)
         train_seconds = time.perf_counter() - started
         dev_accuracy = None
-        if dev_set:
-            reloaded = AlbertForSequenceClassification.from_pretrained(str(staging), dtype=torch.float32)
-            dev_accuracy = accuracy_of(reloaded, dev_set, tokenizer, config.batch_size * 2)
+        if trained.dev_set:
+            dev_accuracy = accuracy_of(load_reference_model(staging), trained.dev_set, trained.tokenizer,
+                                       config.batch_size * 2)
         (staging / "finetune_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    result = FinetuneResult(
+    return FinetuneResult(
         out_dir=out_dir,
-        num_train=len(train),
-        num_parameters=sum(p.numel() for p in model.parameters()),
-        vocab_size=vocab_size,
+        num_train=trained.num_train,
+        num_parameters=sum(p.numel() for p in trained.model.parameters()),
+        vocab_size=len(trained.tokenizer),
         train_seconds=train_seconds,
         dev_accuracy=dev_accuracy,
-        dev_accuracy_before_save=before,
-        tokenizer_agreement=agreement,
-        history=history,
+        dev_accuracy_before_save=trained.dev_accuracy,
+        tokenizer_agreement=trained.agreement,
+        history=trained.history,
     )
-    return result
 
 
 RUN_FORMAT = "edge-albert finetune run v1"
@@ -451,26 +508,29 @@ def _load_initial(checkpoint_dir, labels: Sequence[str]):
 
 
 def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, batch_size: int = 128) -> float:
-    """Accuracy of a saved checkpoint, loaded in float32 with transformers, on labelled examples."""
-    import torch
-    from transformers import AlbertForSequenceClassification, AutoTokenizer
+    """Accuracy of a saved checkpoint, run as the PyTorch reference, on labelled examples."""
+    from transformers import AutoTokenizer
+
+    from .converters.reference import load_reference_model
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
-    model = AlbertForSequenceClassification.from_pretrained(str(checkpoint_dir), dtype=torch.float32)
+    model = load_reference_model(checkpoint_dir)
     return accuracy_of(model, EncodedDataset(tokenizer, list(examples), max_length), tokenizer, batch_size)
 
 
 def predict(checkpoint_dir, texts: Sequence[str], max_length: int = 64) -> List[Tuple[str, float]]:
     """(label, probability) per text with the PyTorch model: the reference the bundles are checked against."""
     import torch
-    from transformers import AlbertForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from .converters.reference import load_reference_runner
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
-    model = AlbertForSequenceClassification.from_pretrained(str(checkpoint_dir), dtype=torch.float32).eval()
-    batch = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        probs = model(**batch).logits.softmax(-1)
-    return [(model.config.id2label[int(p.argmax())], float(p.max())) for p in probs]
+    runner = load_reference_runner(checkpoint_dir)
+    batch = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="np",
+                      return_token_type_ids=True)
+    probs = torch.from_numpy(runner.run(batch)["logits"]).softmax(-1)
+    return [(runner.model.config.id2label[int(p.argmax())], float(p.max())) for p in probs]
 
 
 def _seed(seed: int) -> None:
@@ -540,15 +600,32 @@ def _train_classifier(model, tokenizer, train: EncodedDataset, dev: Optional[Enc
                       trainer_dir: Path, checkpoint: Optional[str], log) -> List[dict]:
     """Train on transformers' Trainer, a checkpoint per epoch in `trainer_dir`; one history entry per epoch.
 
-    The loss is the model's cross-entropy, or with `multi_depth` the depth-weighted loss over every
-    call of the shared layer; `token_mask_prob` masks input pieces while training only. The entries
-    live in Trainer's log_history, so a resumed run reports the epochs before the interruption too.
+    The entries live in Trainer's log_history, so a resumed run reports the epochs before the
+    interruption too.
     """
-    from transformers import DataCollatorWithPadding, TrainerCallback
+    from transformers import DataCollatorWithPadding
 
     collator = DataCollatorWithPadding(tokenizer)
-    running = {"loss": 0.0, "rows": 0}
-    started = time.perf_counter()
+    running = {"loss": 0.0, "rows": 0}  # the training loss of the epoch so far, summed over rows
+    args = training_arguments(
+        trainer_dir, epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
+        evaluate_each_epoch=dev is not None and config.eval_every_epoch, save_strategy="epoch", save_total_limit=1,
+    )
+    trainer = loss_trainer(_classifier_loss(config, running), model=model, args=args, train_dataset=train,
+                           eval_dataset=dev, data_collator=collator,
+                           compute_metrics=accuracy_metric if dev is not None else None,
+                           callbacks=[_history_callback(config, dev, collator, running, log)])
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if dev is not None and not config.eval_every_epoch:
+        trainer.evaluate()
+    return _history(trainer.state.log_history)
+
+
+def _classifier_loss(config: FinetuneConfig, running: dict) -> Callable:
+    """The loss for loss_trainer: the model's cross-entropy, or with `multi_depth` the depth-weighted loss
+    over every call of the shared layer; `token_mask_prob` masks input pieces while training only.
+    Adds each training batch's loss to `running`."""
 
     def loss(model, inputs):
         if not model.training:
@@ -566,6 +643,15 @@ def _train_classifier(model, tokenizer, train: EncodedDataset, dev: Optional[Enc
         running["loss"] += float(value.detach()) * rows
         running["rows"] += rows
         return value, outputs
+
+    return loss
+
+
+def _history_callback(config: FinetuneConfig, dev: Optional[EncodedDataset], collator, running: dict, log):
+    """A TrainerCallback that records and logs one entry per epoch (training loss, then dev accuracy)."""
+    from transformers import TrainerCallback
+
+    started = time.perf_counter()
 
     def show(entry: dict) -> None:
         log("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
@@ -587,17 +673,7 @@ def _train_classifier(model, tokenizer, train: EncodedDataset, dev: Optional[Enc
                 entry["dev_accuracy_per_call"] = depth_accuracies(model, dev, collator, config.batch_size * 2)
             show(entry)
 
-    args = training_arguments(
-        trainer_dir, epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
-        evaluate_each_epoch=dev is not None and config.eval_every_epoch, save_strategy="epoch", save_total_limit=1,
-    )
-    trainer = loss_trainer(loss, model=model, args=args, train_dataset=train, eval_dataset=dev, data_collator=collator,
-                           compute_metrics=accuracy_metric if dev is not None else None, callbacks=[History()])
-    trainer.train(resume_from_checkpoint=checkpoint)
-    if dev is not None and not config.eval_every_epoch:
-        trainer.evaluate()
-    return _history(trainer.state.log_history)
+    return History()
 
 
 HISTORY_KEY = "edge_albert_epoch"

@@ -21,6 +21,9 @@ DEFAULT_GRAPH_FORM = LOOP
 DEFAULT_MAX_SEQ_LEN = 128
 # Calibration texts a mode with needs_calibration uses by default (the first N).
 DEFAULT_CALIBRATION_SAMPLES = 100
+# Percentage points of the eval metric a variant may lose against PyTorch before the accuracy
+# gate refuses it. Here, not in converters/accuracy_gate.py, so the CLI reads it without numpy.
+DEFAULT_MAX_ACCURACY_DROP = 1.0
 
 # Added to the attention scores of padding. -1e4 gives exp() == 0 exactly in float32; full int8
 # needs a small constant or calibration wrecks the activation ranges.
@@ -68,6 +71,12 @@ class QuantizationMode:
     def int8_weights(self) -> bool:
         """Dense weights stored as int8 with scales: per-channel or per-tensor applies."""
         return self.weight_bytes == 1
+
+    @property
+    def kernel_weight_bytes(self) -> int:
+        """Bytes per large-matrix weight element the CPU kernels read at run time: float16-stored
+        weights are dequantized to float32 when the interpreter prepares the model."""
+        return 4 if self.converter == "float16" else self.weight_bytes
 
     @property
     def retry_hint(self) -> str:

@@ -21,11 +21,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS
 from .errors import RuntimeBackendError
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
-SIGNATURE = "serving_default"
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+SIGNATURE = SIGNATURE_NAME
 LENGTH_BUCKETS = (8, 16, 32, 64, 96, 128, 192, 256, 384, 512)
 DEFAULT_MAX_THREADS = 4  # a Raspberry Pi 4/5 has four cores
 MAX_THREADS = 64  # XNNPACK crashes on absurd counts (--threads 100000 segfaulted); no edge CPU has more cores
@@ -243,9 +243,9 @@ class ModelSession:
         return self._runner.output_shape_signatures()
 
     def _input_signature(self) -> Tuple[int, int]:
-        signature = [int(d) for d in self._runner.input_shape_signature("input_ids")]
+        signature = [int(d) for d in self._runner.input_shape_signature(INPUT_IDS)]
         if len(signature) != 2:
-            raise RuntimeBackendError(f"{self.model_path}: input_ids has shape {signature}, expected [batch, length]")
+            raise RuntimeBackendError(f"{self.model_path}: {INPUT_IDS} has shape {signature}, expected [batch, length]")
         return signature[0], signature[1]
 
     # -- running ----------------------------------------------------------------------------
@@ -261,9 +261,9 @@ class ModelSession:
             raise ValueError(f"batch length {length} exceeds the model's maximum {self.max_seq_len}")
         target = self.padded_length(max(length, 1))
         feed = {
-            "input_ids": _pad_to(input_ids, target, self.pad_id),
-            "attention_mask": _pad_to(attention_mask, target, 0),
-            "token_type_ids": _pad_to(token_type_ids, target, 0),
+            INPUT_IDS: _pad_to(input_ids, target, self.pad_id),
+            ATTENTION_MASK: _pad_to(attention_mask, target, 0),
+            TOKEN_TYPE_IDS: _pad_to(token_type_ids, target, 0),
         }
         if rows == 0:
             return {}
@@ -276,7 +276,7 @@ class ModelSession:
         return {name: value[:, :length] if name in self.sequence_outputs else value for name, value in outputs.items()}
 
     def _invoke(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        shape = tuple(feed["input_ids"].shape)
+        shape = tuple(feed[INPUT_IDS].shape)
         if shape != self._current_shape:
             self.reallocations += 1
             self._current_shape = shape

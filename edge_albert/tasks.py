@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .contract import task_contract
+from .contract import TASKS, task_contract
 from .early_exit import CALLS_OUTPUT, ExitRule, rule_of
 from .errors import BundleError, DataError
 from .runtime import ModelSession, check_batch
@@ -28,12 +28,8 @@ DEFAULT_BATCH_SIZE = 16
 # at max_seq_len 32: +240 MB, 18 s on one core). Longer contexts are refused rather than run out of memory.
 MAX_QA_CONTEXT_CHARS = 1 << 20
 
-SEQUENCE_OUTPUTS = {
-    "text-classification": (),
-    "question-answering": ("start_logits", "end_logits"),
-    "token-classification": ("logits",),
-    "feature-extraction": ("last_hidden_state",),
-}
+# Outputs with a value per token, by task (the runtime trims their padding).
+SEQUENCE_OUTPUTS = {task: contract.per_token_outputs for task, contract in TASKS.items()}
 
 
 @dataclass

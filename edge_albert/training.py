@@ -44,17 +44,15 @@ def batches(dataset, collator, batch_size: int):
 
 
 def accuracy_of(model, dataset: EncodedDataset, tokenizer, batch_size: int = 128) -> float:
-    """Fraction of `dataset` the model labels correctly (eval mode, float32)."""
-    import torch
+    """Fraction of `dataset` the model labels correctly, run as the PyTorch reference (eval mode, float32)."""
     from transformers import DataCollatorWithPadding
 
-    collator = DataCollatorWithPadding(tokenizer)
-    model.eval()
+    from .converters.reference import ReferenceRunner
+
+    runner = ReferenceRunner(model)
     correct = 0
-    with torch.no_grad():
-        for batch in batches(dataset, collator, batch_size):
-            labels = batch.pop("labels")
-            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+    for batch in batches(dataset, DataCollatorWithPadding(tokenizer, return_tensors="np"), batch_size):
+        correct += int((runner.run(batch)["logits"].argmax(-1) == batch["labels"]).sum())
     return correct / len(dataset)
 
 

@@ -81,7 +81,7 @@ def test_damaged_variant_is_refused_and_a_good_one_bundled(gate_case, damaged_fp
     assert not fp16.bundled and not fp16.accuracy.passed
     assert fp16.accuracy.variant == 0.0 and fp16.accuracy.drop_points == 100.0 and fp16.accuracy.agreement == 0.0
     assert "fp16 loses 100.00 points of accuracy on self-labelled.tsv" in fp16.failure
-    assert "--max-accuracy-drop 1" in fp16.failure and "--force" in fp16.failure
+    assert "more than the 1 allowed; try a higher precision" in fp16.failure and "--" not in fp16.failure
     assert any(m.startswith("NOT bundled fp16") for m in messages)
     assert not (tmp_path / "m-fp16.edgealbert").exists()
     manifest = load_bundle(tmp_path / "m-fp32.edgealbert").manifest
@@ -98,6 +98,7 @@ def test_cli_refuses_the_damaged_variant_with_one_line(gate_case, damaged_fp16, 
                                        "--max-seq-len", str(MAX_SEQ_LEN), "--eval-data", str(data)])
     assert result.exit_code == 1
     assert "error: fp16: fp16 loses 100.00 points of accuracy" in result.output
+    assert "--force bundles a variant that fails its checks" in result.output
     assert "Traceback" not in result.output
     assert not out.exists()
 
@@ -164,7 +165,7 @@ def test_calibration_default_prefers_the_training_split_then_the_eval_file(tiny_
     assert chosen.describe() == f"the first 3 texts of {tmp_path / 'train.tsv'} (the training counterpart of dev.tsv)"
     given = choose_calibration(checkpoint, ["mine", "yours"], data, samples=3)
     assert given.texts == ["mine", "yours"] and given.origin == "given"
-    with pytest.raises(ConversionError, match="--calibration-texts FILE.*or --eval-data"):
+    with pytest.raises(ConversionError, match="calibration_texts FILE.*or eval_data"):
         choose_calibration(checkpoint, None, None)
 
 
@@ -199,7 +200,7 @@ def test_bad_eval_data_fails_before_any_conversion(tiny_classifier_checkpoint, t
     with pytest.raises(DataError, match=r"dev.tsv:3: label 'neutral'"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "x.edgealbert", eval_data=bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.tsv"]
-    with pytest.raises(ConversionError, match="max-accuracy-drop"):
+    with pytest.raises(ConversionError, match="max_accuracy_drop"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "x.edgealbert", eval_data=SST2_DEV, max_accuracy_drop=-1)
 
 

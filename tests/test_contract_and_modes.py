@@ -69,7 +69,7 @@ def test_a_mode_added_as_one_row_is_parsed_and_validated_by_the_converter(monkey
     assert "fp32-strict" in parse_quantizations("all")
     check_modes_and_graph([row], "loop")
     unrolled_only = _added_mode(monkeypatch, graph_forms=("unrolled",))
-    with pytest.raises(ConversionError, match="fp32-strict needs --graph unrolled"):
+    with pytest.raises(ConversionError, match="fp32-strict needs graph unrolled"):
         check_modes_and_graph([unrolled_only], "loop")
     with pytest.raises(ConversionError, match="choose from fp32, fp16, dynamic-int8, int8, fp32-strict or all"):
         parse_quantizations("bf16")
@@ -109,3 +109,23 @@ def test_the_cli_accepts_an_added_mode_and_lists_the_table(monkeypatch):
     for name in quantization.MODE_NAMES:
         assert name in help_text
     assert f"[default: {quantization.DEFAULT_MODE}]" in help_text
+
+
+def test_the_cli_takes_its_convert_defaults_from_the_library_without_loading_numpy():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from edge_albert.cli import convert
+    from edge_albert.converters.options import ConvertOptions
+
+    fresh = subprocess.run([sys.executable, "-c", "import edge_albert.cli, sys; print('numpy' in sys.modules)"],
+                           capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
+    assert fresh.returncode == 0 and fresh.stdout.strip() == "False", fresh.stdout + fresh.stderr
+    cli_defaults = convert.make_context("convert", ["ckpt", "-o", "out.edgealbert"]).params
+    library = ConvertOptions()
+    for name in ("graph", "max_seq_len", "calibration_samples", "max_accuracy_drop", "text_column", "text_pair_column",
+                 "label_column", "early_exit", "force", "overwrite", "sign_key"):
+        assert cli_defaults[name] == getattr(library, name), name
+    assert cli_defaults["per_tensor"] is (not library.per_channel_dense)
+    assert cli_defaults["quantize"] == quantization.DEFAULT_MODE

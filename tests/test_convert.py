@@ -130,7 +130,7 @@ def test_other_tasks_match_pytorch(task, tmp_path):
 
 
 def test_full_int8_needs_unrolled_form_and_calibration(tiny_classifier_checkpoint, tmp_path):
-    with pytest.raises(ConversionError, match="--graph unrolled"):
+    with pytest.raises(ConversionError, match="graph unrolled"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "a.edgealbert", quantize="int8")
     with pytest.raises(ConversionError, match="calibration"):
         convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "b.edgealbert", quantize="int8", graph="unrolled")
@@ -242,6 +242,47 @@ def test_cli_convert_prints_the_report_and_inspect_shows_the_breakdown(tiny_clas
     assert "shared_layer" in inspect.output and "embeddings" in inspect.output
     as_json = CliRunner().invoke(main, ["inspect", str(out), "--json"])
     assert json.loads(as_json.output)["quantization"]["mode"] == "fp16"
+
+
+def test_cli_convert_signs_each_bundle_with_the_options_it_built(tiny_classifier_checkpoint, tmp_path):
+    from click.testing import CliRunner
+
+    from edge_albert.cli import main
+    from edge_albert.signing import generate_key_pair, verify_bundle_signature
+
+    private, public = generate_key_pair(tmp_path / "key")
+    out = tmp_path / "signed.edgealbert"
+    result = CliRunner().invoke(main, ["convert", str(tiny_classifier_checkpoint), "-o", str(out), "--quantize", "fp32",
+                                       "--graph", "unrolled", "--max-seq-len", "12", "--sign-key", str(private)])
+    assert result.exit_code == 0, result.output
+    assert f"signed {out / 'manifest.sig'}" in result.output
+    verify_bundle_signature(out, public)  # raises when unsigned or signed by another key
+    manifest = load_bundle(out).manifest
+    assert (manifest["graph"], manifest["max_seq_len"]) == ("unrolled", 12)
+
+
+def test_settings_override_the_options_and_are_checked_before_any_work(tiny_classifier_checkpoint, tmp_path,
+                                                                       monkeypatch):
+    from edge_albert.converters import convert as convert_module
+    from edge_albert.converters.options import ConvertOptions
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("conversion work started")
+
+    monkeypatch.setattr(convert_module, "load_checkpoint", no_work)
+    options = ConvertOptions(graph="unrolled", samples=["a", "b"])
+    assert options.samples == ("a", "b")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.graph = "loop"
+    with pytest.raises(ConversionError) as refused:
+        convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "o.edgealbert", "fp32", options=options, graph="{odd}")
+    assert str(refused.value) == "graph must be loop or unrolled, not '{odd}'"  # the library names the parameter
+    assert refused.value.spelled(lambda name: f"--{name}") == "--graph must be loop or unrolled, not '{odd}'"
+    with pytest.raises(ConversionError, match="^early_exit needs graph loop"):
+        convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "o.edgealbert", options=options, early_exit="patience=1")
+    with pytest.raises(TypeError, match="grahp"):
+        convert_checkpoint(tiny_classifier_checkpoint, tmp_path / "o.edgealbert", grahp="loop")
+    assert options.graph == "unrolled" and not any(tmp_path.iterdir())
 
 
 EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "sst2-albert"

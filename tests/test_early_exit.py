@@ -83,10 +83,10 @@ def test_parse_rule():
 def sharp_checkpoint(tmp_path_factory):
     import torch
 
-    from edge_albert.converters.early_exit import load_classifier
+    from edge_albert.converters.reference import load_reference_model
 
     path = make_albert_checkpoint(tmp_path_factory.mktemp("sharp") / "ckpt", seed=1)
-    model = load_classifier(path)
+    model = load_reference_model(path)
     with torch.no_grad():  # random heads give near-uniform logits; sharpen them so exits differ
         model.classifier.weight.mul_(40.0)
         model.albert.pooler.weight.mul_(5.0)
@@ -104,9 +104,10 @@ def _encode(checkpoint_dir, texts):
 def test_per_call_logits_end_with_the_models_own_logits(sharp_checkpoint):
     import torch
 
-    from edge_albert.converters.early_exit import load_classifier, per_call_logits
+    from edge_albert.converters.early_exit import per_call_logits
+    from edge_albert.converters.reference import load_reference_model
 
-    model = load_classifier(sharp_checkpoint)
+    model = load_reference_model(sharp_checkpoint)
     enc = _encode(sharp_checkpoint, TEXTS)
     inputs = {name: torch.as_tensor(getattr(enc, name), dtype=torch.long)
               for name in ("input_ids", "attention_mask", "token_type_ids")}
@@ -121,10 +122,11 @@ def test_per_call_logits_end_with_the_models_own_logits(sharp_checkpoint):
 def test_multi_depth_loss_weights_depth_and_reaches_every_call(sharp_checkpoint):
     import torch
 
-    from edge_albert.converters.early_exit import depth_weights, load_classifier, multi_depth_loss, per_call_logits
+    from edge_albert.converters.early_exit import depth_weights, multi_depth_loss, per_call_logits
+    from edge_albert.converters.reference import load_reference_model
 
     assert depth_weights(4) == pytest.approx([0.1, 0.2, 0.3, 0.4])
-    model = load_classifier(sharp_checkpoint)
+    model = load_reference_model(sharp_checkpoint)
     enc = _encode(sharp_checkpoint, TEXTS[:4])
     inputs = {name: torch.as_tensor(getattr(enc, name), dtype=torch.long)
               for name in ("input_ids", "attention_mask", "token_type_ids")}
@@ -161,10 +163,11 @@ def patience_bundles(sharp_checkpoint, tmp_path_factory):
 
 
 def _reference(checkpoint_dir, rule, texts):
-    from edge_albert.converters.early_exit import load_classifier, reference_early_exit
+    from edge_albert.converters.early_exit import reference_early_exit
+    from edge_albert.converters.reference import load_reference_model
 
     enc = _encode(checkpoint_dir, texts)
-    logits, calls, _ = reference_early_exit(load_classifier(checkpoint_dir), rule, enc.input_ids, enc.attention_mask,
+    logits, calls, _ = reference_early_exit(load_reference_model(checkpoint_dir), rule, enc.input_ids, enc.attention_mask,
                                             enc.token_type_ids)
     return logits, calls
 

@@ -14,19 +14,19 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from ..bundle import Bundle
-from ..early_exit import CALLS_OUTPUT, ExitRule
+from ..contract import INPUT_NAMES
+from ..early_exit import ExitRule
 from ..errors import EdgeAlbertError
 from ..evaluate import EVALUATED_TASKS, BundleModel, EvalData, EvaluationReport, Progress, evaluate_bundle, evaluate_model
+from ..quantization import DEFAULT_MAX_ACCURACY_DROP, MODES
 from ..report import format_table, megabytes
 from ..runtime import ModelSession
 from ..tasks import SEQUENCE_OUTPUTS, TASK_CLASSES, TextClassifier
 from ..tokenizer import AlbertTokenizer
 from .checkpoint import AlbertCheckpoint, load_checkpoint
-from .graph import OUTPUT_NAMES
 from .quiet import require_workstation
-from .verify import load_reference_model
+from .reference import ReferenceRunner, load_reference_runner
 
-DEFAULT_MAX_ACCURACY_DROP = 1.0  # percentage points
 REFERENCE_MODULES = ("torch", "transformers", "safetensors")
 
 
@@ -62,34 +62,23 @@ def evaluate_against_reference(bundle_path, data_path, reference_checkpoint, bat
 
 
 class ReferenceSession:
-    """ModelSession's `run` over the PyTorch model, so the reference shares tokenization and decoding."""
+    """ModelSession's interface over the PyTorch reference runner, so the reference shares tokenization and decoding."""
 
-    def __init__(self, torch_model, output_names: Sequence[str], max_seq_len: int, sequence_outputs=(),
-                 early_exit: Optional[ExitRule] = None):
-        self.torch_model = torch_model
-        self.output_names = tuple(output_names)
+    def __init__(self, runner: ReferenceRunner, max_seq_len: int):
+        self.runner = runner
+        self.output_names = runner.output_names
         self.max_seq_len = int(max_seq_len)
-        self.sequence_outputs = frozenset(sequence_outputs)
+        self.sequence_outputs = frozenset(SEQUENCE_OUTPUTS[runner.task])
         self.backend = "pytorch"
-        self.early_exit = early_exit
-        self.constant_inputs = early_exit.feed() if early_exit else {}
+        self.early_exit = runner.early_exit
+        self.constant_inputs = runner.early_exit.feed() if runner.early_exit else {}
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> Dict[str, np.ndarray]:
-        import torch
-
         if input_ids.shape[0] == 0:
             return {}
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        if self.early_exit is not None:
-            from .early_exit import reference_early_exit
-
-            rule = self.early_exit.from_feed(self.constant_inputs)  # TextClassifier.set_exit_value changes it
-            logits, calls, _ = reference_early_exit(self.torch_model, rule,
-                                                    input_ids, attention_mask, token_type_ids)
-            return {"logits": logits, CALLS_OUTPUT: calls}
-        with torch.no_grad():
-            output = self.torch_model(**{k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in feed.items()})
-        return {name: getattr(output, name).float().numpy() for name in self.output_names}
+        # TextClassifier.set_exit_value changes the constant inputs; the rule follows them
+        rule = self.early_exit.from_feed(self.constant_inputs) if self.early_exit is not None else None
+        return self.runner.run(dict(zip(INPUT_NAMES, (input_ids, attention_mask, token_type_ids))), early_exit=rule)
 
 
 def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_size: int = 16,
@@ -105,8 +94,7 @@ def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_s
         raise EdgeAlbertError(f"evaluation supports {' and '.join(EVALUATED_TASKS)} models, not {checkpoint.task}")
     pad_id = checkpoint.tokenizer_settings["special_tokens"]["pad_id"]
     tokenizer = AlbertTokenizer.from_file(checkpoint.tokenizer_json, pad_id=pad_id)
-    session = ReferenceSession(torch_model or load_reference_model(checkpoint), OUTPUT_NAMES[checkpoint.task],
-                               max_seq_len, SEQUENCE_OUTPUTS[checkpoint.task], early_exit)
+    session = ReferenceSession(load_reference_runner(checkpoint, torch_model, early_exit), max_seq_len)
     bundle = Bundle(path=checkpoint.path, manifest={"task": checkpoint.task, "labels": checkpoint.labels,
                                                      "max_seq_len": max_seq_len, "problem_type": checkpoint.problem_type,
                                                      **_early_exit_manifest(early_exit, checkpoint.config.num_hidden_layers)})
@@ -164,12 +152,16 @@ def accuracy_gate(variant_name: str, reference: EvaluationReport, variant: Evalu
                f"of {data_name} ({0.0 - drop:+.2f} points, agreement {variant.agreement:.1%})")
     message = summary if passed else (
         f"{variant_name} loses {drop:.2f} points of {metric} on {data_name} ({variant.headline:.2%} vs PyTorch "
-        f"{reference.headline:.2%}, n={variant.n}), more than --max-accuracy-drop {max_drop_points:g}; "
-        + ("try dynamic-int8 or fp16, or calibration texts closer to the task; " if variant_name == "int8"
-           else "try a higher precision; ")
-        + "--force bundles it anyway")
+        f"{reference.headline:.2%}, n={variant.n}), more than the {max_drop_points:g} allowed; "
+        + _gate_hint(variant_name))
     return AccuracyGate(metric, str(variant.data), variant.data_sha256, variant.n, reference.headline, variant.headline, drop,
                         float(max_drop_points), variant.agreement, bool(passed), message)
+
+
+def _gate_hint(variant_name: str) -> str:
+    """What to try when a variant loses too much: a calibrated mode's own hint, else more precision."""
+    mode = MODES.get(variant_name)
+    return mode.retry_hint if mode is not None and mode.needs_calibration else "try a higher precision"
 
 
 def accuracy_table(reference: EvaluationReport, variants) -> str:

@@ -16,15 +16,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..bundle import sha256_of_file
+from ..contract import TASK_BY_ARCHITECTURE
 from ..errors import CheckpointError
 from .weights import BASE_MODEL_PREFIX, HEAD_AXES, SHARED_LAYER_PREFIX, expected_shapes
 
-TASK_BY_ARCHITECTURE = {
-    "AlbertForSequenceClassification": "text-classification",
-    "AlbertForQuestionAnswering": "question-answering",
-    "AlbertForTokenClassification": "token-classification",
-    "AlbertModel": "feature-extraction",
-}
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
 
 # config.json field of a head-pruned checkpoint (written by `edge-albert compress`): indices of the

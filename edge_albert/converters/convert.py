@@ -9,29 +9,22 @@ so a failure leaves nothing at the output path.
 
 from __future__ import annotations
 
-import platform
 import re
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import __version__
 from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bundle_output, write_bundle
+from ..contract import INPUT_IDS, INPUT_NAMES
+from ..data import DEFAULT_LABEL_COLUMN
 from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
 from ..errors import ConversionError, VerificationError
-from ..data import DEFAULT_LABEL_COLUMN
 from ..evaluate import EvalData, EvaluationReport, evaluate_model, load_eval_data
-from . import samples as sample_sets
-from .accuracy_gate import DEFAULT_MAX_ACCURACY_DROP, AccuracyGate, accuracy_gate, reference_task_model, task_model
-from .checkpoint import AlbertCheckpoint, load_checkpoint
-from ..contract import INPUT_DTYPE, INPUT_IDS, INPUT_NAMES, OUTPUT_DTYPE, SIGNATURE_NAME, task_contract
 from ..quantization import (
     DEFAULT_CALIBRATION_SAMPLES,
-    DEFAULT_GRAPH_FORM,
     DEFAULT_MAX_SEQ_LEN,
     DEFAULT_MODE,
     GRAPH_FORMS,
@@ -42,9 +35,14 @@ from ..quantization import (
     parse_modes,
     quantization_mode,
 )
+from . import samples as sample_sets
+from .accuracy_gate import AccuracyGate, accuracy_gate, reference_task_model, task_model
+from .checkpoint import AlbertCheckpoint, load_checkpoint
+from .manifest import build_manifest
+from .options import ConvertOptions
 from .quiet import require_workstation
-from .tflite import ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .reference import load_reference_model, load_reference_runner
+from .tflite import ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, verify_variant
 
 Progress = Callable[[str], None]
@@ -125,142 +123,220 @@ def parse_quantizations(value: str) -> List[str]:
 
 def check_modes_and_graph(modes: Sequence[QuantizationMode], graph: str) -> None:
     """Refuse a graph form a mode cannot be built in, from the table, before any work."""
-    if graph not in GRAPH_FORMS:
-        raise ConversionError(f"--graph must be {' or '.join(GRAPH_FORMS)}, not {graph!r}")
+    _check_graph_form(graph)
     for mode in modes:
         if graph not in mode.graph_forms:
             other = [m.name for m in MODES.values() if graph in m.graph_forms and m.int8_weights]
             raise ConversionError(
-                f"{'full ' if mode.needs_calibration else ''}{mode.name} needs --graph {' or '.join(mode.graph_forms)}"
+                f"{'full ' if mode.needs_calibration else ''}{mode.name} needs {{graph}} {' or '.join(mode.graph_forms)}"
                 + (" (the converter cannot calibrate the while-loop form)" if mode.needs_calibration and graph == LOOP else "")
-                + (f"; {', '.join(other)} works with the {graph} form" if other else "")
+                + (f"; {', '.join(other)} works with the {graph} form" if other else ""),
+                options=("graph",),
             )
 
 
-def convert_checkpoint(
-    checkpoint_dir,
-    output,
-    quantize: str | Sequence[str] = DEFAULT_MODE,
-    graph: str = DEFAULT_GRAPH_FORM,
-    max_seq_len: Optional[int] = None,
-    calibration_texts: Optional[Sequence[str]] = None,
-    samples: Optional[Sequence[str]] = None,
-    per_channel_dense: bool = True,
-    force: bool = False,
-    overwrite: bool = False,
-    progress: Optional[Progress] = None,
-    eval_data=None,
-    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
-    text_column: Optional[str] = None,
-    text_pair_column: Optional[str] = None,
-    label_column: str = DEFAULT_LABEL_COLUMN,
-    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
-    early_exit: Optional[str | ExitRule] = None,
-) -> ConversionResult:
-    """Convert a Hugging Face ALBERT checkpoint into one verified bundle per quantization.
+def _check_graph_form(graph: str) -> None:
+    if graph not in GRAPH_FORMS:
+        raise ConversionError(f"{{graph}} must be {' or '.join(GRAPH_FORMS)}, not {graph!r}",
+                              options=("graph",))
 
-    `eval_data` (TSV/CSV/JSONL for classifiers, SQuAD JSON for QA) adds the accuracy gate:
-    each variant's metric may fall at most `max_accuracy_drop` percentage points below PyTorch's.
-    `early_exit` ("patience=N", "entropy=T") builds the loop form that stops each input early
-    (edge_albert.early_exit), verified against the PyTorch reference of the same rule.
+
+def convert_checkpoint(checkpoint_dir, output, quantize: str | Sequence[str] = DEFAULT_MODE,
+                       options: Optional[ConvertOptions] = None, progress: Optional[Progress] = None,
+                       **settings) -> ConversionResult:
+    """Convert a Hugging Face ALBERT checkpoint into one verified bundle per mode of `quantize`.
+
+    `options` (or its fields as keyword `settings`, which override it) say how: graph form,
+    length, eval data and accuracy gate, early exit, force, signing (converters/options.py).
     """
+    options = replace(options, **settings) if options is not None else ConvertOptions(**settings)
     say = progress or (lambda message: None)
     require_workstation("convert", WORKSTATION_MODULES)
     quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
     modes = [_mode(name) for name in quantizations]
     targets = output_paths(Path(output), quantizations)
-    rule = _check_before_any_work(targets, overwrite, graph, modes, early_exit)
-
-    say(f"loading checkpoint {checkpoint_dir}")
-    checkpoint = load_checkpoint(checkpoint_dir)
-    if rule is not None:
-        check_early_exit_checkpoint(checkpoint)
-    config = checkpoint.config
-    needed = sum(ideal_bytes(checkpoint, q) for q in quantizations) + len(quantizations) * _tokenizer_bytes(checkpoint)
-    # the variants go side by side: free space for all of them
-    check_bundle_output(targets[0], overwrite=overwrite, needed_bytes=needed, error=ConversionError)
-    if max_seq_len is None:
-        max_seq_len = min(DEFAULT_MAX_SEQ_LEN, config.max_position_embeddings)
-    if not 1 <= max_seq_len <= config.max_position_embeddings:
-        raise ConversionError(f"--max-seq-len must be between 1 and {config.max_position_embeddings} (max_position_embeddings)")
-    say(
-        f"{checkpoint.architecture}: {checkpoint.parameter_count():,} parameters, V={config.vocab_size} "
-        f"E={config.embedding_size} H={config.hidden_size}, {config.num_hidden_layers} calls of one shared layer"
-    )
-    data = None
-    if eval_data is not None:
-        if not max_accuracy_drop >= 0:
-            raise ConversionError(f"--max-accuracy-drop must be a number of percentage points >= 0, not {max_accuracy_drop}")
-        data = load_eval_data(eval_data, checkpoint.task, checkpoint.labels, text_column, text_pair_column, label_column)
-        say(f"evaluation data: {len(data)} examples from {eval_data}")
-    calibration = None
-    if any(mode.needs_calibration for mode in modes):
-        calibration = choose_calibration(checkpoint, calibration_texts, data, calibration_samples)
-        say(f"full int8 calibrates on {calibration.describe()}")
-
-    texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(samples) if samples else None)
-    fixed_length = max_seq_len if graph == UNROLLED else None
-    batches = encode_samples(checkpoint, texts, pairs, max_seq_len, fixed_length=fixed_length)
-    jobs = _conversion_jobs(checkpoint, modes, graph, max_seq_len, per_channel_dense, calibration, fixed_length, rule)
-    say(f"building the TF graph ({graph} form) and converting {', '.join(quantizations)} in a worker process")
-    result = ConversionResult(checkpoint=checkpoint, calibration=calibration)
-    with start_conversion(jobs) as conversion:  # converts while PyTorch runs here
-        say(f"running the PyTorch reference on {len(texts)} sample texts")
-        runner = load_reference_runner(checkpoint, load_reference_model(checkpoint), early_exit=rule)
-        reference = runner.run_all(batches)
-        if rule is not None:
-            say(f"early exit {rule.as_text()}: the PyTorch reference stops the samples after "
-                f"{', '.join(str(int(c)) for r in reference for c in r[CALLS_OUTPUT])} of {config.num_hidden_layers} calls")
-        if data is not None:
-            say(f"evaluating the PyTorch reference on {len(data)} examples of {Path(eval_data).name}")
-            result.reference_evaluation = evaluate_model(
-                reference_task_model(checkpoint, max_seq_len, torch_model=runner.model, early_exit=rule),
-                data, name="pytorch")
-            say(f"PyTorch reference: {result.reference_evaluation.metric_name} "
-                f"{result.reference_evaluation.headline:.2%}")
+    rule = _check_before_any_work(targets, modes, options)
+    prepared = prepare_checkpoint(checkpoint_dir, modes, targets, options, rule, say)
+    say(f"building the TF graph ({options.graph} form) and converting {', '.join(quantizations)} in a worker process")
+    with start_conversion(_conversion_jobs(prepared, modes, options)) as conversion:  # converts while PyTorch runs here
+        run_reference(prepared, options, say)
         converted = conversion.results()
         seconds = conversion.seconds
-    for index, (quantization, target, model_bytes) in enumerate(zip(quantizations, targets, converted)):
-        if isinstance(model_bytes, ConversionError):
-            say(f"NOT converted {quantization}: {model_bytes}")
-            result.variants.append(VariantResult(quantization, graph, None, None, None, seconds[index], False,
-                                                 failure=str(model_bytes)))
-            continue
-        model_bytes, inspection = compact_and_check(model_bytes, checkpoint, quantization)
-        result.variants.append(_verify_and_bundle(
-            checkpoint, quantization, graph, target, model_bytes, inspection, seconds[index], batches, reference, data,
-            result, calibration, max_seq_len, _mode(quantization).mask_bias, per_channel_dense, max_accuracy_drop, force,
-            overwrite, say, rule))
+    result = ConversionResult(checkpoint=prepared.checkpoint, reference_evaluation=prepared.reference_evaluation,
+                              calibration=prepared.calibration)
+    for mode, target, model_bytes, variant_seconds in zip(modes, targets, converted, seconds):
+        result.variants.append(convert_variant(prepared, mode, target, model_bytes, variant_seconds, options, say))
     _raise_if_nothing_bundled(result)
     return result
 
 
-def _check_before_any_work(targets: Sequence[Path], overwrite: bool, graph: str, modes: Sequence[QuantizationMode],
-                           early_exit: Optional[str | ExitRule]) -> Optional[ExitRule]:
+@dataclass
+class PreparedCheckpoint:
+    """What every variant is built from and judged against, prepared once per conversion."""
+
+    checkpoint: AlbertCheckpoint
+    max_seq_len: int
+    fixed_length: Optional[int]  # the unrolled form's one input length; None for the loop
+    rule: Optional[ExitRule]
+    texts: List[str]  # the sample inputs verification compares on, and their encoded batches
+    batches: List[dict]
+    data: Optional[EvalData] = None
+    calibration: Optional[CalibrationSet] = None
+    reference: Optional[list] = None  # PyTorch's outputs on `batches` (run_reference)
+    reference_evaluation: Optional[EvaluationReport] = None  # PyTorch's score on `data` (run_reference)
+
+
+def prepare_checkpoint(checkpoint_dir, modes: Sequence[QuantizationMode], targets: Sequence[Path],
+                       options: ConvertOptions, rule: Optional[ExitRule], say: Progress) -> PreparedCheckpoint:
+    """Load and check the checkpoint, then the eval data, calibration set and sample inputs: all before converting."""
+    say(f"loading checkpoint {checkpoint_dir}")
+    checkpoint = load_checkpoint(checkpoint_dir)
+    if rule is not None:
+        check_early_exit_checkpoint(checkpoint)
+    needed = sum(ideal_bytes(checkpoint, mode.name) + _tokenizer_bytes(checkpoint) for mode in modes)
+    # the variants go side by side: free space for all of them
+    check_bundle_output(targets[0], overwrite=options.overwrite, needed_bytes=needed, error=ConversionError)
+    max_seq_len = _max_seq_len(checkpoint, options.max_seq_len)
+    config = checkpoint.config
+    say(
+        f"{checkpoint.architecture}: {checkpoint.parameter_count():,} parameters, V={config.vocab_size} "
+        f"E={config.embedding_size} H={config.hidden_size}, {config.num_hidden_layers} calls of one shared layer"
+    )
+    data = _eval_data(checkpoint, options, say)
+    calibration = None
+    if any(mode.needs_calibration for mode in modes):
+        calibration = choose_calibration(checkpoint, options.calibration_texts, data, options.calibration_samples)
+        say(f"full int8 calibrates on {calibration.describe()}")
+    texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(options.samples) if options.samples else None)
+    fixed_length = max_seq_len if options.graph == UNROLLED else None
+    batches = encode_samples(checkpoint, texts, pairs, max_seq_len, fixed_length=fixed_length)
+    return PreparedCheckpoint(checkpoint, max_seq_len, fixed_length, rule, texts, batches, data, calibration)
+
+
+def _max_seq_len(checkpoint: AlbertCheckpoint, requested: Optional[int]) -> int:
+    """The requested length, or the default capped by the checkpoint's positions; refused out of range."""
+    positions = checkpoint.config.max_position_embeddings
+    max_seq_len = min(DEFAULT_MAX_SEQ_LEN, positions) if requested is None else requested
+    if not 1 <= max_seq_len <= positions:
+        raise ConversionError(f"{{max_seq_len}} must be between 1 and {positions} (max_position_embeddings)",
+                              options=("max_seq_len",))
+    return max_seq_len
+
+
+def _eval_data(checkpoint: AlbertCheckpoint, options: ConvertOptions, say: Progress) -> Optional[EvalData]:
+    """The labelled examples of `options.eval_data`, read and checked before any conversion; None without it."""
+    if options.eval_data is None:
+        return None
+    if not options.max_accuracy_drop >= 0:
+        raise ConversionError("{max_accuracy_drop} must be a number of percentage points >= 0, not "
+                              f"{options.max_accuracy_drop}", options=("max_accuracy_drop",))
+    data = load_eval_data(options.eval_data, checkpoint.task, checkpoint.labels, options.text_column,
+                          options.text_pair_column, options.label_column)
+    say(f"evaluation data: {len(data)} examples from {options.eval_data}")
+    return data
+
+
+def run_reference(prepared: PreparedCheckpoint, options: ConvertOptions, say: Progress) -> None:
+    """PyTorch's outputs on the sample inputs and, with eval data, its score: what the variants must match."""
+    checkpoint, rule = prepared.checkpoint, prepared.rule
+    say(f"running the PyTorch reference on {len(prepared.texts)} sample texts")
+    runner = load_reference_runner(checkpoint, load_reference_model(checkpoint), early_exit=rule)
+    prepared.reference = runner.run_all(prepared.batches)
+    if rule is not None:
+        say(f"early exit {rule.as_text()}: the PyTorch reference stops the samples after "
+            f"{', '.join(str(int(c)) for r in prepared.reference for c in r[CALLS_OUTPUT])} of "
+            f"{checkpoint.config.num_hidden_layers} calls")
+    if prepared.data is not None:
+        say(f"evaluating the PyTorch reference on {len(prepared.data)} examples of {Path(options.eval_data).name}")
+        evaluation = evaluate_model(
+            reference_task_model(checkpoint, prepared.max_seq_len, torch_model=runner.model, early_exit=rule),
+            prepared.data, name="pytorch")
+        say(f"PyTorch reference: {evaluation.metric_name} {evaluation.headline:.2%}")
+        prepared.reference_evaluation = evaluation
+
+
+def convert_variant(prepared: PreparedCheckpoint, mode: QuantizationMode, target: Path, converted, seconds: float,
+                    options: ConvertOptions, say: Progress) -> VariantResult:
+    """One variant from the worker's output (bytes, or the ConversionError it met) to its bundle.
+
+    Inspect and compact it, verify it against PyTorch, gate it on the eval data, then bundle
+    (and sign) it if it passed, or if `force` is set.
+    """
+    if isinstance(converted, ConversionError):
+        say(f"NOT converted {mode.name}: {converted}")
+        return VariantResult(mode.name, options.graph, None, None, None, seconds, False, failure=str(converted))
+    model_bytes, inspection = compact_and_check(converted, prepared.checkpoint, mode.name)
+    check, gate = _judge_variant(prepared, mode, model_bytes, options, say)
+    passed = check.passed and (gate is None or gate.passed)
+    failure = "" if passed else (check.message if not check.passed else gate.message)
+    bundle = None
+    if passed or options.force:
+        manifest = build_manifest(
+            prepared.checkpoint, mode.name, options.graph, prepared.max_seq_len, options.per_channel_dense,
+            inspection, check, forced=not passed, accuracy=gate.to_dict() if gate else None,
+            calibration=prepared.calibration.to_dict() if mode.needs_calibration else None, early_exit=prepared.rule)
+        bundle = _write_bundle(target, prepared.checkpoint, model_bytes, manifest, options, say)
+        say(f"wrote {target}" + (" (forced)" if not passed else ""))
+    else:
+        say(f"NOT bundled {mode.name}: {failure}")
+    return VariantResult(mode.name, options.graph, target if bundle else None, inspection, check, seconds,
+                         bundle is not None, bundle, gate, failure)
+
+
+def _judge_variant(prepared: PreparedCheckpoint, mode: QuantizationMode, model_bytes: bytes, options: ConvertOptions,
+                   say: Progress) -> Tuple[VariantCheck, Optional[AccuracyGate]]:
+    """Verify against PyTorch's sample outputs; with eval data, score it and judge int8 agreement there."""
+    say(f"verifying {mode.name} against PyTorch")
+    check = verify_variant(prepared.checkpoint, model_bytes, mode.name, prepared.batches, prepared.reference,
+                           early_exit=prepared.rule)
+    if prepared.data is None:
+        return check, None
+    say(f"evaluating {mode.name} on {len(prepared.data)} examples")
+    gate = _evaluate_variant(prepared.checkpoint, model_bytes, mode.name, prepared.max_seq_len, prepared.data,
+                             prepared.reference_evaluation, options.max_accuracy_drop, prepared.rule)
+    say(f"{mode.name}: {gate.message}")
+    return _judge_agreement_on_eval_data(check, gate), gate
+
+
+def _write_bundle(target: Path, checkpoint: AlbertCheckpoint, model_bytes: bytes, manifest: dict,
+                  options: ConvertOptions, say: Progress) -> Bundle:
+    """Write the bundle atomically; sign its manifest when a key was given."""
+    bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=options.overwrite)
+    if options.sign_key is not None:
+        from ..signing import sign_bundle
+
+        say(f"signed {sign_bundle(target, options.sign_key)}")
+    return bundle
+
+
+def _check_before_any_work(targets: Sequence[Path], modes: Sequence[QuantizationMode],
+                           options: ConvertOptions) -> Optional[ExitRule]:
     """Refuse outputs (exists, parent a file, name too long, read-only, ...) and option combinations up front;
     return the parsed early-exit rule."""
     for target in targets:
-        check_bundle_output(target, overwrite=overwrite, error=ConversionError)
-    if graph not in GRAPH_FORMS:
-        raise ConversionError(f"--graph must be {' or '.join(GRAPH_FORMS)}, not {graph!r}")
+        check_bundle_output(target, overwrite=options.overwrite, error=ConversionError)
+    _check_graph_form(options.graph)
+    early_exit = options.early_exit
     rule = parse_rule(early_exit) if isinstance(early_exit, str) else early_exit
     if rule is not None:
-        check_early_exit_options(graph, [mode.name for mode in modes])
-    check_modes_and_graph(modes, graph)
+        check_early_exit_options(options.graph, [mode.name for mode in modes])
+    check_modes_and_graph(modes, options.graph)
     return rule
 
 
-def _conversion_jobs(checkpoint: AlbertCheckpoint, modes: Sequence[QuantizationMode], graph: str, max_seq_len: int,
-                     per_channel_dense: bool, calibration: Optional[CalibrationSet], fixed_length: Optional[int],
-                     rule: Optional[ExitRule]) -> List[ConversionJob]:
+def _conversion_jobs(prepared: PreparedCheckpoint, modes: Sequence[QuantizationMode],
+                     options: ConvertOptions) -> List[ConversionJob]:
     """One worker job per mode: the graph to build, its mask bias, calibration samples where the mode needs them."""
     jobs = []
+    rule = prepared.rule
     for mode in modes:
         samples_to_calibrate = None
         if mode.needs_calibration:
-            samples_to_calibrate = _calibration_samples(checkpoint, calibration, max_seq_len, fixed_length)
-        jobs.append(ConversionJob(mode.name, str(checkpoint.path), graph, max_seq_len, mode.mask_bias,
-                                  per_channel_dense, samples_to_calibrate, rule.as_text() if rule else None))
+            samples_to_calibrate = _calibration_samples(prepared.checkpoint, prepared.calibration,
+                                                        prepared.max_seq_len, prepared.fixed_length)
+        jobs.append(ConversionJob(mode.name, str(prepared.checkpoint.path), options.graph, prepared.max_seq_len,
+                                  mode.mask_bias, options.per_channel_dense, samples_to_calibrate,
+                                  rule.as_text() if rule else None))
     return jobs
 
 
@@ -271,37 +347,7 @@ def _raise_if_nothing_bundled(result: ConversionResult) -> None:
         message = "; ".join(f"{v.quantize}: {v.failure}" for v in failed)
         if all(v.check is None for v in failed):
             raise ConversionError(message)
-        raise VerificationError(message)
-
-
-def _verify_and_bundle(checkpoint, quantization, graph, target, model_bytes, inspection, seconds, batches, reference,
-                       data, result, calibration, max_seq_len, mask_bias, per_channel_dense, max_accuracy_drop, force,
-                       overwrite, say, rule: Optional[ExitRule] = None) -> VariantResult:
-    """Check one converted variant against PyTorch (and the accuracy gate) and bundle it if it passes."""
-    say(f"verifying {quantization} against PyTorch")
-    check = verify_variant(checkpoint, model_bytes, quantization, batches, reference, early_exit=rule)
-    gate = None
-    if data is not None:
-        say(f"evaluating {quantization} on {len(data)} examples")
-        gate = _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data,
-                                 result.reference_evaluation, max_accuracy_drop, rule)
-        say(f"{quantization}: {gate.message}")
-        check = _judge_agreement_on_eval_data(check, gate)
-    passed = check.passed and (gate is None or gate.passed)
-    failure = "" if passed else (check.message if not check.passed else gate.message)
-    bundled = passed or force
-    bundle = None
-    if bundled:
-        manifest = build_manifest(
-            checkpoint, quantization, graph, max_seq_len, mask_bias, per_channel_dense, inspection, check,
-            forced=not passed, accuracy=gate.to_dict() if gate else None,
-            calibration=calibration.to_dict() if _mode(quantization).needs_calibration else None, early_exit=rule)
-        bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=overwrite)
-        say(f"wrote {target}" + (" (forced)" if not passed else ""))
-    else:
-        say(f"NOT bundled {quantization}: {failure}")
-    return VariantResult(quantization, graph, target if bundled else None, inspection, check, seconds,
-                         bundled, bundle, gate, failure)
+        raise VerificationError(message + "; {force} bundles a variant that fails its checks", options=("force",))
 
 
 def _mode(name: str) -> QuantizationMode:
@@ -320,22 +366,23 @@ def _tokenizer_bytes(checkpoint: AlbertCheckpoint) -> int:
 def check_early_exit_options(graph: str, quantizations: Sequence[str]) -> None:
     """Refuse early exit on a graph form or precision that cannot carry it, before any work."""
     if graph != LOOP:
-        raise ConversionError("--early-exit needs --graph loop: the exit decision lives in the WHILE loop, "
-                              "which the unrolled form does not have")
+        raise ConversionError("{early_exit} needs {graph} loop: the exit decision lives in the WHILE loop, "
+                              "which the unrolled form does not have", options=("early_exit", "graph"))
     calibrated = [name for name in quantizations if _mode(name).needs_calibration or LOOP not in _mode(name).graph_forms]
     if calibrated:
-        raise ConversionError(f"--early-exit cannot be combined with full {calibrated[0]}: full {calibrated[0]} needs "
-                              "the unrolled form (the converter cannot calibrate the loop); use dynamic-int8")
+        raise ConversionError(f"{{early_exit}} cannot be combined with full {calibrated[0]}: full {calibrated[0]} "
+                              "needs the unrolled form (the converter cannot calibrate the loop); use dynamic-int8",
+                              options=("early_exit",))
 
 
 def check_early_exit_checkpoint(checkpoint: AlbertCheckpoint) -> None:
     """Early exit reads the classifier after each call: single-label text classification only."""
     if checkpoint.task != "text-classification":
-        raise ConversionError(f"--early-exit supports text classification only, and this checkpoint is "
-                              f"{checkpoint.architecture} ({checkpoint.task})")
+        raise ConversionError("{early_exit} supports text classification only, and this checkpoint is "
+                              f"{checkpoint.architecture} ({checkpoint.task})", options=("early_exit",))
     if checkpoint.problem_type in ("multi_label_classification", "regression") or checkpoint.config.num_labels < 2:
-        raise ConversionError(f"--early-exit needs a single-label classifier; this one is "
-                              f"{checkpoint.problem_type or 'a regression'}")
+        raise ConversionError("{early_exit} needs a single-label classifier; this one is "
+                              f"{checkpoint.problem_type or 'a regression'}", options=("early_exit",))
 
 
 def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: EvalData,
@@ -375,14 +422,16 @@ def choose_calibration(checkpoint: AlbertCheckpoint, calibration_texts: Optional
     texts it scores); the eval file is the fallback when no training file sits beside it.
     """
     if samples < 1:
-        raise ConversionError(f"--calibration-samples must be at least 1, not {samples}")
+        raise ConversionError(f"{{calibration_samples}} must be at least 1, not {samples}",
+                              options=("calibration_samples",))
     if calibration_texts:
         texts = list(calibration_texts)[:samples]
         first, second = sample_sets.sample_inputs(checkpoint.task, texts)
         return CalibrationSet(first, second, "--calibration-texts", "given")
     if data is None:
-        raise ConversionError("full int8 needs --calibration-texts FILE (one representative text per line), "
-                              "or --eval-data FILE to calibrate on its training split")
+        raise ConversionError("full int8 needs {calibration_texts} FILE (one representative text per line), "
+                              "or {eval_data} FILE to calibrate on its training split",
+                              options=("calibration_texts", "eval_data"))
     train_path = training_counterpart(data.path)
     if train_path is not None:
         train = load_eval_data(train_path, data.task, checkpoint.labels, data.text_column, data.text_pair_column,
@@ -409,7 +458,7 @@ def _judge_agreement_on_eval_data(check: VariantCheck, gate: AccuracyGate) -> Va
         f"(max abs diff {check.max_abs_diff:.3g} on {check.samples} samples)"
     )
     if not passed:
-        message += f" is below {MIN_LABEL_AGREEMENT:.0%}; --force bundles it anyway"
+        message += f" is below {MIN_LABEL_AGREEMENT:.0%}"
     return replace(check, label_agreement=gate.agreement, passed=passed, message=message)
 
 
@@ -425,100 +474,3 @@ def _bundle_files(checkpoint: AlbertCheckpoint, model_bytes: bytes) -> dict:
     if checkpoint.spiece_model is not None:
         files[SPIECE_FILE] = checkpoint.spiece_model
     return files
-
-
-def build_manifest(
-    checkpoint: AlbertCheckpoint,
-    quantization: str,
-    graph: str,
-    max_seq_len: int,
-    mask_bias: float,
-    per_channel_dense: bool,
-    inspection: FlatbufferInspection,
-    check: VariantCheck,
-    forced: bool,
-    accuracy: Optional[dict] = None,
-    calibration: Optional[dict] = None,
-    early_exit: Optional[ExitRule] = None,
-) -> dict:
-    """The self-describing manifest (bundle format v1, see docs/design.md "Bundle format v1")."""
-    config = checkpoint.config
-    mode = _mode(quantization)
-    shape = [-1, -1] if graph == LOOP else [1, max_seq_len]
-    inputs = [{"name": name, "dtype": INPUT_DTYPE, "shape": shape} for name in INPUT_NAMES]
-    outputs = [{"name": name, "dtype": OUTPUT_DTYPE, "shape": _output_shape(checkpoint, name, shape)}
-               for name in task_contract(checkpoint.task).output_names]
-    extra = {}
-    if early_exit is not None:
-        inputs.append({"name": early_exit.input_name, "dtype": np.dtype(early_exit.input_dtype).name, "shape": []})
-        outputs.append({"name": CALLS_OUTPUT, "dtype": "int32", "shape": [shape[0]]})
-        extra["early_exit"] = {**early_exit.to_manifest(), "max_calls": config.num_hidden_layers}
-    return {
-        "task": checkpoint.task,
-        "labels": checkpoint.labels,
-        "max_seq_len": max_seq_len,
-        "graph": graph,
-        "inputs": inputs,
-        "outputs": outputs,
-        **extra,
-        "signature": SIGNATURE_NAME,
-        "tokenizer": {
-            "type": "sentencepiece-unigram",
-            "file": TOKENIZER_FILE,
-            "spiece_file": SPIECE_FILE if checkpoint.spiece_model is not None else None,
-            **checkpoint.tokenizer_settings,
-        },
-        "quantization": {
-            "mode": quantization,
-            "per_channel_dense": per_channel_dense if mode.int8_weights else None,
-            "attention_mask_bias": mask_bias,
-            "note": None,
-            "min_runtime": mode.runtimes(per_tensor=not per_channel_dense),
-            **({"calibration": calibration} if calibration else {}),
-        },
-        "source": {
-            "architecture": checkpoint.architecture,
-            "weights_file": checkpoint.weights_file.name,
-            "weights_sha256": checkpoint.weights_sha256,
-            "parameters": checkpoint.parameter_count(),
-            "problem_type": checkpoint.problem_type,
-            "config": {
-                **{
-                    key: getattr(config, key)
-                    for key in (
-                        "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                        "intermediate_size", "hidden_act", "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
-                    )
-                },
-                **({"pruned_heads": list(config.pruned_heads)} if config.pruned_heads else {}),
-            },
-        },
-        "inspection": inspection.to_dict(),
-        "validation": {**check.to_dict(), "forced": forced, **({"accuracy": accuracy} if accuracy else {})},
-        "created_by": {"package": "edge-albert", "version": __version__, "python": platform.python_version(), **_library_versions()},
-    }
-
-
-def _output_shape(checkpoint: AlbertCheckpoint, name: str, input_shape: list) -> list:
-    """[batch] or [batch, seq] by the contract's per-token/per-sequence split, then the width."""
-    batch, seq = input_shape
-    leading = [batch, seq] if name in task_contract(checkpoint.task).per_token_outputs else [batch]
-    width = {"logits": [checkpoint.config.num_labels], "last_hidden_state": [checkpoint.config.hidden_size],
-             "pooler_output": [checkpoint.config.hidden_size]}
-    return leading + width.get(name, [])
-
-
-def _library_versions() -> dict:
-    """Installed versions, read from package metadata: importing TensorFlow just for its version costs seconds."""
-    from importlib import metadata
-
-    versions = {}
-    for module_name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("torch", ("torch",)),
-                                       ("transformers", ("transformers",))):
-        for distribution in distributions:
-            try:
-                versions[module_name] = metadata.version(distribution)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    return versions

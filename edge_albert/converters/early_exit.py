@@ -75,11 +75,3 @@ def reference_early_exit(
     logits = logits.float().numpy()
     chosen, calls = simulate(logits, rule)
     return chosen, calls, logits
-
-
-def load_classifier(checkpoint_dir):
-    """The transformers AlbertForSequenceClassification at `checkpoint_dir`, in float32, eval mode."""
-    import torch
-    from transformers import AlbertForSequenceClassification
-
-    return AlbertForSequenceClassification.from_pretrained(str(checkpoint_dir), dtype=torch.float32).eval()

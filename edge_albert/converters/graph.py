@@ -194,6 +194,33 @@ def task_heads(task: str, sequence_output, head: dict) -> dict:
     return {"last_hidden_state": sequence_output, "pooler_output": pooled(sequence_output, head)}
 
 
+def unrolled_encoder(hidden_states, mask_bias, layer: dict, dims: LayerDims, depth: int):
+    """`depth` calls of the shared layer, each capturing the same constants `layer`."""
+    for _ in range(depth):
+        hidden_states = shared_layer(hidden_states, mask_bias, layer, dims)
+    return hidden_states
+
+
+def loop_encoder(hidden_states, mask_bias, layer_constants, dims: LayerDims, depth: int):
+    """`depth` calls of the shared layer inside one WHILE; `layer_constants()` makes its weights in the body."""
+    tf = _tf()
+
+    def body(index, states):
+        # The body makes its own constants instead of capturing the outer ones: captured
+        # weights become WHILE operands, and fp16 ones are then dequantized in the main graph,
+        # out of XNNPACK's reach; constants of the body stay (with their DEQUANTIZE) inside it.
+        return index + 1, shared_layer(states, mask_bias, layer_constants(), dims)
+
+    _, hidden_states = tf.while_loop(
+        lambda index, _: index < depth,
+        body,
+        [tf.constant(0), hidden_states],
+        shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, None, dims.hidden])],
+        maximum_iterations=depth,
+    )
+    return hidden_states
+
+
 def early_exit_encoder(hidden_states, mask_bias, exit_value, rule: ExitRule, layer_constants, head: dict,
                        dims: LayerDims, depth: int) -> dict:
     """The WHILE runs until every row's rule has fired (or `depth` calls); a row keeps the logits and
@@ -241,81 +268,94 @@ def early_exit_encoder(hidden_states, mask_bias, exit_value, rule: ExitRule, lay
 # -- the module: constants, the encoder form, the signature ------------------------------------
 
 
-def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
-    """Return a tf.Module whose `serving_default` tf.function maps int32 inputs to named outputs."""
-    tf = _tf()
+@dataclass(frozen=True)
+class AlbertConstants:
+    """The checkpoint's weights as float32 constants named `<group>/<HF name with />`."""
 
+    embedding: dict
+    layer: dict  # made once: the unrolled form's calls all capture these
+    head: dict
+    layer_group: Dict[str, np.ndarray]  # the shared layer's arrays, for `layer_constants`
+
+    @classmethod
+    def of(cls, checkpoint: AlbertCheckpoint) -> "AlbertConstants":
+        groups = _weight_groups(checkpoint)
+        embedding = _constants(groups["embedding"], "embedding")
+        layer = _constants(groups["shared_layer"], "shared_layer")
+        return cls(embedding, layer, _constants(groups["head"], "head"), groups["shared_layer"])
+
+    def layer_constants(self) -> dict:
+        """The shared layer's constants made anew, in the graph being built (a loop body's own)."""
+        return _constants(self.layer_group, "shared_layer")
+
+
+def _constants(group: Dict[str, np.ndarray], scope: str) -> dict:
+    tf = _tf()
+    return {key: tf.constant(np.ascontiguousarray(value, dtype=np.float32), name=scope + "/" + key.replace(".", "/"))
+            for key, value in group.items()}
+
+
+def _check_options(checkpoint: AlbertCheckpoint, options: GraphOptions) -> None:
     if options.form not in GRAPH_FORMS:
         raise ValueError(f"graph form must be one of {GRAPH_FORMS}, got {options.form!r}")
-    config = checkpoint.config
-    groups = _weight_groups(checkpoint)
-    dims = LayerDims.of(config)
+    if options.early_exit is not None and (options.form != LOOP or checkpoint.task != "text-classification"):
+        raise ValueError("early exit needs the loop form and a text-classification checkpoint")
 
-    def const(array: np.ndarray, name: str):
-        return tf.constant(np.ascontiguousarray(array, dtype=np.float32), name=name)
 
-    emb = {key: const(value, "embedding/" + key.replace(".", "/")) for key, value in groups["embedding"].items()}
+def _input_signature(options: GraphOptions) -> list:
+    """int32 [batch, seq] inputs: any shape in the loop form, [1, max_seq_len] in the unrolled one."""
+    tf = _tf()
+    shape = [None, None] if options.form == LOOP else [1, options.max_seq_len]
+    return [tf.TensorSpec(shape, tf.int32, name=name) for name in INPUT_NAMES]
 
-    def layer_constants():
-        return {key: const(value, "shared_layer/" + key.replace(".", "/")) for key, value in groups["shared_layer"].items()}
 
-    layer = layer_constants()
-    head = {key: const(value, "head/" + key.replace(".", "/")) for key, value in groups["head"].items()}
-    hidden = config.hidden_size
+def build_albert_module(checkpoint: AlbertCheckpoint, options: GraphOptions):
+    """Return a tf.Module whose `serving_default` tf.function maps int32 inputs to named outputs."""
+    _check_options(checkpoint, options)
+    dims = LayerDims.of(checkpoint.config)
+    weights = AlbertConstants.of(checkpoint)
+    depth = checkpoint.config.num_hidden_layers
+    if options.early_exit is not None:
+        return _early_exit_module(weights, dims, depth, options)
+    return _task_module(weights, dims, depth, options, checkpoint.task)
+
+
+def _task_module(weights: AlbertConstants, dims: LayerDims, depth: int, options: GraphOptions, task: str):
+    """The plain module: embedding, the encoder in the options' form, the task's heads."""
+    tf = _tf()
+    mask_value = float(options.mask_bias)
 
     def encoder(hidden_states, mask_bias):
         if options.form == UNROLLED:
-            for _ in range(config.num_hidden_layers):
-                hidden_states = shared_layer(hidden_states, mask_bias, layer, dims)
-            return hidden_states
-
-        def body(index, states):
-            # The body makes its own constants instead of capturing the outer ones: captured
-            # weights become WHILE operands, and fp16 ones are then dequantized in the main graph,
-            # out of XNNPACK's reach; constants of the body stay (with their DEQUANTIZE) inside it.
-            return index + 1, shared_layer(states, mask_bias, layer_constants(), dims)
-
-        _, hidden_states = tf.while_loop(
-            lambda index, _: index < config.num_hidden_layers,
-            body,
-            [tf.constant(0), hidden_states],
-            shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, None, hidden])],
-            maximum_iterations=config.num_hidden_layers,
-        )
-        return hidden_states
-
-    rule = options.early_exit
-    task = checkpoint.task
-
-    if options.form == LOOP:
-        shape = [None, None]
-    else:
-        shape = [1, options.max_seq_len]
-    signature = [tf.TensorSpec(shape, tf.int32, name=name) for name in INPUT_NAMES]
-    mask_value = float(options.mask_bias)
-
-    if rule is not None:
-        if options.form != LOOP or task != "text-classification":
-            raise ValueError("early exit needs the loop form and a text-classification checkpoint")
-        value_type = tf.int32 if rule.kind == "patience" else tf.float32
-
-        class EarlyExitModule(tf.Module):
-            @tf.function(input_signature=signature + [tf.TensorSpec([], value_type, name=rule.input_name)])
-            def serving_default(self, input_ids, attention_mask, token_type_ids, exit_value):
-                return early_exit_encoder(embed(emb, input_ids, token_type_ids, dims.eps),
-                                          attention_bias(attention_mask, mask_value), exit_value, rule,
-                                          layer_constants, head, dims, config.num_hidden_layers)
-
-        return EarlyExitModule()
+            return unrolled_encoder(hidden_states, mask_bias, weights.layer, dims, depth)
+        return loop_encoder(hidden_states, mask_bias, weights.layer_constants, dims, depth)
 
     class AlbertModule(tf.Module):
-        @tf.function(input_signature=signature)
+        @tf.function(input_signature=_input_signature(options))
         def serving_default(self, input_ids, attention_mask, token_type_ids):
-            sequence_output = encoder(embed(emb, input_ids, token_type_ids, dims.eps),
+            sequence_output = encoder(embed(weights.embedding, input_ids, token_type_ids, dims.eps),
                                       attention_bias(attention_mask, mask_value))
-            return task_heads(task, sequence_output, head)
+            return task_heads(task, sequence_output, weights.head)
 
     return AlbertModule()
+
+
+def _early_exit_module(weights: AlbertConstants, dims: LayerDims, depth: int, options: GraphOptions):
+    """The loop-form classifier whose rows stop at the early-exit rule; its value is one more input."""
+    tf = _tf()
+    rule = options.early_exit
+    mask_value = float(options.mask_bias)
+    value_type = tf.int32 if rule.kind == "patience" else tf.float32
+    signature = _input_signature(options) + [tf.TensorSpec([], value_type, name=rule.input_name)]
+
+    class EarlyExitModule(tf.Module):
+        @tf.function(input_signature=signature)
+        def serving_default(self, input_ids, attention_mask, token_type_ids, exit_value):
+            return early_exit_encoder(embed(weights.embedding, input_ids, token_type_ids, dims.eps),
+                                      attention_bias(attention_mask, mask_value), exit_value, rule,
+                                      weights.layer_constants, weights.head, dims, depth)
+
+    return EarlyExitModule()
 
 
 def _activation(name: str):

@@ -106,7 +106,8 @@ def convert_module(
             converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     elif setting == "full-integer":
         if not calibration_inputs:
-            raise ConversionError("full int8 needs calibration texts (--calibration-texts FILE)")
+            # convert.choose_calibration refuses this first; the worker only sees plain text anyway.
+            raise ConversionError("full int8 needs calibration inputs, and none reached the converter")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # Inputs stay int32 ids and outputs float32 logits (the converter's defaults).

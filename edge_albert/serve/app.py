@@ -133,105 +133,129 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(models: Mapping[str, BundleModel], config: Optional[ServeConfig] = None):
-    """An ASGI app serving `models` (name -> loaded model); batchers start with the app's lifespan."""
-    config = config or ServeConfig()
-    metrics = ServerMetrics()
+def _served_models(models: Mapping[str, BundleModel], config: ServeConfig,
+                   metrics: ServerMetrics) -> Dict[str, ServedModel]:
+    """Each model behind its own MicroBatcher, so one slow model does not hold up another."""
     served: Dict[str, ServedModel] = {}
     for name, model in models.items():
         batcher = MicroBatcher(name, lambda records, model=model: run_batch(model, records), metrics,
                                max_batch_size=config.max_batch_size, max_wait_s=config.max_wait_ms / 1000.0,
                                max_queue=config.max_queue)
         served[name] = ServedModel(name, model, batcher)
-    schema = openapi_schema(served, auth=config.token is not None)
-    page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+    return served
 
-    def model_named(request: Request) -> ServedModel:
+
+class _Endpoints:
+    """The routes, error handlers and lifespan of one app, sharing its models, limits and metrics."""
+
+    def __init__(self, served: Dict[str, ServedModel], config: ServeConfig, metrics: ServerMetrics):
+        self.served = served
+        self.config = config
+        self.metrics = metrics
+        self.schema = openapi_schema(served, auth=config.token is not None)
+        self.page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+
+    def routes(self) -> list:
+        return [
+            Route("/", self.index, methods=["GET"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/v1/models", self.list_models, methods=["GET"]),
+            Route("/v1/models/{name}", self.manifest, methods=["GET"]),
+            Route("/v1/models/{name}/predict", self.predict, methods=["POST"]),
+        ]
+
+    def exception_handlers(self) -> dict:
+        return {DataError: self.bad_request, RequestTooLarge: self.too_large, QueueFull: self.overloaded,
+                DeadlineExceeded: self.timed_out, HTTPException: self.http_error, ClientDisconnect: self.client_gone}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        for item in self.served.values():
+            item.batcher.start()
+        try:
+            yield
+        finally:
+            for item in self.served.values():
+                await item.batcher.stop()
+
+    # -- routes --
+
+    def model_named(self, request: Request) -> ServedModel:
         name = request.path_params["name"]
-        if name not in served:
-            raise HTTPException(404, f"no model named {name!r}; this server has {', '.join(sorted(served))}")
-        return served[name]
+        if name not in self.served:
+            raise HTTPException(404, f"no model named {name!r}; this server has {', '.join(sorted(self.served))}")
+        return self.served[name]
 
-    async def index(request: Request) -> Response:
-        return HTMLResponse(page)
+    async def index(self, request: Request) -> Response:
+        return HTMLResponse(self.page)
 
-    async def healthz(request: Request) -> Response:
+    async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(request: Request) -> Response:
+    async def readyz(self, request: Request) -> Response:
         """Ready when every model answers a probe through its own queue (so a full queue is not ready)."""
-        for item in served.values():
-            await item.batcher.submit([_probe_record(item.task)], min(config.timeout_s, READY_PROBE_TIMEOUT_S))
-        return JSONResponse({"status": "ready", "models": sorted(served)})
+        for item in self.served.values():
+            await item.batcher.submit([_probe_record(item.task)], min(self.config.timeout_s, READY_PROBE_TIMEOUT_S))
+        return JSONResponse({"status": "ready", "models": sorted(self.served)})
 
-    async def metrics_endpoint(request: Request) -> Response:
-        for item in served.values():
-            metrics.queue_depth.labels(item.name)  # every model appears, even before its first request
-        return Response(metrics.exposition(), media_type=metrics.content_type)
+    async def metrics_endpoint(self, request: Request) -> Response:
+        for item in self.served.values():
+            self.metrics.queue_depth.labels(item.name)  # every model appears, even before its first request
+        return Response(self.metrics.exposition(), media_type=self.metrics.content_type)
 
-    async def openapi(request: Request) -> Response:
-        return JSONResponse(schema)
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(self.schema)
 
-    async def list_models(request: Request) -> Response:
-        return JSONResponse({"models": [item.summary() for item in served.values()]})
+    async def list_models(self, request: Request) -> Response:
+        return JSONResponse({"models": [item.summary() for item in self.served.values()]})
 
-    async def manifest(request: Request) -> Response:
-        return JSONResponse(model_named(request).model.bundle.manifest)
+    async def manifest(self, request: Request) -> Response:
+        return JSONResponse(self.model_named(request).model.bundle.manifest)
 
-    async def predict(request: Request) -> Response:
-        item = model_named(request)
-        body = await _read_body(request, config.max_body_bytes)
-        parsed = parse_predict_request(body, item.task, config.max_texts)
+    async def predict(self, request: Request) -> Response:
+        item = self.model_named(request)
+        body = await _read_body(request, self.config.max_body_bytes)
+        parsed = parse_predict_request(body, item.task, self.config.max_texts)
         started = time.perf_counter()
-        results = await item.batcher.submit(parsed.records, config.timeout_s)
+        results = await item.batcher.submit(parsed.records, self.config.timeout_s)
         return JSONResponse(response_body(item.name, parsed, results, (time.perf_counter() - started) * 1000.0))
 
-    async def bad_request(request: Request, exc: Exception) -> Response:
+    # -- errors: one line of JSON, with the status that says what to do --
+
+    async def bad_request(self, request: Request, exc: Exception) -> Response:
         return _error(400, str(exc))
 
-    async def too_large(request: Request, exc: Exception) -> Response:
+    async def too_large(self, request: Request, exc: Exception) -> Response:
         return _error(413, str(exc))
 
-    async def overloaded(request: Request, exc: Exception) -> Response:
-        return _error(503, f"the server is busy ({exc}; --max-queue {config.max_queue}); retry later",
-                      {"Retry-After": str(config.retry_after_s)})
+    async def overloaded(self, request: Request, exc: Exception) -> Response:
+        return _error(503, f"the server is busy ({exc}; --max-queue {self.config.max_queue}); retry later",
+                      {"Retry-After": str(self.config.retry_after_s)})
 
-    async def timed_out(request: Request, exc: Exception) -> Response:
+    async def timed_out(self, request: Request, exc: Exception) -> Response:
         return _error(504, f"{exc} (--timeout)")
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(self, request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404 and exc.detail == "Not Found":
             return _error(404, f"no route {request.method} {request.url.path}; see /openapi.json")
         if exc.status_code == 405:
             return _error(405, f"{request.method} is not allowed on {request.url.path}", dict(exc.headers or {}))
         return _error(exc.status_code, str(exc.detail))
 
-    async def client_gone(request: Request, exc: Exception) -> Response:
+    async def client_gone(self, request: Request, exc: Exception) -> Response:
         return _error(400, "the client closed the connection before sending the whole body")
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        for item in served.values():
-            item.batcher.start()
-        try:
-            yield
-        finally:
-            for item in served.values():
-                await item.batcher.stop()
 
-    routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{name}", manifest, methods=["GET"]),
-        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
-    ]
-    handlers = {DataError: bad_request, RequestTooLarge: too_large, QueueFull: overloaded,
-                DeadlineExceeded: timed_out, HTTPException: http_error, ClientDisconnect: client_gone}
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
-    app.state.served = served
+def create_app(models: Mapping[str, BundleModel], config: Optional[ServeConfig] = None):
+    """An ASGI app serving `models` (name -> loaded model); batchers start with the app's lifespan."""
+    config = config or ServeConfig()
+    metrics = ServerMetrics()
+    endpoints = _Endpoints(_served_models(models, config, metrics), config, metrics)
+    app = Starlette(routes=endpoints.routes(), exception_handlers=endpoints.exception_handlers(),
+                    lifespan=endpoints.lifespan)
+    app.state.served = endpoints.served
     app.state.metrics = metrics
     return _Gate(app, metrics, config.token)

@@ -52,7 +52,7 @@ def check_exposure(host: str, token: Optional[str], allow_unauthenticated: bool)
         raise ServeError(f"{{host}} {host} lets other machines call the models; give {{token_file}} FILE, "
                          "or {allow_unauthenticated} to serve without authentication",
                          options=("host", "token_file", "allow_unauthenticated"))
-    return (f"serving on {host} WITHOUT authentication (--insecure-no-token): anyone who can reach "
+    return (f"serving on {host} WITHOUT authentication (no token file): anyone who can reach "
             "this port can use the models")
 
 
