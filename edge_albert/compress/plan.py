@@ -126,7 +126,8 @@ def plan_for_speedup(teacher_config: dict, speedup: float, already_pruned: int =
     if plan is None:
         smallest = compute_ratio(teacher_config, CompressionPlan(1, 1, widths[0]), seq_len)["ratio"]
         raise CompressionError(f"{{target_speedup}} {speedup}: the smallest student (1 call, 1 head, FFN {widths[0]}) "
-                               f"needs only {1 / smallest:.1f}x less compute than the teacher (albert_macs at {seq_len} tokens)", options=("target_speedup",))
+                               f"needs only {1 / smallest:.1f}x less compute than the teacher (albert_macs at "
+                               f"{seq_len} tokens)", options=("target_speedup",))
     return plan
 
 
