@@ -374,6 +374,21 @@ def test_restart_discards_an_interrupted_run(tiny_classifier_checkpoint, sst2_fi
     assert (tmp_path / "student" / "compression.json").is_file() and not staging.exists()
 
 
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tiny_classifier_checkpoint, sst2_files,
+                                                                             tmp_path):
+    from tests.test_atomic import _hold_in_child
+
+    holder = _hold_in_child(tmp_path / "student", 120)
+    try:
+        with pytest.raises(CompressionError, match=rf"student is being written by another run \(pid {holder.pid}\)"):
+            compress(tiny_classifier_checkpoint, sst2_files[0], tmp_path / "student", None, _options(layers=1),
+                     log=lambda m: None)
+        assert not (tmp_path / "student.partial").exists() and not (tmp_path / "student").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_the_cli_names_its_restart_flag(tiny_classifier_checkpoint, sst2_files, tmp_path):
     staging = tmp_path / "student.partial"
     staging.mkdir()

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..atomic import check_writable_output, replacing_directory
+from ..atomic import check_writable_output, exclusive_run, replacing_directory
 from ..bundle import sha256_of_file
 from ..converters.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
 from ..errors import CompressionError
@@ -83,24 +83,25 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
         "options": {**asdict(options), "distill": options.distill.to_dict()},
         "data": {"train": _file_record(train_path), **({"dev": _file_record(dev_path)} if dev_path else {})},
     }
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    _prepare_staging(staging, run_record, restart, log)
-    target = f" for a {options.target_speedup:g}x compute target" if options.target_speedup else ""
-    log(f"plan{target}: {plan.num_hidden_layers} calls (teacher {raw_config['num_hidden_layers']}), "
-        f"{plan.heads} heads (teacher {raw_config['num_attention_heads'] - len(already)}), FFN {plan.intermediate_size} "
-        f"(teacher {raw_config['intermediate_size']}); compute at seq 128: "
-        f"{compute_ratio(raw_config, plan)['ratio']:.2f}x the teacher's")
-    trained = _train_student(teacher_dir, staging, plan, already, train, dev, options, log)
-    provenance = _provenance(run_record, raw_config, already, plan, trained, len(train), len(dev), started)
-    (trained.directory / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
-    with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError) as target:
-        for path in trained.directory.iterdir():
-            shutil.copyfile(path, target / path.name)
-    shutil.rmtree(staging, ignore_errors=True)
-    return CompressResult(out_dir=out_dir, plan=plan, removed_heads=provenance["student"]["removed_heads"],
-                          dev_accuracy=trained.dev_accuracy, teacher_dev_accuracy=trained.teacher_dev_accuracy,
-                          parameters=provenance["student"]["parameters_without_pruned_heads"],
-                          seconds=provenance["seconds"], resumed_from=trained.resumed_from)
+    with exclusive_run(out_dir, error=CompressionError):  # a second run would share OUT.partial/
+        staging = out_dir.with_name(out_dir.name + ".partial")
+        _prepare_staging(staging, run_record, restart, log)
+        target = f" for a {options.target_speedup:g}x compute target" if options.target_speedup else ""
+        log(f"plan{target}: {plan.num_hidden_layers} calls (teacher {raw_config['num_hidden_layers']}), "
+            f"{plan.heads} heads (teacher {raw_config['num_attention_heads'] - len(already)}), FFN {plan.intermediate_size} "
+            f"(teacher {raw_config['intermediate_size']}); compute at seq 128: "
+            f"{compute_ratio(raw_config, plan)['ratio']:.2f}x the teacher's")
+        trained = _train_student(teacher_dir, staging, plan, already, train, dev, options, log)
+        provenance = _provenance(run_record, raw_config, already, plan, trained, len(train), len(dev), started)
+        (trained.directory / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+        with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError) as target:
+            for path in trained.directory.iterdir():
+                shutil.copyfile(path, target / path.name)
+        shutil.rmtree(staging, ignore_errors=True)
+        return CompressResult(out_dir=out_dir, plan=plan, removed_heads=provenance["student"]["removed_heads"],
+                              dev_accuracy=trained.dev_accuracy, teacher_dev_accuracy=trained.teacher_dev_accuracy,
+                              parameters=provenance["student"]["parameters_without_pruned_heads"],
+                              seconds=provenance["seconds"], resumed_from=trained.resumed_from)
 
 
 @dataclass
