@@ -187,7 +187,10 @@ def _check_buffer_ranges(buffers: List[_Table], file_size: int) -> None:
 
 def _check_subgraph(subgraph: _Table, g: int, buffer_bytes: List[int], opcodes: List[int], num_subgraphs: int,
                     file_size: int) -> Tuple[int, Set[int]]:
-    """Check one subgraph's tensors, inputs/outputs and operators; return its tensor count and the subgraphs it calls."""
+    """Check one subgraph's tensors, inputs/outputs and operators.
+
+    Returns its tensor count (signatures index into it) and the subgraphs it calls (checked for cycles).
+    """
     where = f"subgraph {g}"
     tensors = subgraph.tables(0, f"{where} tensor")
     constant, variable = _classify_tensors(tensors, where, buffer_bytes)
