@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -31,6 +31,9 @@ sys.path.insert(0, str(REPO))
 
 from edge_albert.bench import LatencyStats, machine_info, run_texts_benchmark  # noqa: E402
 from edge_albert.early_exit import call_distribution  # noqa: E402
+
+if TYPE_CHECKING:
+    from edge_albert.tasks import TextClassifier
 
 DEFAULT_CHECKPOINT = REPO / "examples" / "sst2-albert-early-exit"
 DEFAULT_DATA = REPO / "data" / "glue-sst2" / "dev.tsv"
@@ -93,7 +96,7 @@ def markdown(rows: List[dict], header: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--base-shape", action="store_true",
@@ -107,12 +110,68 @@ def main(argv=None) -> int:
                         help="time the texts shortest first: the interpreter re-plans its memory only when the "
                              "length bucket grows, so the table shows model compute, not per-text re-allocation")
     parser.add_argument("--out", type=Path, required=True, help="results stem: writes OUT.json and OUT.md")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _load_models(checkpoint: Path, scratch: Path, thresholds: List[float]) -> Dict[str, TextClassifier]:
+    """The full-depth model, the patience model, and (with thresholds) the entropy model, converted here."""
     from edge_albert.converters.convert import convert_checkpoint
-    from edge_albert.evaluate import load_eval_data
     from edge_albert.tasks import TextClassifier
 
+    bundles = {"full": convert_checkpoint(checkpoint, scratch / "full.edgealbert").bundle,
+               "patience": convert_checkpoint(checkpoint, scratch / "patience.edgealbert",
+                                              early_exit="patience=1").bundle}
+    if thresholds:
+        bundles["entropy"] = convert_checkpoint(checkpoint, scratch / "entropy.edgealbert",
+                                                early_exit=f"entropy={thresholds[0]}").bundle
+    return {kind: TextClassifier.load(bundle.path, num_threads=1, batch_size=1) for kind, bundle in bundles.items()}
+
+
+def _examples(args: argparse.Namespace, full: TextClassifier) -> list:
+    """The evaluation examples to time: the first --limit, shortest first with --sort-by-length."""
+    from edge_albert.evaluate import load_eval_data
+
+    data = load_eval_data(args.data, "text-classification", full.labels)
+    examples = data.examples[:args.limit]
+    if args.sort_by_length:
+        tokenizer = full.tokenizer
+        examples = sorted(examples, key=lambda e: tokenizer.count_tokens(e.text))
+    return examples
+
+
+def _configs(models: Dict[str, TextClassifier], patience: List[int], thresholds: List[float]) -> Dict[str, tuple]:
+    """Table row name -> (model, exit setting): full depth, then each patience, then each entropy threshold."""
+    configs: Dict[str, tuple] = {"full depth": (models["full"], None)}
+    configs.update({f"patience={p}": (models["patience"], p) for p in patience})
+    configs.update({f"entropy={t:g}": (models["entropy"], t) for t in thresholds})
+    return configs
+
+
+def _header(args: argparse.Namespace, command: str, machine: dict, layers: int, texts: int, full: TextClassifier) -> dict:
+    """What the results were measured on: checkpoint, data, machine, backend, order."""
+    shown = os.path.relpath(args.checkpoint, REPO) if args.checkpoint.resolve().is_relative_to(REPO) else str(args.checkpoint)
+    return {"title": "albert-base-v2 shape, random weights (speed only)" if args.base_shape else shown,
+            "command": command, "checkpoint": "BASE_SHAPE random" if args.base_shape else shown,
+            "layers": layers, "texts": texts, "data": args.data.name, "repeats": args.repeats,
+            "machine": machine, "backend": f"{full.session.backend}",
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            "order": "length order (shortest first)" if args.sort_by_length else "file order"}
+
+
+def _write_results(out: Path, rows: List[dict], header: dict, base_shape: bool) -> str:
+    """Write OUT.json and OUT.md; return the markdown report."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = markdown(rows, header)
+    if base_shape:
+        report += ("\nRandom weights: accuracy and agreement mean nothing here; the exits show where a random "
+                   "model's label happens to stay unchanged, so read the table as latency against calls.\n")
+    out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
+    out.with_suffix(".md").write_text(report)
+    return report
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     command = "python benchmarks/early_exit.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     machine = machine_info()
@@ -125,41 +184,14 @@ def main(argv=None) -> int:
         patience = [int(p) for p in args.patience.split(",") if p.strip()]
         thresholds = [float(t) for t in args.entropy.split(",") if t.strip()]
         say(f"converting {checkpoint}")
-        bundles = {"full": convert_checkpoint(checkpoint, Path(scratch) / "full.edgealbert").bundle,
-                   "patience": convert_checkpoint(checkpoint, Path(scratch) / "patience.edgealbert",
-                                                  early_exit="patience=1").bundle}
-        if thresholds:
-            bundles["entropy"] = convert_checkpoint(checkpoint, Path(scratch) / "entropy.edgealbert",
-                                                    early_exit=f"entropy={thresholds[0]}").bundle
-        models = {kind: TextClassifier.load(bundle.path, num_threads=1, batch_size=1) for kind, bundle in bundles.items()}
-        data = load_eval_data(args.data, "text-classification", models["full"].labels)
-        examples = data.examples[:args.limit]
-        if args.sort_by_length:
-            tokenizer = models["full"].tokenizer
-            examples = sorted(examples, key=lambda e: tokenizer.count_tokens(e.text))
+        models = _load_models(checkpoint, Path(scratch), thresholds)
+        examples = _examples(args, models["full"])
         texts = [e.text for e in examples]
         gold = None if args.base_shape else [e.label for e in examples]
-        configs: Dict[str, tuple] = {"full depth": (models["full"], None)}
-        configs.update({f"patience={p}": (models["patience"], p) for p in patience})
-        configs.update({f"entropy={t:g}": (models["entropy"], t) for t in thresholds})
-        rows = measure(configs, texts, gold, args.repeats, say)
+        rows = measure(_configs(models, patience, thresholds), texts, gold, args.repeats, say)
         layers = models["full"].bundle.manifest["source"]["config"]["num_hidden_layers"]
-
-    shown = os.path.relpath(args.checkpoint, REPO) if args.checkpoint.resolve().is_relative_to(REPO) else str(args.checkpoint)
-    header = {"title": "albert-base-v2 shape, random weights (speed only)" if args.base_shape else shown,
-              "command": command, "checkpoint": "BASE_SHAPE random" if args.base_shape else shown,
-              "layers": layers, "texts": len(texts), "data": args.data.name, "repeats": args.repeats,
-              "machine": machine, "backend": f"{models['full'].session.backend}",
-              "load_after": [round(x, 2) for x in os.getloadavg()],
-              "order": "length order (shortest first)" if args.sort_by_length else "file order"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = markdown(rows, header)
-    if args.base_shape:
-        report += ("\nRandom weights: accuracy and agreement mean nothing here; the exits show where a random "
-                   "model's label happens to stay unchanged, so read the table as latency against calls.\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(report)
-    print(report)
+    header = _header(args, command, machine, layers, len(texts), models["full"])
+    print(_write_results(args.out, rows, header, args.base_shape))
     return 0
 
 

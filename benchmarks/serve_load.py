@@ -193,7 +193,7 @@ def markdown(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="result path without suffix (.json and .md are written)")
@@ -205,10 +205,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--overload-queue", type=int, default=8)
     parser.add_argument("--overload-rounds", type=int, default=3)
     parser.add_argument("--overhead-runs", type=int, default=200)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _result_header(args: argparse.Namespace, argv: Optional[List[str]]) -> Dict[str, object]:
+    """The command, machine and server settings recorded before any run; the runs fill "load" and "overhead"."""
     import uvicorn
 
-    model = args.bundle.name.removesuffix(".edgealbert")
     result: Dict[str, object] = {
         "command": "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).relative_to(REPO)
                                                                       if Path(sys.argv[0]).is_absolute() else sys.argv[0]),
@@ -223,45 +226,63 @@ def main(argv: Optional[List[str]] = None) -> None:
         result["uvicorn_loop"] = "uvloop + httptools (installed, so uvicorn's auto picks them)"
     except ImportError:
         result["uvicorn_loop"] = "asyncio + h11"
+    return result
+
+
+def _measure_configs(args: argparse.Namespace, users: List[int], result: Dict[str, object], texts: Path,
+                     first_text: str, work: Path, model: str) -> None:
+    """Throughput per configuration and client count, then each configuration's overhead, into `result`."""
+    # Every configuration's server runs at once (idle ones cost nothing) and the configurations
+    # take turns at each client count, so a change in the other jobs' load hits them alike.
+    servers = {name: Server(args.bundle, options) for name, options in CONFIGS.items()}
+    try:
+        for count in users:
+            for repeat in range(args.repeats):
+                order = list(servers.items())
+                for name, server in (order if repeat % 2 == 0 else order[::-1]):
+                    run = run_locust(server.base_url, count, args.seconds, args.max_requests, texts, work, model)
+                    run["repeat"] = repeat
+                    result["load"].setdefault(name, []).append(run)
+                    print(f"{name}: {run}", file=sys.stderr)
+        for name, server in servers.items():
+            result["overhead"][name] = overhead(args.bundle, server.base_url, model, first_text, args.overhead_runs)
+            print(f"{name} overhead: {result['overhead'][name]}", file=sys.stderr)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def _overload(args: argparse.Namespace, texts: Path, work: Path, model: str) -> dict:
+    """Rounds of more clients than --max-queue admits: 503s, RSS after each round, the server still alive."""
+    server = Server(args.bundle, [*CONFIGS[OVERLOAD_CONFIG], "--max-queue", str(args.overload_queue)])
+    try:
+        # Warm-up at the same load: the interpreter meets its batch shapes and the allocator its peak.
+        run_locust(server.base_url, args.overload_users, 10, args.max_requests, texts, work, model)
+        overload = {"users": args.overload_users, "max_queue": args.overload_queue, "server": OVERLOAD_CONFIG,
+                    "rss_before_mb": rss_mb(server.process.pid), "rounds": []}
+        for _ in range(args.overload_rounds):
+            run = run_locust(server.base_url, args.overload_users, args.seconds, args.max_requests, texts, work, model)
+            run["refused_503"] = sum(n for error, n in run["failures_by_error"].items() if "503" in error)
+            run["rss_after_mb"] = rss_mb(server.process.pid)
+            overload["rounds"].append(run)
+            print(f"overload: {run}", file=sys.stderr)
+        overload["alive_after"] = server.alive()
+        overload["healthz_after"] = httpx.get(server.base_url + "/healthz", timeout=30).status_code
+        return overload
+    finally:
+        server.stop()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = _parser().parse_args(argv)
+    model = args.bundle.name.removesuffix(".edgealbert")
+    result = _result_header(args, argv)
     users = [int(u) for u in args.users.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         texts, first_text = sst2_texts(work)
-        # Every configuration's server runs at once (idle ones cost nothing) and the configurations
-        # take turns at each client count, so a change in the other jobs' load hits them alike.
-        servers = {name: Server(args.bundle, options) for name, options in CONFIGS.items()}
-        try:
-            for count in users:
-                for repeat in range(args.repeats):
-                    order = list(servers.items())
-                    for name, server in (order if repeat % 2 == 0 else order[::-1]):
-                        run = run_locust(server.base_url, count, args.seconds, args.max_requests, texts, work, model)
-                        run["repeat"] = repeat
-                        result["load"].setdefault(name, []).append(run)
-                        print(f"{name}: {run}", file=sys.stderr)
-            for name, server in servers.items():
-                result["overhead"][name] = overhead(args.bundle, server.base_url, model, first_text, args.overhead_runs)
-                print(f"{name} overhead: {result['overhead'][name]}", file=sys.stderr)
-        finally:
-            for server in servers.values():
-                server.stop()
-        server = Server(args.bundle, [*CONFIGS[OVERLOAD_CONFIG], "--max-queue", str(args.overload_queue)])
-        try:
-            # Warm-up at the same load: the interpreter meets its batch shapes and the allocator its peak.
-            run_locust(server.base_url, args.overload_users, 10, args.max_requests, texts, work, model)
-            overload = {"users": args.overload_users, "max_queue": args.overload_queue, "server": OVERLOAD_CONFIG,
-                        "rss_before_mb": rss_mb(server.process.pid), "rounds": []}
-            for _ in range(args.overload_rounds):
-                run = run_locust(server.base_url, args.overload_users, args.seconds, args.max_requests, texts, work, model)
-                run["refused_503"] = sum(n for error, n in run["failures_by_error"].items() if "503" in error)
-                run["rss_after_mb"] = rss_mb(server.process.pid)
-                overload["rounds"].append(run)
-                print(f"overload: {run}", file=sys.stderr)
-            overload["alive_after"] = server.alive()
-            overload["healthz_after"] = httpx.get(server.base_url + "/healthz", timeout=30).status_code
-            result["overload"] = overload
-        finally:
-            server.stop()
+        _measure_configs(args, users, result, texts, first_text, work, model)
+        result["overload"] = _overload(args, texts, work, model)
     result["machine"]["load_average_end"] = load_average()
     write_atomic(args.out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     write_atomic(args.out.with_suffix(".md"), markdown(result))

@@ -190,46 +190,10 @@ def check_model_io(model_io: ModelIO, manifest: JsonDict) -> JsonDict:
     labels = manifest["labels"]
     max_seq_len = manifest["max_seq_len"]
     graph = manifest["graph"]
-    custom = [name for name in model_io.op_names if name.startswith("Flex") or name in ("CUSTOM", "DELEGATE")]
-    if custom:
-        raise BundleError(f"the model uses ops outside LiteRT's builtin set ({', '.join(custom)}); the app links only "
-                          f"com.google.ai.edge.litert:litert, which cannot run them")
-    if "int16" in model_io.tensor_dtypes:
-        raise BundleError("the model has int16 tensors (int16x8 quantization): XNNPACK cannot run them and the "
-                          "reference kernels take seconds per sentence; convert with {quantize} dynamic-int8 or fp16",
-                          options=("quantize",))
-    positions = {}
-    for name in APP_INPUTS:
-        info = _find(model_io.inputs, name, model_io.signature_inputs, "input",
-                     f"the app feeds exactly {', '.join(APP_INPUTS)}")
-        if info["dtype"] != "int32":
-            raise BundleError(f"the model's input {name!r} is {info['dtype']}; the app feeds int32")
-        positions[name] = info
-    if len(model_io.inputs) != len(APP_INPUTS):
-        raise BundleError(f"the model has {len(model_io.inputs)} inputs; the app feeds exactly {len(APP_INPUTS)} "
-                          f"({', '.join(APP_INPUTS)})")
-    shapes = {tuple(info["shape_signature"]) for info in positions.values()}
-    if len(shapes) != 1:
-        raise BundleError(f"the model's inputs differ in shape ({sorted(shapes)}); the app feeds three equal arrays")
-    shape = list(shapes.pop())
-    if len(shape) != 2 or shape[0] not in (1, -1):
-        raise BundleError(f"the model's inputs have shape {shape}; the app feeds one text at a time, [1, length]")
-    length = shape[1]
-    if graph == LOOP and length != -1:
-        raise BundleError(f"the manifest says graph 'loop' but the model's inputs have the fixed shape {shape}; "
-                          f"the bundle is inconsistent, convert it again")
-    if graph == UNROLLED and length != max_seq_len:
-        raise BundleError(f"the unrolled model's inputs have shape {shape} but max_seq_len is {max_seq_len}; the app "
-                          f"pads every input to max_seq_len, convert the bundle again")
-    output = _find(model_io.outputs, APP_OUTPUT, model_io.signature_outputs, "output",
-                   "the app reads the classification logits")
-    if output["dtype"] != "float32":
-        raise BundleError(f"the model's logits are {output['dtype']}; the app reads float32 logits (convert without "
-                          f"integer outputs)")
-    out_shape = output["shape_signature"]
-    if len(out_shape) != 2 or out_shape[-1] != len(labels):
-        raise BundleError(f"the model's logits have shape {out_shape}; the app expects [1, {len(labels)}], one logit "
-                          f"per label of the manifest")
+    _check_ops(model_io)
+    positions = _app_inputs(model_io)
+    length = _input_length(positions, graph, max_seq_len)
+    output = _app_output(model_io, len(labels))
     return {
         "format": ANDROID_FORMAT,
         "format_version": FORMAT_VERSION,
@@ -243,6 +207,65 @@ def check_model_io(model_io: ModelIO, manifest: JsonDict) -> JsonDict:
         "output": {"name": APP_OUTPUT, "index": output["position"], "num_labels": len(labels)},
         "exported_by": {"package": "edge-albert", "version": __version__},
     }
+
+
+def _check_ops(model_io: ModelIO) -> None:
+    """The app links LiteRT's builtin ops only and runs them on CPU kernels that must be fast."""
+    custom = [name for name in model_io.op_names if name.startswith("Flex") or name in ("CUSTOM", "DELEGATE")]
+    if custom:
+        raise BundleError(f"the model uses ops outside LiteRT's builtin set ({', '.join(custom)}); the app links only "
+                          f"com.google.ai.edge.litert:litert, which cannot run them")
+    if "int16" in model_io.tensor_dtypes:
+        raise BundleError("the model has int16 tensors (int16x8 quantization): XNNPACK cannot run them and the "
+                          "reference kernels take seconds per sentence; convert with {quantize} dynamic-int8 or fp16",
+                          options=("quantize",))
+
+
+def _app_inputs(model_io: ModelIO) -> Dict[str, JsonDict]:
+    """The model's tensor for each input the app feeds (int32), and no other input."""
+    positions = {}
+    for name in APP_INPUTS:
+        info = _find(model_io.inputs, name, model_io.signature_inputs, "input",
+                     f"the app feeds exactly {', '.join(APP_INPUTS)}")
+        if info["dtype"] != "int32":
+            raise BundleError(f"the model's input {name!r} is {info['dtype']}; the app feeds int32")
+        positions[name] = info
+    if len(model_io.inputs) != len(APP_INPUTS):
+        raise BundleError(f"the model has {len(model_io.inputs)} inputs; the app feeds exactly {len(APP_INPUTS)} "
+                          f"({', '.join(APP_INPUTS)})")
+    return positions
+
+
+def _input_length(positions: Dict[str, JsonDict], graph: str, max_seq_len: int) -> int:
+    """The inputs' common length: -1 for the loop form, max_seq_len for the unrolled form."""
+    shapes = {tuple(info["shape_signature"]) for info in positions.values()}
+    if len(shapes) != 1:
+        raise BundleError(f"the model's inputs differ in shape ({sorted(shapes)}); the app feeds three equal arrays")
+    shape = list(shapes.pop())
+    if len(shape) != 2 or shape[0] not in (1, -1):
+        raise BundleError(f"the model's inputs have shape {shape}; the app feeds one text at a time, [1, length]")
+    length = shape[1]
+    if graph == LOOP and length != -1:
+        raise BundleError(f"the manifest says graph 'loop' but the model's inputs have the fixed shape {shape}; "
+                          f"the bundle is inconsistent, convert it again")
+    if graph == UNROLLED and length != max_seq_len:
+        raise BundleError(f"the unrolled model's inputs have shape {shape} but max_seq_len is {max_seq_len}; the app "
+                          f"pads every input to max_seq_len, convert the bundle again")
+    return length
+
+
+def _app_output(model_io: ModelIO, num_labels: int) -> JsonDict:
+    """The float32 logits tensor the app reads, one logit per label."""
+    output = _find(model_io.outputs, APP_OUTPUT, model_io.signature_outputs, "output",
+                   "the app reads the classification logits")
+    if output["dtype"] != "float32":
+        raise BundleError(f"the model's logits are {output['dtype']}; the app reads float32 logits (convert without "
+                          f"integer outputs)")
+    out_shape = output["shape_signature"]
+    if len(out_shape) != 2 or out_shape[-1] != num_labels:
+        raise BundleError(f"the model's logits have shape {out_shape}; the app expects [1, {num_labels}], one logit "
+                          f"per label of the manifest")
+    return output
 
 
 def build_vocab(tokenizer_json: JsonDict, manifest: JsonDict) -> JsonDict:

@@ -150,17 +150,17 @@ def check_model_file(path: Union[str, os.PathLike]) -> None:
 
 
 def check_model_bytes(data: bytes) -> None:
-    """The structural checks on a model held in memory; raises _Malformed."""
+    """The structural checks on a model held in memory; raises _Malformed.
+
+    Checks run in a fixed order (buffers, subgraphs, calls, signatures, metadata), so a damaged
+    file always reports the same first problem.
+    """
     reader = _Reader(data)
     if reader.size < 8 or data[4:8] != FILE_IDENTIFIER:
         raise _Malformed(f"it does not carry the {FILE_IDENTIFIER.decode()} file identifier")
     model = reader.table(reader.indirect(0, "root"), "model")
     buffers = model.tables(4, "buffer")
-    for index, buffer in enumerate(buffers):
-        offset, size = buffer.scalar(1, "Q"), buffer.scalar(2, "Q")
-        if offset > 1 or size:  # 1 is the converter's "no data here" marker for large models
-            if offset + size > reader.size:
-                raise _Malformed(f"buffer {index} points at bytes {offset}..{offset + size}, past the end of the file")
+    _check_buffer_ranges(buffers, reader.size)
     buffer_bytes = [_buffer_bytes(buffer) for buffer in buffers]
     opcodes = [max(code.scalar(0, "b"), code.scalar(3, "i")) for code in model.tables(1, "operator code")]
     subgraphs = model.tables(2, "subgraph")
@@ -169,57 +169,100 @@ def check_model_bytes(data: bytes) -> None:
     calls: Dict[int, Set[int]] = {}
     tensor_counts = []
     for g, subgraph in enumerate(subgraphs):
-        tensors = subgraph.tables(0, f"subgraph {g} tensor")
-        tensor_counts.append(len(tensors))
-        constant, variable = set(), set()
-        for t, tensor in enumerate(tensors):
-            has_data, is_variable = _check_tensor(tensor, f"subgraph {g} tensor {t}", buffer_bytes)
-            if has_data:
-                constant.add(t)
-            if is_variable:
-                variable.add(t)
-        where = f"subgraph {g}"
-        for kind, field in (("input", 1), ("output", 2)):
-            for index in subgraph.scalars(field, "i"):
-                if not 0 <= index < len(tensors):
-                    raise _Malformed(f"{where} {kind} names tensor {index}; it has {len(tensors)} tensors")
-        calls[g] = set()
-        # Operators run in file order; the memory planner relies on each tensor being written once, by one
-        # operator, before it is read. A second writer makes two tensors share arena memory (heap corruption).
-        written = set(subgraph.scalars(1, "i"))
-        for o, operator in enumerate(subgraph.tables(3, f"subgraph {g} operator")):
-            _check_operator(operator, f"{where} operator {o}", opcodes, len(tensors), len(subgraphs), g, calls[g],
-                            reader.size)
-            for index in operator.scalars(1, "i"):
-                if index != -1 and index not in written and index not in constant and index not in variable:
-                    raise _Malformed(f"{where} operator {o} reads tensor {index} before any operator writes it")
-            for index in operator.scalars(2, "i") + operator.scalars(8, "i"):
-                if index in variable:
-                    continue
-                if index in written or index in constant:
-                    raise _Malformed(f"{where} operator {o} writes tensor {index}, which is "
-                                     f"{'constant' if index in constant else 'already written'}")
-                written.add(index)
-        for index in subgraph.scalars(2, "i"):
-            if index not in written and index not in constant and index not in variable:
-                raise _Malformed(f"{where} output tensor {index} is never written")
+        counted, calls[g] = _check_subgraph(subgraph, g, buffer_bytes, opcodes, len(subgraphs), reader.size)
+        tensor_counts.append(counted)
     _check_acyclic(calls)
-    for s, signature in enumerate(model.tables(7, "signature")):
+    _check_signatures(model.tables(7, "signature"), tensor_counts)
+    _check_metadata(model, len(buffers))
+
+
+def _check_buffer_ranges(buffers: List[_Table], file_size: int) -> None:
+    """A buffer stored outside the flatbuffer (offset/size pair) must lie inside the file."""
+    for index, buffer in enumerate(buffers):
+        offset, size = buffer.scalar(1, "Q"), buffer.scalar(2, "Q")
+        if offset > 1 or size:  # 1 is the converter's "no data here" marker for large models
+            if offset + size > file_size:
+                raise _Malformed(f"buffer {index} points at bytes {offset}..{offset + size}, past the end of the file")
+
+
+def _check_subgraph(subgraph: _Table, g: int, buffer_bytes: List[int], opcodes: List[int], num_subgraphs: int,
+                    file_size: int) -> Tuple[int, Set[int]]:
+    """Check one subgraph's tensors, inputs/outputs and operators.
+
+    Returns its tensor count (signatures index into it) and the subgraphs it calls (checked for cycles).
+    """
+    where = f"subgraph {g}"
+    tensors = subgraph.tables(0, f"{where} tensor")
+    constant, variable = _classify_tensors(tensors, where, buffer_bytes)
+    for kind, field in (("input", 1), ("output", 2)):
+        for index in subgraph.scalars(field, "i"):
+            if not 0 <= index < len(tensors):
+                raise _Malformed(f"{where} {kind} names tensor {index}; it has {len(tensors)} tensors")
+    calls: Set[int] = set()
+    # Operators run in file order; the memory planner relies on each tensor being written once, by one
+    # operator, before it is read. A second writer makes two tensors share arena memory (heap corruption).
+    written = set(subgraph.scalars(1, "i"))
+    for o, operator in enumerate(subgraph.tables(3, f"{where} operator")):
+        _check_operator(operator, f"{where} operator {o}", opcodes, len(tensors), num_subgraphs, g, calls, file_size)
+        _check_operator_dataflow(operator, f"{where} operator {o}", written, constant, variable)
+    for index in subgraph.scalars(2, "i"):
+        if index not in written and index not in constant and index not in variable:
+            raise _Malformed(f"{where} output tensor {index} is never written")
+    return len(tensors), calls
+
+
+def _classify_tensors(tensors: List[_Table], where: str, buffer_bytes: List[int]) -> Tuple[Set[int], Set[int]]:
+    """Check each tensor of a subgraph; return the indices of its constant and of its variable tensors."""
+    constant, variable = set(), set()
+    for t, tensor in enumerate(tensors):
+        has_data, is_variable = _check_tensor(tensor, f"{where} tensor {t}", buffer_bytes)
+        if has_data:
+            constant.add(t)
+        if is_variable:
+            variable.add(t)
+    return constant, variable
+
+
+def _check_operator_dataflow(operator: _Table, where: str, written: Set[int], constant: Set[int],
+                             variable: Set[int]) -> None:
+    """An operator reads only tensors already written (or constant/variable) and writes each tensor once.
+
+    Adds the operator's outputs and intermediates to `written`.
+    """
+    for index in operator.scalars(1, "i"):
+        if index != -1 and index not in written and index not in constant and index not in variable:
+            raise _Malformed(f"{where} reads tensor {index} before any operator writes it")
+    for index in operator.scalars(2, "i") + operator.scalars(8, "i"):
+        if index in variable:
+            continue
+        if index in written or index in constant:
+            raise _Malformed(f"{where} writes tensor {index}, which is "
+                             f"{'constant' if index in constant else 'already written'}")
+        written.add(index)
+
+
+def _check_signatures(signatures: List[_Table], tensor_counts: List[int]) -> None:
+    """Each signature names an existing subgraph and maps its names to that subgraph's tensors."""
+    for s, signature in enumerate(signatures):
         g = signature.scalar(4, "I")
-        if g >= len(subgraphs):
-            raise _Malformed(f"signature {s} names subgraph {g}; the model has {len(subgraphs)}")
+        if g >= len(tensor_counts):
+            raise _Malformed(f"signature {s} names subgraph {g}; the model has {len(tensor_counts)}")
         for field in (0, 1):
-            for m, tensor_map in enumerate(signature.tables(field, f"signature {s} tensor map")):
+            for tensor_map in signature.tables(field, f"signature {s} tensor map"):
                 index = tensor_map.scalar(1, "I")
                 if index >= tensor_counts[g]:
                     raise _Malformed(f"signature {s} maps {tensor_map.string(0)!r} to tensor {index}; subgraph {g} "
                                      f"has {tensor_counts[g]}")
+
+
+def _check_metadata(model: _Table, num_buffers: int) -> None:
+    """The model's metadata entries name existing buffers."""
     for index in model.scalars(5, "i"):
-        if not 0 <= index < len(buffers):
-            raise _Malformed(f"metadata buffer {index} does not exist ({len(buffers)} buffers)")
+        if not 0 <= index < num_buffers:
+            raise _Malformed(f"metadata buffer {index} does not exist ({num_buffers} buffers)")
     for m, metadata in enumerate(model.tables(6, "metadata")):
-        if metadata.scalar(1, "I") >= len(buffers):
-            raise _Malformed(f"metadata {m} names buffer {metadata.scalar(1, 'I')} ({len(buffers)} buffers)")
+        if metadata.scalar(1, "I") >= num_buffers:
+            raise _Malformed(f"metadata {m} names buffer {metadata.scalar(1, 'I')} ({num_buffers} buffers)")
 
 
 def _buffer_bytes(buffer: _Table) -> int:

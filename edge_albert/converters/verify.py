@@ -7,13 +7,13 @@ and the label agreement, and says what to try when it fails (as Optimum's valida
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, task_contract
-from ..quantization import MIN_LABEL_AGREEMENT, Parity, quantization_mode
+from ..quantization import MIN_LABEL_AGREEMENT, Parity, QuantizationMode, quantization_mode
 from .checkpoint import AlbertCheckpoint
 from .graph import OUTPUT_NAMES
 from .reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
@@ -136,6 +136,54 @@ def _agreement(task: str, ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray]
     return int((cosine >= 0.99).sum()), ref_pooled.shape[0]
 
 
+@dataclass
+class _Differences:
+    """Absolute differences and prediction agreement between reference and candidate, over all batches."""
+
+    max_diff: float = 0.0
+    total_diff: float = 0.0
+    count: int = 0
+    worst: str = ""
+    agree: int = 0
+    total: int = 0
+    mismatch: str = ""  # set when an output's shape differs from the reference's; measuring stops there
+
+    def add(self, name: str, diff: np.ndarray) -> None:
+        if diff.size and float(diff.max()) > self.max_diff:
+            self.max_diff, self.worst = float(diff.max()), name
+        self.total_diff += float(diff.sum())
+        self.count += diff.size
+
+    @property
+    def agreement(self) -> Optional[float]:
+        return self.agree / self.total if self.total else None
+
+    @property
+    def mean_diff(self) -> float:
+        return self.total_diff / self.count if self.count else 0.0
+
+
+def _measure(
+    task: str,
+    batches: List[Batch],
+    reference: List[Dict[str, np.ndarray]],
+    candidate: List[Dict[str, np.ndarray]],
+) -> _Differences:
+    """Compare every output of every batch at its valid positions, and count agreeing predictions."""
+    found = _Differences()
+    for batch, ref, got in zip(batches, reference, candidate):
+        mask = batch[ATTENTION_MASK]
+        for name in ref:
+            if ref[name].shape != got[name].shape:
+                found.mismatch = f"output {name} has shape {got[name].shape}, reference {ref[name].shape}"
+                return found
+            found.add(name, np.abs(_valid_positions(task, name, mask, ref[name])
+                                   - _valid_positions(task, name, mask, got[name])))
+        a, t = _agreement(task, ref, got, mask)
+        found.agree, found.total = found.agree + a, found.total + t
+    return found
+
+
 def compare_outputs(
     task: str,
     variant: str,
@@ -144,57 +192,58 @@ def compare_outputs(
     candidate: List[Dict[str, np.ndarray]],
 ) -> VariantCheck:
     """Max/mean absolute difference per output, label agreement, and the pass/fail verdict."""
-    max_diff, total_diff, count, worst = 0.0, 0.0, 0, ""
-    agree, total = 0, 0
-    for batch, ref, got in zip(batches, reference, candidate):
-        mask = batch[ATTENTION_MASK]
-        for name in ref:
-            if ref[name].shape != got[name].shape:
-                return _failed(variant, f"output {name} has shape {got[name].shape}, reference {ref[name].shape}")
-            diff = np.abs(_valid_positions(task, name, mask, ref[name]) - _valid_positions(task, name, mask, got[name]))
-            if diff.size and float(diff.max()) > max_diff:
-                max_diff, worst = float(diff.max()), name
-            total_diff += float(diff.sum())
-            count += diff.size
-        a, t = _agreement(task, ref, got, mask)
-        agree, total = agree + a, total + t
+    found = _measure(task, batches, reference, candidate)
+    if found.mismatch:
+        return _failed(variant, found.mismatch)
     samples = sum(b[INPUT_IDS].shape[0] for b in batches)
-    agreement = agree / total if total else None
-    mean_diff = total_diff / count if count else 0.0
     mode = quantization_mode(variant)
     tolerance = mode.abs_tolerance if mode.parity is Parity.MAX_ABS_DIFF else None
-    runtime_tolerance = mode.device_tolerance(max_diff)
+    runtime_tolerance = mode.device_tolerance(found.max_diff)
     if tolerance is not None:
-        passed = max_diff <= tolerance and np.isfinite(max_diff)
-        message = (
-            f"max abs diff {max_diff:.3g} in {worst} within {tolerance:g}"
-            if passed
-            else f"max abs diff {max_diff:.3g} in {worst} exceeds the {variant} tolerance {tolerance:g}; "
-            + mode.retry_hint
-        )
-        minimum = None
+        passed, message, minimum = _tolerance_verdict(found, variant, mode, tolerance)
     else:
-        minimum = MIN_LABEL_AGREEMENT
-        passed = agreement is not None and agreement >= minimum and np.isfinite(max_diff)
-        message = (
-            f"label agreement {agreement:.1%} (max abs diff {max_diff:.3g}, mean {mean_diff:.3g})"
-            if passed
-            else f"label agreement {agreement:.1%} is below {minimum:.0%} (max abs diff {max_diff:.3g}); "
-            + mode.retry_hint
-        )
+        passed, message, minimum = _agreement_verdict(found, mode)
     return VariantCheck(
         variant=variant,
         samples=samples,
-        max_abs_diff=max_diff,
-        mean_abs_diff=mean_diff,
+        max_abs_diff=found.max_diff,
+        mean_abs_diff=found.mean_diff,
         tolerance=tolerance,
-        label_agreement=agreement,
+        label_agreement=found.agreement,
         min_label_agreement=minimum,
         runtime_tolerance=runtime_tolerance,
         passed=bool(passed),
-        worst_output=worst,
+        worst_output=found.worst,
         message=message,
     )
+
+
+def _tolerance_verdict(found: _Differences, variant: str, mode: QuantizationMode,
+                       tolerance: float) -> Tuple[bool, str, None]:
+    """Float variants: every output within the mode's absolute tolerance."""
+    max_diff, worst = found.max_diff, found.worst
+    passed = max_diff <= tolerance and np.isfinite(max_diff)
+    message = (
+        f"max abs diff {max_diff:.3g} in {worst} within {tolerance:g}"
+        if passed
+        else f"max abs diff {max_diff:.3g} in {worst} exceeds the {variant} tolerance {tolerance:g}; "
+        + mode.retry_hint
+    )
+    return passed, message, None
+
+
+def _agreement_verdict(found: _Differences, mode: QuantizationMode) -> Tuple[bool, str, float]:
+    """Quantized variants: predictions agree with the reference's often enough."""
+    max_diff, agreement = found.max_diff, found.agreement
+    minimum = MIN_LABEL_AGREEMENT
+    passed = agreement is not None and agreement >= minimum and np.isfinite(max_diff)
+    message = (
+        f"label agreement {agreement:.1%} (max abs diff {max_diff:.3g}, mean {found.mean_diff:.3g})"
+        if passed
+        else f"label agreement {agreement:.1%} is below {minimum:.0%} (max abs diff {max_diff:.3g}); "
+        + mode.retry_hint
+    )
+    return passed, message, minimum
 
 
 def _failed(variant: str, message: str) -> VariantCheck:
