@@ -160,14 +160,15 @@ def _train_student(teacher_dir: Path, staging: Path, plan: CompressionPlan, alre
     """Prune, distil, save in staging/student/ (in the teacher's storage dtype), reload from the
     files and score on dev, so the recorded accuracy is the saved file's."""
     import torch
-    from transformers import AlbertForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
+    from ..converters.reference import load_reference_model
     from ..training import EncodedDataset, accuracy_of, stored_float_dtype
 
     torch.set_num_threads(options.distill.threads)
     torch.manual_seed(options.distill.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
-    teacher = AlbertForSequenceClassification.from_pretrained(str(teacher_dir), dtype=torch.float32).eval()
+    teacher = load_reference_model(teacher_dir)  # float32, eval mode
     train_set = EncodedDataset(tokenizer, train, options.distill.max_length)
     dev_set = EncodedDataset(tokenizer, dev, options.distill.max_length) if dev else None
     log(f"{len(train_set)} training rows, {len(dev_set) if dev_set else 0} dev rows")
@@ -177,7 +178,7 @@ def _train_student(teacher_dir: Path, staging: Path, plan: CompressionPlan, alre
     final = staging / "student"
     save_dtype = stored_float_dtype(teacher_dir)  # the teacher's storage: a float16 teacher gets a float16 student
     _save_student(trainer.model, final, teacher_dir, save_dtype)
-    reloaded = AlbertForSequenceClassification.from_pretrained(str(final), dtype=torch.float32)
+    reloaded = load_reference_model(final)
     return _Trained(
         directory=final, model=reloaded,
         dev_accuracy=accuracy_of(reloaded, dev_set, tokenizer) if dev_set else None,
