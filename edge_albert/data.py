@@ -17,7 +17,8 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple
 from .errors import DataError
 
 DEFAULT_LABELS: Tuple[str, ...] = ("negative", "positive")
-TEXT_COLUMN_CANDIDATES = ("sentence", "text")
+DEFAULT_TEXT_COLUMN = "sentence"  # training reads this column; evaluation and convert also try "text"
+TEXT_COLUMN_CANDIDATES = (DEFAULT_TEXT_COLUMN, "text")
 DEFAULT_LABEL_COLUMN = "label"
 
 
@@ -41,8 +42,8 @@ class Example:
 
 def read_examples(
     path,
-    text_column: str = "sentence",
-    label_column: str = "label",
+    text_column: str = DEFAULT_TEXT_COLUMN,
+    label_column: str = DEFAULT_LABEL_COLUMN,
     pair_column: Optional[str] = None,
     labels: Sequence[str] = DEFAULT_LABELS,
     file_format: Optional[str] = None,
