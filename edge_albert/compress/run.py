@@ -16,7 +16,7 @@ import random
 import resource
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,33 +25,13 @@ from ..bundle import sha256_of_file
 from ..converters.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
 from ..errors import CompressionError
 from ..data import read_examples
-from .augment import NOT_IMPLEMENTED, AugmentConfig, augment_examples, mask_token_of
-from .distill import DistillConfig
+from .augment import NOT_IMPLEMENTED, augment_examples, mask_token_of
 from .importance import IMPORTANCE_METHOD
+from .options import INITS, CompressOptions
 from .plan import CompressionPlan, choose_plan, compute_ratio
 
 PROVENANCE_FILE = "compression.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model")
-INITS = ("teacher", "random")
-
-
-@dataclass(frozen=True)
-class CompressOptions:
-    layers: Optional[int] = None
-    heads: Optional[int] = None
-    remove_heads: Optional[int] = None
-    ffn: Optional[int] = None
-    target_speedup: Optional[float] = None  # instead of layers/heads/ffn: compute at most 1/X of the teacher's
-    init: str = "teacher"  # "random": the same shape trained from scratch (ablation)
-    importance_examples: int = 2048
-    max_train_examples: Optional[int] = None  # a seeded random subset of the training rows
-    text_column: str = "sentence"
-    label_column: str = "label"
-    pair_column: Optional[str] = None
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # unlabelled copies for distillation only
-
-
 @dataclass
 class CompressResult:
     out_dir: Path

@@ -1,0 +1,32 @@
+"""What `compress` is asked to do, apart from the code that does it, so the CLI can show the defaults.
+
+Nothing here imports numpy or torch: `edge-albert --help` reads these defaults cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..data import DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_COLUMN
+from .augment import AugmentConfig
+from .distill import DistillConfig
+
+INITS = ("teacher", "random")
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    layers: Optional[int] = None
+    heads: Optional[int] = None
+    remove_heads: Optional[int] = None
+    ffn: Optional[int] = None
+    target_speedup: Optional[float] = None  # instead of layers/heads/ffn: compute at most 1/X of the teacher's
+    init: str = "teacher"  # "random": the same shape trained from scratch (ablation)
+    importance_examples: int = 2048
+    max_train_examples: Optional[int] = None  # a seeded random subset of the training rows
+    text_column: str = DEFAULT_TEXT_COLUMN
+    label_column: str = DEFAULT_LABEL_COLUMN
+    pair_column: Optional[str] = None
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # unlabelled copies for distillation only
