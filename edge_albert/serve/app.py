@@ -28,27 +28,13 @@ from ..tasks import BundleModel
 from .batching import DeadlineExceeded, MicroBatcher, QueueFull
 from .metrics import ServerMetrics
 from .openapi import openapi_schema
+from .options import ServeConfig
 from .protocol import RequestTooLarge, parse_predict_request, response_body, run_batch
 
 OPEN_PATHS = frozenset({"/", "/healthz"})  # no token needed: the page holds no data, liveness holds none
 ERROR_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                413: "too_large", 500: "internal", 503: "overloaded", 504: "timeout"}
 READY_PROBE_TIMEOUT_S = 5.0
-
-
-@dataclass
-class ServeConfig:
-    """Batching, limits and auth; the CLI options of `edge-albert serve` map one to one."""
-
-    max_batch_size: int = 32
-    max_wait_ms: float = 0.0  # greedy: batch what arrived during the last call (waiting measured no gain)
-    model_batch_size: int = 4  # rows per interpreter call: a micro-batch runs length-sorted in chunks this big
-    max_queue: int = 64
-    max_texts: int = 64
-    max_body_bytes: int = 1 << 20
-    timeout_s: float = 10.0
-    token: Optional[str] = None
-    retry_after_s: int = 1
 
 
 @dataclass

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..errors import DataError
+from .options import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TEXTS, DEFAULT_REPLICAS, RAY_DEFAULT_PORT
 from .protocol import RequestTooLarge, parse_predict_request, response_body, run_batch
 
 REPLICA_HEADER = "X-Edge-Albert-Replica"  # which replica answered: lets tests and operators see the spread
@@ -29,7 +30,8 @@ REPLICA_HEADER = "X-Edge-Albert-Replica"  # which replica answered: lets tests a
 class BundleReplica:
     """A loaded bundle answering predict requests and its manifest, with Ray's micro-batching."""
 
-    def __init__(self, bundle_path: str, name: str, max_texts: int = 64, max_body_bytes: int = 1 << 20,
+    def __init__(self, bundle_path: str, name: str, max_texts: int = DEFAULT_MAX_TEXTS,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  token: Optional[str] = None, num_threads: Optional[int] = None, trusted_key: Optional[str] = None):
         from ..tasks import load_model
 
@@ -79,7 +81,8 @@ class BundleReplica:
         return self._reply(response_body(self.name, parsed, results, (time.perf_counter() - started) * 1000.0))
 
 
-def bundle_application(bundle_path: str, name: str, replicas: int = 2, max_texts: int = 64,
+def bundle_application(bundle_path: str, name: str, replicas: int = DEFAULT_REPLICAS,
+                       max_texts: int = DEFAULT_MAX_TEXTS,
                        token: Optional[str] = None, num_threads: Optional[int] = None,
                        max_queued_requests: int = 64, trusted_key: Optional[str] = None):
     """A Ray Serve application of `replicas` copies of one bundle, to mount at /v1/models/NAME."""
@@ -89,8 +92,8 @@ def bundle_application(bundle_path: str, name: str, replicas: int = 2, max_texts
                            trusted_key=trusted_key)
 
 
-def deploy(bundles, host: str = "127.0.0.1", port: int = 8000, replicas: int = 2, token: Optional[str] = None,
-           num_threads: Optional[int] = None, max_texts: int = 64, trusted_key: Optional[str] = None) -> List[str]:
+def deploy(bundles, host: str = DEFAULT_HOST, port: int = RAY_DEFAULT_PORT, replicas: int = DEFAULT_REPLICAS,
+           token: Optional[str] = None, num_threads: Optional[int] = None, max_texts: int = DEFAULT_MAX_TEXTS, trusted_key: Optional[str] = None) -> List[str]:
     """Start Serve's HTTP proxy on host:port and deploy every bundle; returns the model names.
 
     Ray must already be initialised (ray.init, with address="auto" to join a running cluster).
@@ -113,9 +116,9 @@ def deploy(bundles, host: str = "127.0.0.1", port: int = 8000, replicas: int = 2
     return names
 
 
-def run_cluster(bundles, address: Optional[str] = None, host: str = "127.0.0.1", port: int = 8000,
-                replicas: int = 2, token_file: Optional[str] = None, allow_unauthenticated: bool = False,
-                num_threads: Optional[int] = None, max_texts: int = 64, say=print,
+def run_cluster(bundles, address: Optional[str] = None, host: str = DEFAULT_HOST, port: int = RAY_DEFAULT_PORT,
+                replicas: int = DEFAULT_REPLICAS, token_file: Optional[str] = None, allow_unauthenticated: bool = False,
+                num_threads: Optional[int] = None, max_texts: int = DEFAULT_MAX_TEXTS, say=print,
                 trusted_key: Optional[str] = None) -> None:
     """Join (address="auto" or HOST:6379) or start a Ray cluster, deploy, serve until SIGTERM/SIGINT."""
     import signal

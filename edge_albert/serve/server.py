@@ -17,7 +17,8 @@ from ..errors import ServeError
 from ..runtime import check_batch
 from ..tasks import BundleModel, load_model
 from ..verbosity import is_verbose
-from .app import ServeConfig, create_app
+from .app import create_app
+from .options import DEFAULT_HOST, DEFAULT_PORT, ServeConfig
 
 SHUTDOWN_MARGIN_S = 5.0
 LISTEN_BACKLOG = 2048  # uvicorn's default
@@ -93,7 +94,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(bundles: Sequence[str], host: str = "127.0.0.1", port: int = 8080,
+def run_server(bundles: Sequence[str], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                config: Optional[ServeConfig] = None, token_file: Optional[str] = None,
                allow_unauthenticated: bool = False, num_threads: Optional[int] = None,
                backend: Optional[str] = None, say: Callable[[str], None] = print,
