@@ -29,14 +29,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import __version__
+from .device_options import (DEFAULT_BENCH_BATCH, DEFAULT_MAX_SECONDS, DEFAULT_REPEATS, DEFAULT_RUNS, DEFAULT_SEQ_LENS,
+                             DEFAULT_WARMUP)
 from .errors import BenchError, EdgeAlbertError
 
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[str, bool], None]  # (message, final): a final message ends a line
-DEFAULT_SEQ_LENS = (16, 32, 64, 128)
-DEFAULT_RUNS = 50
-DEFAULT_WARMUP = 5
-DEFAULT_MAX_SECONDS = 60.0
 TARGETS_DIR = Path(__file__).resolve().parent / "targets"  # package data: works after pip install on a Pi
 BUDGET_EXCEEDED_EXIT = 3  # distinct from 1 (could not measure) so scripts can tell them apart
 MB = 1e6
@@ -344,7 +342,7 @@ def _model_summary(bundle) -> dict:
 def run_benchmark(
     bundle_path: PathLike,
     seq_lens: Sequence[int] = DEFAULT_SEQ_LENS,
-    batch: int = 1,
+    batch: int = DEFAULT_BENCH_BATCH,
     runs: int = DEFAULT_RUNS,
     warmup: int = DEFAULT_WARMUP,
     max_seconds: float = DEFAULT_MAX_SECONDS,
@@ -471,8 +469,8 @@ class TextsResult:
         return data
 
 
-def run_texts_benchmark(model, texts: Sequence[str], repeats: int = 3, warmup: int = 5,
-                        name: Optional[str] = None) -> TextsResult:
+def run_texts_benchmark(model, texts: Sequence[str], repeats: int = DEFAULT_REPEATS,
+                        warmup: int = DEFAULT_WARMUP, name: Optional[str] = None) -> TextsResult:
     """Time `model` (a loaded TextClassifier) on each text alone; tokenizing is not timed.
 
     Repeats go round the whole list (text 1..n, then again), so a slow spell of a shared machine
@@ -854,7 +852,7 @@ def parse_seq_lens(text: str) -> List[int]:
 
 
 def run_benchmark_for_target(bundle_path: PathLike, target: Optional[str], warn: Callable[[str], None],
-                             seq_lens: Sequence[int] = DEFAULT_SEQ_LENS, batch: int = 1,
+                             seq_lens: Sequence[int] = DEFAULT_SEQ_LENS, batch: int = DEFAULT_BENCH_BATCH,
                              threads: Optional[int] = None, **options) -> BenchResult:
     """run_benchmark; with a `target`, first refuse one that does not apply here (its warnings go to
     `warn`), run with its thread count unless `threads` is given, then check its budgets

@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .data import DEFAULT_LABEL_COLUMN, TEXT_COLUMN_CANDIDATES, Example, data_columns, read_examples
+from .device_options import DEFAULT_BATCH_SIZE
 from .early_exit import call_distribution, describe_calls
 from .errors import DataError, EdgeAlbertError
 from .tasks import BundleModel, QuestionAnswerer, TextClassifier, load_model
@@ -418,7 +419,7 @@ def evaluate_bundle(
     reference: Optional[ReferenceEvaluator] = None,
     num_threads: Optional[int] = None,
     backend: Optional[str] = None,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Optional[Progress] = None,
     exit_value: Optional[float] = None,
     trusted_key=None,

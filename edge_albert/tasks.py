@@ -16,6 +16,7 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .contract import TASKS, task_contract
+from .device_options import DEFAULT_BATCH_SIZE
 from .early_exit import CALLS_OUTPUT, ExitRule, rule_of
 from .errors import BundleError, DataError
 from .runtime import ModelSession, check_batch
@@ -23,7 +24,6 @@ from .tokenizer import AlbertTokenizer, Encoded
 
 PathLike = Union[str, os.PathLike]
 TextOrTexts = Union[str, Sequence[str]]
-DEFAULT_BATCH_SIZE = 16
 # QA reads a whole context in overlapping windows, so memory and time grow with its length (1 M characters
 # at max_seq_len 32: +240 MB, 18 s on one core). Longer contexts are refused rather than run out of memory.
 MAX_QA_CONTEXT_CHARS = 1 << 20
