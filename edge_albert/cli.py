@@ -15,9 +15,14 @@ import sys
 import click
 
 from . import __version__
+from . import device_options as device
 from . import quantization
-from .data import DEFAULT_LABEL_COLUMN
+from .compress import AugmentConfig, CompressOptions, DistillConfig
+from .compress.options import INITS
+from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
 from .errors import EdgeAlbertError, ServeError
+from .finetune_config import FinetuneConfig
+from .serve import options as serving
 
 
 def reports_errors(command):
@@ -90,7 +95,7 @@ def runtime_options(command):
     for option in reversed((
         click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4)."),
         click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), default=device.DEFAULT_BATCH_SIZE, show_default=True),
         click.option("--exit-value", type=click.FloatRange(min=0), default=None,
                      help="Early-exit bundles: patience or entropy threshold to use instead of the converted default."),
         click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP),
@@ -145,17 +150,17 @@ def _set_exit_value(model, value: float) -> None:
 
 @main.command()
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs --token-file.")
-@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True, help="0 picks a free port (printed).")
+@click.option("--host", default=serving.DEFAULT_HOST, show_default=True, help="Address to listen on; anything but loopback needs --token-file.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=serving.DEFAULT_PORT, show_default=True, help="0 picks a free port (printed).")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding a bearer token every request except / and /healthz must carry.")
 @click.option("--insecure-no-token", "allow_unauthenticated", is_flag=True, help="Allow a non-loopback --host without --token-file.")
-@click.option("--max-batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Records gathered into one micro-batch (1: no micro-batching).")
-@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="How long a batch waits for more requests (0: takes only those that arrived while the model was busy).")
-@click.option("--model-batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Rows per interpreter call: a micro-batch runs sorted by length in chunks this big, so short texts are not padded to long ones.")
-@click.option("--max-queue", type=click.IntRange(min=1), default=64, show_default=True, help="Requests waiting per model before 503.")
-@click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")
-@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Request body size before 413.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds a request may wait and run before 504.")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=serving.ServeConfig.max_batch_size, show_default=True, help="Records gathered into one micro-batch (1: no micro-batching).")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=serving.ServeConfig.max_wait_ms, show_default=True, help="How long a batch waits for more requests (0: takes only those that arrived while the model was busy).")
+@click.option("--model-batch-size", type=click.IntRange(min=1), default=serving.ServeConfig.model_batch_size, show_default=True, help="Rows per interpreter call: a micro-batch runs sorted by length in chunks this big, so short texts are not padded to long ones.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=serving.ServeConfig.max_queue, show_default=True, help="Requests waiting per model before 503.")
+@click.option("--max-texts", type=click.IntRange(min=1), default=serving.DEFAULT_MAX_TEXTS, show_default=True, help="Records in one request before 413.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=serving.ServeConfig.max_body_bytes, show_default=True, help="Request body size before 413.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=serving.ServeConfig.timeout_s, show_default=True, help="Seconds a request may wait and run before 504.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per model (default: up to 4).")
 @click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
@@ -164,13 +169,13 @@ def serve(bundles, host, port, token_file, allow_unauthenticated, max_batch_size
           max_texts, max_body_bytes, timeout, threads, backend, trusted_key):
     """Serve BUNDLES over HTTP: JSON API, a page at /, /healthz, /readyz, /metrics (needs edge-albert[serve])."""
     try:
-        from .serve.server import ServeConfig, run_server
+        from .serve.server import run_server
     except ImportError as exc:
         raise ServeError(f"serve needs the serve extra ({exc.name} is missing): pip install 'edge-albert[serve]'") from None
 
-    config = ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, model_batch_size=model_batch_size,
-                         max_queue=max_queue,
-                         max_texts=max_texts, max_body_bytes=max_body_bytes, timeout_s=timeout)
+    config = serving.ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                                 model_batch_size=model_batch_size, max_queue=max_queue, max_texts=max_texts,
+                                 max_body_bytes=max_body_bytes, timeout_s=timeout)
     run_server(bundles, host=host, port=port, config=config, token_file=token_file,
                allow_unauthenticated=allow_unauthenticated, num_threads=threads, backend=backend,
                say=lambda line: click.echo(line, err=line.startswith("warning:")), trusted_key=trusted_key)
@@ -179,13 +184,13 @@ def serve(bundles, host, port, token_file, allow_unauthenticated, max_batch_size
 @main.command("serve-ray")
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
 @click.option("--address", default=None, help="Ray cluster to join: auto (the one `ray start` made here) or HEAD:6379 [default: start a local one].")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address of Ray Serve's HTTP proxy; anything but loopback needs --token-file.")
-@click.option("--port", type=click.IntRange(min=1, max=65535), default=8000, show_default=True)
-@click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="Copies of each bundle, spread over the cluster's nodes.")
+@click.option("--host", default=serving.DEFAULT_HOST, show_default=True, help="Address of Ray Serve's HTTP proxy; anything but loopback needs --token-file.")
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=serving.RAY_DEFAULT_PORT, show_default=True)
+@click.option("--replicas", type=click.IntRange(min=1), default=serving.DEFAULT_REPLICAS, show_default=True, help="Copies of each bundle, spread over the cluster's nodes.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding the bearer token requests must carry.")
 @click.option("--insecure-no-token", "allow_unauthenticated", is_flag=True, help="Allow a non-loopback --host without --token-file.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads per replica.")
-@click.option("--max-texts", type=click.IntRange(min=1), default=64, show_default=True, help="Records in one request before 413.")
+@click.option("--max-texts", type=click.IntRange(min=1), default=serving.DEFAULT_MAX_TEXTS, show_default=True, help="Records in one request before 413.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None,
               help=TRUSTED_KEY_HELP + " The same path must hold the key on every node.")
 @reports_errors
@@ -285,17 +290,20 @@ def inspect(bundle, as_json):
 @click.argument("train_file", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Checkpoint directory to write.")
 @click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file to report accuracy on.")
-@click.option("--text-column", default="sentence", show_default=True)
+@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True)
 @click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs.")
 @click.option("--pair-column", "old_pair_column", default=None, hidden=True, help="Deprecated: --text-pair-column.")
-@click.option("--label-column", default="label", show_default=True)
-@click.option("--labels", default="negative,positive", show_default=True, help="Label names in index order.")
-@click.option("--epochs", type=float, default=3.0, show_default=True)
-@click.option("--vocab-size", type=int, default=8000, show_default=True)
-@click.option("--hidden-size", type=int, default=256, show_default=True)
-@click.option("--layers", type=int, default=4, show_default=True)
+@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True)
+@click.option("--labels", default=",".join(DEFAULT_LABELS), show_default=True, help="Label names in index order.")
+@click.option("--epochs", type=float, default=FinetuneConfig.epochs, show_default=True)
+@click.option("--vocab-size", type=int, default=FinetuneConfig.vocab_size, show_default=True)
+@click.option("--hidden-size", type=int, default=FinetuneConfig.hidden_size, show_default=True)
+@click.option("--layers", type=int, default=FinetuneConfig.num_hidden_layers, show_default=True)
+# 1, not the library's None (torch's own thread count): one core by default, as compress trains, so a
+# command-line run is repeatable and polite on a shared machine; --threads N asks for more.
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=FinetuneConfig.learning_rate,
+              show_default=True)
 @click.option("--multi-depth", is_flag=True, help="Train the classifier after every layer call, losses weighted by depth (for --early-exit bundles).")
 @click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (its tokenizer and weights) instead of from scratch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
@@ -307,7 +315,7 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
     Runs on transformers' Trainer; an interrupted run resumes from OUTPUT.partial/ when rerun with the same settings.
     """
     pair_column = pair_column or old_pair_column  # --pair-column: the name before convert/evaluate's was adopted
-    from .finetune import FinetuneConfig, finetune as run_finetune
+    from .finetune import finetune as run_finetune
 
     config = FinetuneConfig(epochs=epochs, vocab_size=vocab_size, hidden_size=hidden_size,
                             num_hidden_layers=layers, threads=threads, learning_rate=learning_rate,
@@ -335,24 +343,26 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
 @click.option("--ffn", type=int, default=None, help="FFN intermediate width [default: the teacher's].")
 @click.option("--target-speedup", type=float, default=None,
               help="Choose calls, heads and FFN for at most 1/X of the teacher's compute (instead of the three above).")
-@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--epochs", type=float, default=DistillConfig.epochs, show_default=True)
 @click.option("--max-train-examples", type=int, default=None, help="Distil on a seeded random subset of this many rows.")
-@click.option("--augment", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--augment", type=click.IntRange(min=0), default=AugmentConfig.copies, show_default=True,
               help="Unlabelled augmented copies per training row (masking, n-grams), trained on the teacher's soft targets.")
-@click.option("--importance-examples", type=int, default=2048, show_default=True)
-@click.option("--learning-rate", type=float, default=2e-4, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--temperature", type=float, default=2.0, show_default=True)
-@click.option("--alpha", type=float, default=0.9, show_default=True, help="Weight of the soft targets (0: labels only).")
-@click.option("--hidden-weight", type=float, default=0.0, show_default=True, help="Weight of hidden-state matching.")
-@click.option("--init", type=click.Choice(["teacher", "random"]), default="teacher", show_default=True,
+@click.option("--importance-examples", type=int, default=CompressOptions.importance_examples, show_default=True)
+@click.option("--learning-rate", type=float, default=DistillConfig.learning_rate, show_default=True)
+@click.option("--batch-size", type=int, default=DistillConfig.batch_size, show_default=True)
+@click.option("--temperature", type=float, default=DistillConfig.temperature, show_default=True)
+@click.option("--alpha", type=float, default=DistillConfig.alpha, show_default=True,
+              help="Weight of the soft targets (0: labels only).")
+@click.option("--hidden-weight", type=float, default=DistillConfig.hidden_weight, show_default=True,
+              help="Weight of hidden-state matching.")
+@click.option("--init", type=click.Choice(INITS), default=CompressOptions.init, show_default=True,
               help="Start from the pruned teacher, or from random weights (ablation).")
-@click.option("--max-length", type=int, default=128, show_default=True)
-@click.option("--text-column", default="sentence", show_default=True)
+@click.option("--max-length", type=int, default=DistillConfig.max_length, show_default=True)
+@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True)
 @click.option("--pair-column", default=None)
-@click.option("--label-column", default="label", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=DistillConfig.threads, show_default=True)
+@click.option("--seed", type=int, default=DistillConfig.seed, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run's staging directory instead of resuming.")
 @reports_errors
@@ -360,7 +370,7 @@ def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_he
              max_train_examples, augment, importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight,
              init, max_length, text_column, pair_column, label_column, threads, seed, overwrite, restart):
     """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint."""
-    from .compress import AugmentConfig, CompressOptions, DistillConfig, compress as run_compress
+    from .compress import compress as run_compress
 
     distill = DistillConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
                             alpha=alpha, hidden_weight=hidden_weight, max_length=max_length, seed=seed, threads=threads)
@@ -432,18 +442,18 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
 @click.option("--target", default=None, help="Check budgets: rpi4, rpi5, android-arm64, x86-host or a .toml path; exit 3 when one is exceeded. ARM targets only on their device.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads [default: the target's, else up to 4].")
-@click.option("--seq-lens", default="16,32,64,128", show_default=True, help="Comma list of input lengths in tokens ([CLS] and [SEP] included).")
-@click.option("--batch-size", "batch", type=click.IntRange(min=1), default=1, show_default=True, help="Texts per interpreter call.")
+@click.option("--seq-lens", default=",".join(map(str, device.DEFAULT_SEQ_LENS)), show_default=True, help="Comma list of input lengths in tokens ([CLS] and [SEP] included).")
+@click.option("--batch-size", "batch", type=click.IntRange(min=1), default=device.DEFAULT_BENCH_BATCH, show_default=True, help="Texts per interpreter call.")
 @click.option("--batch", "old_batch", type=click.IntRange(min=1), default=None, hidden=True, help="Deprecated: --batch-size.")
-@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Measured runs per length.")
-@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs per length first.")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Stop measuring a length after this long.")
+@click.option("--runs", type=click.IntRange(min=1), default=device.DEFAULT_RUNS, show_default=True, help="Measured runs per length.")
+@click.option("--warmup", type=click.IntRange(min=0), default=device.DEFAULT_WARMUP, show_default=True, help="Untimed runs per length first.")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=device.DEFAULT_MAX_SECONDS, show_default=True, help="Stop measuring a length after this long.")
 @click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), help="Write the full result as JSON.")
 @click.option("--markdown", "markdown_out", type=click.Path(dir_okay=False, path_type=str), help="Write the result as Markdown.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=str), help="Write a latency chart (PNG; needs matplotlib).")
 @click.option("--texts", "texts_file", type=click.Path(dir_okay=False, path_type=str), help="Text classifiers: time each real text of FILE alone instead (one text a line, or a labelled TSV/CSV/JSONL); early-exit bundles also report the exit distribution.")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="With --texts: passes over the texts (each text's median counts).")
+@click.option("--repeats", type=click.IntRange(min=1), default=device.DEFAULT_REPEATS, show_default=True, help="With --texts: passes over the texts (each text's median counts).")
 @click.option("--exit-value", type=click.FloatRange(min=0), default=None, help="Early-exit bundles: patience or entropy threshold to use instead of the converted default.")
 @click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
 @reports_errors
