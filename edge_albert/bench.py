@@ -31,7 +31,7 @@ import numpy as np
 from . import __version__
 from .device_options import (DEFAULT_BENCH_BATCH, DEFAULT_MAX_SECONDS, DEFAULT_REPEATS, DEFAULT_RUNS, DEFAULT_SEQ_LENS,
                              DEFAULT_WARMUP)
-from .errors import BenchError, EdgeAlbertError
+from .errors import BenchError
 
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[str, bool], None]  # (message, final): a final message ends a line

@@ -16,6 +16,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..contract import INPUT_NAMES
 from ..early_exit import ExitRule
+from ..device_options import DEFAULT_BATCH_SIZE
 from ..errors import EdgeAlbertError
 from ..evaluate import EVALUATED_TASKS, BundleModel, EvalData, EvaluationReport, Progress, evaluate_bundle, evaluate_model
 from ..quantization import DEFAULT_MAX_ACCURACY_DROP, MODES
@@ -30,7 +31,7 @@ from .reference import ReferenceRunner, load_reference_runner
 REFERENCE_MODULES = ("torch", "transformers", "safetensors")
 
 
-def evaluate_against_reference(bundle_path, data_path, reference_checkpoint, batch_size: int = 16,
+def evaluate_against_reference(bundle_path, data_path, reference_checkpoint, batch_size: int = DEFAULT_BATCH_SIZE,
                                progress: Optional[Progress] = None, **options) -> EvaluationReport:
     """`evaluate_bundle` with the PyTorch checkpoint `reference_checkpoint` run on the same data.
 
@@ -81,7 +82,7 @@ class ReferenceSession:
         return self.runner.run(dict(zip(INPUT_NAMES, (input_ids, attention_mask, token_type_ids))), early_exit=rule)
 
 
-def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_size: int = 16,
+def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_size: int = DEFAULT_BATCH_SIZE,
                          early_exit: Optional[ExitRule] = None) -> BundleModel:
     """The checkpoint's PyTorch model behind the task API (same max length, labels and decoding as a bundle).
 
@@ -102,7 +103,7 @@ def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_s
 
 
 def task_model(model_path, task: str, labels: Sequence[str], tokenizer, max_seq_len: int,
-               num_threads: Optional[int] = None, batch_size: int = 16,
+               num_threads: Optional[int] = None, batch_size: int = DEFAULT_BATCH_SIZE,
                early_exit: Optional[ExitRule] = None, max_calls: int = 0) -> BundleModel:
     """A task object over a bare .tflite file (no bundle yet): how `convert` evaluates a variant."""
     model_path = Path(model_path)
