@@ -15,8 +15,8 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..contract import INPUT_NAMES
-from ..early_exit import ExitRule
 from ..device_options import DEFAULT_BATCH_SIZE
+from ..early_exit import ExitRule
 from ..errors import EdgeAlbertError
 from ..evaluate import EVALUATED_TASKS, BundleModel, EvalData, EvaluationReport, Progress, evaluate_bundle, evaluate_model
 from ..quantization import DEFAULT_MAX_ACCURACY_DROP, MODES
