@@ -6,11 +6,10 @@ LayerNorm shows here in a second instead of as a verification failure after a co
 
 import numpy as np
 import pytest
+import torch
+import transformers
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-from edge_albert.converters import graph  # noqa: E402
+from edge_albert.converters import graph
 
 BATCH, SEQ = 2, 5
 

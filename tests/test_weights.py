@@ -9,13 +9,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
+import transformers
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-from edge_albert.converters import graph, weights  # noqa: E402
-from edge_albert.converters.checkpoint import TASK_BY_ARCHITECTURE  # noqa: E402
-from tests.checkpoints import ARCHITECTURES  # noqa: E402
+from edge_albert.converters import graph, weights
+from edge_albert.converters.checkpoint import TASK_BY_ARCHITECTURE
+from tests.checkpoints import ARCHITECTURES
 
 # Every dimension different, so a shape that uses the wrong field cannot match by accident.
 SHAPE = dict(vocab_size=41, embedding_size=6, hidden_size=20, num_attention_heads=4, intermediate_size=28,
