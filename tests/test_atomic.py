@@ -419,25 +419,14 @@ def test_convert_overwrite_killed_at_the_swap_keeps_a_whole_bundle(tiny_classifi
     assert leftovers(tmp_path) == []
 
 
-def _hold_in_child(target, seconds: float):
-    """A child process that holds exclusive_run(target) and says so on stdout."""
-    import subprocess
-    import sys
-
-    code = ("import sys, time\nfrom edge_albert.atomic import exclusive_run\n"
-            f"with exclusive_run({str(target)!r}):\n    print('held', flush=True)\n    time.sleep({seconds})\n")
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "held"
-    return child
-
-
 def test_exclusive_run_refuses_a_second_run_and_frees_on_exit_or_kill(tmp_path):
     import signal
 
     from edge_albert.atomic import exclusive_run
+    from tests.holder import hold_in_child
 
     target = tmp_path / "student"
-    child = _hold_in_child(target, 60)
+    child = hold_in_child(target, 60)
     try:
         with pytest.raises(OutputError, match=rf"being written by another run \(pid {child.pid}\)"):
             with exclusive_run(target):

@@ -376,9 +376,9 @@ def test_restart_discards_an_interrupted_run(tiny_classifier_checkpoint, sst2_fi
 
 def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tiny_classifier_checkpoint, sst2_files,
                                                                              tmp_path):
-    from tests.test_atomic import _hold_in_child
+    from tests.holder import hold_in_child
 
-    holder = _hold_in_child(tmp_path / "student", 120)
+    holder = hold_in_child(tmp_path / "student", 120)
     try:
         with pytest.raises(CompressionError, match=rf"student is being written by another run \(pid {holder.pid}\)"):
             compress(tiny_classifier_checkpoint, sst2_files[0], tmp_path / "student", None, _options(layers=1),

@@ -376,10 +376,10 @@ def test_init_from_a_checkpoint_with_other_labels_is_refused(tmp_path):
 
 def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path):
     from edge_albert.errors import OutputError
-    from tests.test_atomic import _hold_in_child
+    from tests.holder import hold_in_child
 
     train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in synthetic_rows(16)))
-    holder = _hold_in_child(tmp_path / "ckpt", 120)
+    holder = hold_in_child(tmp_path / "ckpt", 120)
     try:
         with pytest.raises(OutputError, match=rf"ckpt is being written by another run \(pid {holder.pid}\)"):
             finetune(train, tmp_path / "ckpt", None, FinetuneConfig(**TINY), log=lambda line: None)

@@ -17,6 +17,8 @@ INITS = ("teacher", "random")
 
 @dataclass(frozen=True)
 class CompressOptions:
+    """The plan (numbers or a compute target), the importance and data settings, distillation and augmentation."""
+
     layers: Optional[int] = None
     heads: Optional[int] = None
     remove_heads: Optional[int] = None
