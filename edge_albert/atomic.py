@@ -389,6 +389,7 @@ def exclusive_run(target: PathLike, error: Type[EdgeAlbertError] = OutputError) 
         return
     while True:
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)  # as the write itself will: -o new/dir/out works
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise _output_error(target, exc, error) from None

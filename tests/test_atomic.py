@@ -439,3 +439,11 @@ def test_exclusive_run_refuses_a_second_run_and_frees_on_exit_or_kill(tmp_path):
     assert list(tmp_path.iterdir()) == []  # released: nothing left beside the target
     with exclusive_run(target):
         pass
+
+
+def test_exclusive_run_creates_missing_parents_as_the_write_will(tmp_path):
+    from edge_albert.atomic import exclusive_run
+
+    with exclusive_run(tmp_path / "new" / "dir" / "student"):
+        assert (tmp_path / "new" / "dir" / ".student.lock").is_file()
+    assert list((tmp_path / "new" / "dir").iterdir()) == []
