@@ -202,7 +202,7 @@ def check_config(config: FinetuneConfig) -> None:
     number("warmup_ratio", 0, 1)
     for name in ("dropout", "classifier_dropout", "token_mask_prob"):
         number(name, 0, 1, high_open=True)
-    from .converters.checkpoint import SUPPORTED_ACTIVATIONS  # what convert can take afterwards
+    from .hf.checkpoint import SUPPORTED_ACTIVATIONS  # what convert can take afterwards
 
     if config.hidden_act not in SUPPORTED_ACTIVATIONS:
         fail("hidden_act", config.hidden_act, f"one of {', '.join(SUPPORTED_ACTIVATIONS)}")
@@ -250,7 +250,7 @@ def finetune(
     The directory is written under a staging sibling and swapped into place (edge_albert.atomic),
     so an interrupted or killed run never leaves a half-written checkpoint, nor loses the old one.
     """
-    from .converters.quiet import quiet_transformers, require_workstation
+    from .hf.quiet import quiet_transformers, require_workstation
 
     config = config or FinetuneConfig()
     check_config(config)
@@ -373,7 +373,7 @@ def _train(model, tokenizer, texts: List[str], train_set: EncodedDataset, dev_se
 
 def _load_encoder(model, encoder_state: Dict[str, Any]) -> None:
     """Put the warm-up's encoder weights into the classifier (its pooler stays new)."""
-    from .converters.weights import POOLER
+    from .hf.weights import POOLER
 
     missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
     if unexpected or any(not name.startswith(POOLER.name + ".") for name in missing):
@@ -383,7 +383,7 @@ def _load_encoder(model, encoder_state: Dict[str, Any]) -> None:
 def _save_result(trained: _Trained, out_dir: Path, overwrite: bool, config: FinetuneConfig,
                  started: float) -> FinetuneResult:
     """Write the checkpoint atomically; its dev accuracy is measured on the saved weights reloaded as the reference."""
-    from .converters.reference import load_reference_model
+    from .hf.reference import load_reference_model
 
     with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
         for name, data in trained.tokenizer_files.items():
@@ -478,7 +478,7 @@ def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, 
     """Accuracy of a saved checkpoint, run as the PyTorch reference, on labelled examples."""
     from transformers import AutoTokenizer
 
-    from .converters.reference import load_reference_model
+    from .hf.reference import load_reference_model
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
     model = load_reference_model(checkpoint_dir)
@@ -490,7 +490,7 @@ def predict(checkpoint_dir, texts: Sequence[str], max_length: int = 64) -> List[
     import torch
     from transformers import AutoTokenizer
 
-    from .converters.reference import load_reference_runner
+    from .hf.reference import load_reference_runner
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
     runner = load_reference_runner(checkpoint_dir)
@@ -651,7 +651,7 @@ def _history(log_history: List[dict]) -> List[dict]:
 
 
 def _multi_depth_loss(model, batch):
-    from .converters.early_exit import multi_depth_loss
+    from .hf.early_exit import multi_depth_loss
 
     inputs = dict(batch)
     return multi_depth_loss(model, inputs.pop("labels"), **inputs)
@@ -661,7 +661,7 @@ def depth_accuracies(model, data: EncodedDataset, collator, batch_size: int) -> 
     """Accuracy of the classifier read after each layer call (call 1..L): what early exit can use."""
     import torch
 
-    from .converters.early_exit import per_call_logits
+    from .hf.early_exit import per_call_logits
 
     model.eval()
     correct = None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_albert"
-WORKSTATION = ("converters", "compress", "finetune", "training")  # TensorFlow / torch / transformers side
+WORKSTATION = ("converters", "hf", "compress", "finetune", "training")  # TensorFlow / torch / transformers side
 DEVICE_MODULES = ["bundle", "contract", "data", "device_options", "early_exit", "errors", "evaluate", "predict",
                   "quantization", "report", "runtime", "signing", "tasks", "tflite_check", "tokenizer", "verbosity",
                   "atomic", "bench", "android_export", "serve/app", "serve/batching", "serve/metrics",
@@ -47,6 +47,17 @@ def test_device_side_modules_import_nothing_from_the_workstation_side(module):
     assert crossing == [], f"{module}.py imports {crossing}"
 
 
+def test_the_model_layer_sits_below_the_converter():
+    """training, finetune, compress and hf/ build on the Hugging Face model layer (hf/), never on the converter."""
+    users = [PACKAGE / "training.py", PACKAGE / "finetune.py", *sorted((PACKAGE / "compress").glob("*.py")),
+             *sorted((PACKAGE / "hf").glob("*.py"))]
+    for path in users:
+        imported = _package_imports(path)
+        crossing = sorted(name for name in imported
+                          if name == "edge_albert.converters" or name.startswith("edge_albert.converters."))
+        assert crossing == [], f"{path.relative_to(PACKAGE)} imports {crossing}"
+
+
 def _files_with_string(matches) -> list:
     """Files of the package with a string constant (not a docstring) for which `matches(value)` holds."""
     found = []
@@ -67,7 +78,7 @@ def test_quantization_modes_are_spelled_only_in_the_modes_table():
 
 
 def test_hugging_face_weight_names_are_spelled_only_in_the_weight_table():
-    assert _files_with_string(lambda value: "albert_layer_groups" in value) == ["converters/weights.py"]
+    assert _files_with_string(lambda value: "albert_layer_groups" in value) == ["hf/weights.py"]
 
 
 def test_model_inputs_and_signature_are_named_only_in_the_contract_and_the_pytorch_feeders():

@@ -10,7 +10,7 @@ from tests.checkpoints import make_albert_checkpoint
 from edge_albert.bundle import load_bundle
 from edge_albert.converters import tflite as tflite_module
 from edge_albert.converters import verify as verify_module
-from edge_albert.converters.checkpoint import load_checkpoint
+from edge_albert.hf.checkpoint import load_checkpoint
 from edge_albert.converters.convert import convert_checkpoint
 from edge_albert.converters.samples import BUILT_IN_TEXTS
 from edge_albert.errors import ConversionError, VerificationError

@@ -37,11 +37,11 @@ from ..quantization import (
 )
 from . import samples as sample_sets
 from .accuracy_gate import AccuracyGate, accuracy_gate, reference_task_model, task_model
-from .checkpoint import AlbertCheckpoint, load_checkpoint
+from ..hf.checkpoint import AlbertCheckpoint, load_checkpoint
 from .manifest import build_manifest
 from .options import ConvertOptions
-from .quiet import require_workstation
-from .reference import load_reference_model, load_reference_runner
+from ..hf.quiet import require_workstation
+from ..hf.reference import load_reference_model, load_reference_runner
 from .tflite import ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, verify_variant
 
