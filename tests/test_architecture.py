@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_albert"
-WORKSTATION = ("converters", "hf", "compress", "finetune", "training")  # TensorFlow / torch / transformers side
+WORKSTATION = ("converters", "hf", "compress", "finetune", "tokenizer_training", "training")  # TensorFlow / torch / transformers side
 DEVICE_MODULES = ["bundle", "contract", "data", "device_options", "early_exit", "errors", "evaluate", "predict",
                   "quantization", "report", "runtime", "signing", "tasks", "tflite_check", "tokenizer", "verbosity",
                   "atomic", "bench/__init__", "bench/budgets", "bench/machine", "bench/measure", "bench/report", "android_export", "serve/app", "serve/batching", "serve/metrics",
@@ -82,7 +82,8 @@ def test_hugging_face_weight_names_are_spelled_only_in_the_weight_table():
 
 
 def test_model_inputs_and_signature_are_named_only_in_the_contract_and_the_pytorch_feeders():
-    pytorch_feeders = {"training.py", "finetune.py", "compress/distill.py"}  # HF keyword arguments of torch models
+    # HF keyword arguments of torch models, and the keys of a transformers tokenizer's output
+    pytorch_feeders = {"training.py", "finetune.py", "compress/distill.py", "tokenizer_training.py"}
     assert _files_with_string(lambda value: value == "serving_default") == ["contract.py"]
     for name in ("input_ids", "attention_mask", "token_type_ids"):
         assert set(_files_with_string(lambda value: value == name)) - pytorch_feeders == {"contract.py"}, name
