@@ -27,9 +27,15 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .atomic import check_writable_output, exclusive_run, replacing_directory
+from .bundle import sha256_of_file
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN, Example, read_examples
 from .errors import EdgeAlbertError
 from .finetune_config import FinetuneConfig
+from .hf.checkpoint import SUPPORTED_ACTIVATIONS, TOKENIZER_FILES
+from .hf.early_exit import multi_depth_loss, per_call_logits
+from .hf.quiet import quiet_transformers, require_workstation
+from .hf.reference import load_reference_model, load_reference_runner
+from .hf.weights import POOLER
 from .tokenizer_training import (CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_PIECES, build_tokenizer, check_tokenizer,  # noqa: F401 (re-exported)
                                  processor, train_sentencepiece)
 from .training import (EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, save_checkpoint,
@@ -85,9 +91,7 @@ def check_config(config: FinetuneConfig) -> None:
     number("warmup_ratio", 0, 1)
     for name in ("dropout", "classifier_dropout", "token_mask_prob"):
         number(name, 0, 1, high_open=True)
-    from .hf.checkpoint import SUPPORTED_ACTIVATIONS  # what convert can take afterwards
-
-    if config.hidden_act not in SUPPORTED_ACTIVATIONS:
+    if config.hidden_act not in SUPPORTED_ACTIVATIONS:  # what convert can take afterwards
         fail("hidden_act", config.hidden_act, f"one of {', '.join(SUPPORTED_ACTIVATIONS)}")
     if config.save_dtype not in SAVE_DTYPES:
         fail("save_dtype", config.save_dtype, f"one of {', '.join(SAVE_DTYPES)}")
@@ -133,8 +137,6 @@ def finetune(
     The directory is written under a staging sibling and swapped into place (edge_albert.atomic),
     so an interrupted or killed run never leaves a half-written checkpoint, nor loses the old one.
     """
-    from .hf.quiet import quiet_transformers, require_workstation
-
     config = config or FinetuneConfig()
     check_config(config)
     labels = check_labels(labels)
@@ -256,8 +258,6 @@ def _train(model, tokenizer, texts: List[str], train_set: EncodedDataset, dev_se
 
 def _load_encoder(model, encoder_state: Dict[str, Any]) -> None:
     """Put the warm-up's encoder weights into the classifier (its pooler stays new)."""
-    from .hf.weights import POOLER
-
     missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
     if unexpected or any(not name.startswith(POOLER.name + ".") for name in missing):
         raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
@@ -266,8 +266,6 @@ def _load_encoder(model, encoder_state: Dict[str, Any]) -> None:
 def _save_result(trained: _Trained, out_dir: Path, overwrite: bool, config: FinetuneConfig,
                  started: float) -> FinetuneResult:
     """Write the checkpoint atomically; its dev accuracy is measured on the saved weights reloaded as the reference."""
-    from .hf.reference import load_reference_model
-
     with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
         for name, data in trained.tokenizer_files.items():
             (staging / name).write_bytes(data)
@@ -292,7 +290,6 @@ def _save_result(trained: _Trained, out_dir: Path, overwrite: bool, config: Fine
 
 
 RUN_FORMAT = "edge-albert finetune run v1"
-TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def work_dir(out_dir) -> Path:
@@ -307,8 +304,6 @@ def work_dir(out_dir) -> Path:
 
 def _run_record(config: FinetuneConfig, labels: Sequence[str], read: dict, train_path, dev_path) -> dict:
     """What must match for a rerun to continue an interrupted one: settings and the data files' contents."""
-    from .bundle import sha256_of_file
-
     return json.loads(json.dumps({
         "format": RUN_FORMAT, "config": asdict(config), "labels": list(labels),
         "columns": {k: v for k, v in read.items() if k != "labels"},
@@ -361,8 +356,6 @@ def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, 
     """Accuracy of a saved checkpoint, run as the PyTorch reference, on labelled examples."""
     from transformers import AutoTokenizer
 
-    from .hf.reference import load_reference_model
-
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
     model = load_reference_model(checkpoint_dir)
     return accuracy_of(model, EncodedDataset(tokenizer, list(examples), max_length), tokenizer, batch_size)
@@ -372,8 +365,6 @@ def predict(checkpoint_dir, texts: Sequence[str], max_length: int = 64) -> List[
     """(label, probability) per text with the PyTorch model: the reference the bundles are checked against."""
     import torch
     from transformers import AutoTokenizer
-
-    from .hf.reference import load_reference_runner
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
     runner = load_reference_runner(checkpoint_dir)
@@ -528,8 +519,6 @@ def _history(log_history: List[dict]) -> List[dict]:
 
 
 def _multi_depth_loss(model, batch):
-    from .hf.early_exit import multi_depth_loss
-
     inputs = dict(batch)
     return multi_depth_loss(model, inputs.pop("labels"), **inputs)
 
@@ -537,8 +526,6 @@ def _multi_depth_loss(model, batch):
 def depth_accuracies(model, data: EncodedDataset, collator, batch_size: int) -> List[float]:
     """Accuracy of the classifier read after each layer call (call 1..L): what early exit can use."""
     import torch
-
-    from .hf.early_exit import per_call_logits
 
     model.eval()
     correct = None

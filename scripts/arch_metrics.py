@@ -6,7 +6,8 @@ counts quoted literals anywhere (docstrings too), so it reads a little higher th
 tests/test_architecture.py, which enforces the rules on code only.
 
 Issue 19: files over 500 lines; import cycles among the package's modules (every import statement,
-function-level ones too, relative imports resolved); import statements from training, finetune,
+function-level ones too, relative imports resolved,
+not those under `if TYPE_CHECKING:`); import statements from training, finetune,
 compress and benchmarks into `converters`; import statements inside functions.
 
 Usage: python scripts/arch_metrics.py [REPO_ROOT]
@@ -48,12 +49,24 @@ def _module_name(root: Path, path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of `tree` except those under `if TYPE_CHECKING:` (imports for type checkers, never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
 def _imported_modules(root: Path, path: Path, modules: Set[str]) -> Set[str]:
     """The package modules `path` imports anywhere in its body (an imported name that is a module counts as it)."""
     name = _module_name(root, path)
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..bundle import load_bundle
 from ..device_options import DEFAULT_BENCH_BATCH, DEFAULT_SEQ_LENS
 from ..errors import BenchError
 from .machine import machine_info
@@ -201,8 +202,6 @@ def target_for_bundle(name_or_path: PathLike, bundle_path: PathLike, batch: int 
                       seq_lens: Optional[Sequence[int]] = None) -> Tuple[Target, List[str]]:
     """Load a target and confirm, before anything is measured, that this machine and bundle are its
     kind and that it has a budget for the bundle's quantization at one of `seq_lens`."""
-    from ..bundle import load_bundle
-
     target = load_target(name_or_path)
     bundle = load_bundle(bundle_path, verify=False)  # run_benchmark verifies when it loads
     model = _model_summary(bundle)

@@ -21,7 +21,10 @@ import numpy as np
 
 from ..device_options import (DEFAULT_BENCH_BATCH, DEFAULT_MAX_SECONDS, DEFAULT_REPEATS, DEFAULT_RUNS, DEFAULT_SEQ_LENS,
                               DEFAULT_WARMUP)
+from ..early_exit import CALLS_OUTPUT, call_distribution
 from ..errors import BenchError
+from ..runtime import check_batch, check_threads, default_num_threads, find_backend
+from ..tasks import load_model
 from .machine import _mb, current_rss_bytes, machine_info, peak_rss_bytes
 from .report import result_markdown
 
@@ -216,8 +219,6 @@ def run_benchmark(
     trusted_key: Optional[PathLike] = None,
 ) -> BenchResult:
     """Load the bundle (timed, with its RSS increase), then time each sequence length in turn."""
-    from ..runtime import check_batch, check_threads, default_num_threads, find_backend
-
     say = progress or (lambda message, final: None)
     if batch < 1 or runs < 1 or warmup < 0 or max_seconds <= 0:
         raise BenchError("{batch} and {runs} must be at least 1, {warmup} at least 0, {max_seconds} positive",
@@ -262,8 +263,6 @@ def _bench_settings(bundle_path: PathLike, seq_lens: List[int], batch: int, runs
 
 def _load_timed(bundle_path: PathLike, settings: dict, trusted_key: Optional[PathLike]):
     """Load the model, timing it and measuring the RSS before and after; -> (result so far, model)."""
-    from ..tasks import load_model
-
     machine = machine_info()
     rss_before = current_rss_bytes()
     started = time.perf_counter()
@@ -339,8 +338,6 @@ def run_texts_benchmark(model, texts: Sequence[str], repeats: int = DEFAULT_REPE
     Repeats go round the whole list (text 1..n, then again), so a slow spell of a shared machine
     spreads over all texts instead of landing on a few.
     """
-    from ..early_exit import CALLS_OUTPUT, call_distribution
-
     if not texts:
         raise BenchError("no texts to measure")
     if repeats < 1:

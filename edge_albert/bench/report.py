@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
+from ..early_exit import describe_calls
 from .machine import MB
 
 if TYPE_CHECKING:
@@ -146,8 +147,6 @@ def progress_printer(stream=None) -> Progress:
 
 def texts_result_text(result: TextsResult) -> str:
     """One line per measured configuration: latency over the texts and, for early exit, the calls."""
-    from ..early_exit import describe_calls
-
     l = result.latency
     line = (f"{Path(result.bundle).name}: {result.texts} texts x {result.repeats}: p50 {l.p50_ms:.2f} ms  "
             f"mean {l.mean_ms:.2f}  p90 {l.p90_ms:.2f}  p99 {l.p99_ms:.2f}")

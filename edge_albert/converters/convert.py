@@ -17,7 +17,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bundle_output, write_bundle
+from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bundle_output, sign_bundle, write_bundle
 from ..contract import INPUT_IDS, INPUT_NAMES
 from ..data import DEFAULT_LABEL_COLUMN
 from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
@@ -303,8 +303,6 @@ def _write_bundle(target: Path, checkpoint: AlbertCheckpoint, model_bytes: bytes
     """Write the bundle atomically; sign its manifest when a key was given."""
     bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=options.overwrite)
     if options.sign_key is not None:
-        from ..signing import sign_bundle
-
         say(f"signed {sign_bundle(target, options.sign_key)}")
     return bundle
 
