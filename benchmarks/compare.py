@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from edge_albert import bench  # noqa: E402
 from edge_albert.contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, TOKEN_TYPE_IDS, task_contract  # noqa: E402
+from edge_albert.hf.macs import albert_macs  # noqa: E402
 from edge_albert.quantization import ALL, LOOP, MODES, UNROLLED, parse_modes  # noqa: E402
 
 SST2_TRAIN = REPO / "data" / "glue-sst2" / "train.tsv"
@@ -97,7 +98,7 @@ def load_runner(spec: BackendSpec, checkpoint: Path, threads: int) -> Callable[[
     if spec.family == "pytorch":  # the project's PyTorch reference, as verification and the accuracy gate run it
         import torch
 
-        from edge_albert.converters.reference import load_reference_runner
+        from edge_albert.hf.reference import load_reference_runner
 
         torch.set_num_threads(threads)
         reference = load_reference_runner(checkpoint)
@@ -202,7 +203,7 @@ def _sst2_sentences(count: int) -> List[str]:
 def export_onnx(checkpoint: Path, out: Path) -> None:
     import torch
 
-    from edge_albert.converters.reference import load_reference_model
+    from edge_albert.hf.reference import load_reference_model
 
     model = load_reference_model(checkpoint)
     ids = torch.randint(5, 1000, (1, 16))
@@ -276,7 +277,7 @@ def _probe_main() -> None:
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        import edge_albert.converters.reference  # noqa: F401
+        import edge_albert.hf.reference  # noqa: F401
     elif spec.family == "onnxruntime":
         import onnxruntime  # noqa: F401
     else:
@@ -320,7 +321,7 @@ def machine_peak(machine: dict, ghz: Optional[float], threads: Optional[int] = N
 def compute_bound_ms(config: dict, seq_len: int, precision: str, peak: dict) -> float:
     """Time the multiply-accumulates alone need at peak: weight MACs at the int8 rate for int8
     variants (attention scores stay fp32 in dynamic-range models), everything at fp32 otherwise."""
-    macs = bench.albert_macs(config, seq_len)
+    macs = albert_macs(config, seq_len)
     if peak["fp32_gmac_s"] <= 0:
         return math.nan
     mode = MODES.get(precision)

@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_albert.bench import albert_macs, inputs_of_length, machine_info, time_runs  # noqa: E402
+from edge_albert.bench import inputs_of_length, machine_info, time_runs  # noqa: E402
+from edge_albert.hf.macs import albert_macs  # noqa: E402
 
 
 def convert(name: str, checkpoint: Path, out_dir: Path, dev, reuse: bool = False) -> dict:

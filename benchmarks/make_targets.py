@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge_albert.bench import albert_macs  # noqa: E402
+from edge_albert.hf.macs import albert_macs  # noqa: E402
 from edge_albert.quantization import ALL, MODES, parse_modes  # noqa: E402
 
 BASE = dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,

@@ -34,7 +34,7 @@ def correct_per_row(checkpoint: Path, dev_path: Path, threads: int) -> np.ndarra
     import torch
     from transformers import AlbertForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-    from edge_albert.converters.checkpoint import load_checkpoint
+    from edge_albert.hf.checkpoint import load_checkpoint
     from edge_albert.data import read_examples
     from edge_albert.training import EncodedDataset, batches
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Type, Union
 from .atomic import check_writable_output, readable_backup, replacing_directory
 from .contract import TASKS
 from .errors import BundleError, EdgeAlbertError
+from .signing import sign_file, trusted_key_from_environment, verify_signature
 
 FORMAT_NAME = "edge-albert-bundle"
 FORMAT_VERSION = 1
@@ -292,8 +293,6 @@ def load_bundle(path: Union[str, os.PathLike], verify: bool = True,
     or the new bundle, never an error made of a mix of both. While a writer on a file system
     without an atomic exchange sits between its two renames, the backup it made is read.
     """
-    from .signing import trusted_key_from_environment
-
     path = Path(path)
     trusted_key = trusted_key_from_environment(trusted_key)
     for attempt in range(1, READ_ATTEMPTS + 1):
@@ -337,11 +336,23 @@ def _replaced(pin: Optional[int], path: Path) -> bool:
     return (current.st_dev, current.st_ino) != (pinned.st_dev, pinned.st_ino)
 
 
+def sign_bundle(bundle_dir: Union[str, os.PathLike], private_key: Union[str, os.PathLike]) -> Path:
+    """Sign the bundle's manifest.json with `private_key` (edge_albert.signing); write manifest.sig atomically."""
+    read_manifest(bundle_dir)  # sign only something that is a bundle
+    return sign_file(bundle_dir, MANIFEST_FILE, private_key)
+
+
+def verify_bundle_signature(bundle_dir: Union[str, os.PathLike], public_key: Union[str, os.PathLike]) -> str:
+    """Refuse (BundleError) a bundle whose manifest.json is unsigned, altered, or signed by another key.
+
+    Returns the key id. Check the files against the manifest's sha256 afterwards (load_bundle does).
+    """
+    return verify_signature(bundle_dir, MANIFEST_FILE, public_key)
+
+
 def _load_bundle_once(path: Path, verify: bool, trusted_key: Union[str, os.PathLike, None] = None) -> Bundle:
     manifest = read_manifest(path)
     if trusted_key is not None:
-        from .signing import verify_bundle_signature
-
         verify_bundle_signature(path, trusted_key)
         verify = True  # a signed manifest vouches for the files only through their sha256
     records = manifest["files"]

@@ -1,6 +1,6 @@
 """Defaults of the commands that run bundles (predict, evaluate, bench), in one light module.
 
-tasks.py and bench.py import numpy; keeping their defaults here lets the CLI show them without it.
+tasks.py and bench/ import numpy; keeping their defaults here lets the CLI show them without it.
 """
 
 from __future__ import annotations

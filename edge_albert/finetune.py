@@ -16,141 +16,30 @@ torch, transformers and sentencepiece are imported inside the functions that nee
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import random
 import shutil
-import tempfile
 import time
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .atomic import check_writable_output, exclusive_run, replacing_directory
+from .bundle import sha256_of_file
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN, Example, read_examples
-from .errors import DataError, EdgeAlbertError
+from .errors import EdgeAlbertError
 from .finetune_config import FinetuneConfig
+from .hf.checkpoint import SUPPORTED_ACTIVATIONS, TOKENIZER_FILES
+from .hf.early_exit import multi_depth_loss, per_call_logits
+from .hf.quiet import quiet_transformers, require_workstation
+from .hf.reference import load_reference_model, load_reference_runner
+from .hf.weights import POOLER
+from .tokenizer_training import (CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_PIECES, build_tokenizer, check_tokenizer,  # noqa: F401 (re-exported)
+                                 processor, train_sentencepiece)
 from .training import (EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, save_checkpoint,
                        training_arguments)
-
-SPECIAL_PIECES: Tuple[str, ...] = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
-PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
-
-
-# --------------------------------------------------------------------------- tokenizer
-
-
-def albert_preprocess(text: str) -> str:
-    """Normalise text the way the Hugging Face ALBERT tokenizer does before SentencePiece.
-
-    (remove_space, `` and '' to ", accents stripped, lower-cased.) The SentencePiece model must
-    be trained on text in this form, or pieces learnt from capitals and accents never match.
-    """
-    text = " ".join(text.strip().split()).replace("``", '"').replace("''", '"')
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(char for char in text if not unicodedata.combining(char))
-    return text.lower()
-
-
-def train_sentencepiece(texts: Sequence[str], vocab_size: int = 8000, seed_sentencepiece_size: int = 1000000) -> bytes:
-    """Train an ALBERT-layout SentencePiece unigram model on `texts`; return the serialized model.
-
-    ids 0..4 are <pad>, <unk>, [CLS], [SEP], [MASK] as in Google's ALBERT, no BOS/EOS, so the
-    Hugging Face tokenizer and the device tokenizers find the special tokens where they expect.
-    On small corpora the vocabulary may come out smaller than asked (hard_vocab_limit=False).
-    """
-    import sentencepiece as spm
-
-    prepared = [albert_preprocess(text) for text in texts if text.strip()]
-    if not prepared:
-        raise DataError("no text to train the SentencePiece model on")
-    characters = len(set("".join(prepared)))
-    if vocab_size < characters + len(SPECIAL_PIECES):
-        raise EdgeAlbertError(f"finetune: vocab_size {vocab_size} is smaller than the {characters} distinct characters "
-                              f"of the training text plus {len(SPECIAL_PIECES)} special pieces; use at least "
-                              f"{characters + len(SPECIAL_PIECES)}")
-    model = io.BytesIO()
-    try:
-        _train_sentencepiece_model(spm, prepared, model, vocab_size, seed_sentencepiece_size)
-    except RuntimeError as exc:  # the trainer's own checks (its C++ CHECK messages)
-        reason = str(exc).strip().splitlines()[0].split("] ")[-1] if str(exc).strip() else type(exc).__name__
-        raise EdgeAlbertError(f"finetune: SentencePiece cannot train a {vocab_size}-piece vocabulary here: {reason}") from None
-    proto = model.getvalue()
-    processor = spm.SentencePieceProcessor(model_proto=proto)
-    found = [processor.id_to_piece(i) for i in range(len(SPECIAL_PIECES))]
-    if found != list(SPECIAL_PIECES):
-        raise EdgeAlbertError(f"SentencePiece put the special pieces at ids 0..4 as {found}, not {list(SPECIAL_PIECES)}")
-    return proto
-
-
-def _train_sentencepiece_model(spm, prepared: List[str], model: io.BytesIO, vocab_size: int,
-                               seed_sentencepiece_size: int) -> None:
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(prepared),
-        model_writer=model,
-        model_type="unigram",
-        vocab_size=vocab_size,
-        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=-1, eos_id=-1,
-        pad_piece="<pad>", unk_piece="<unk>",
-        control_symbols=list(SPECIAL_PIECES[2:]),
-        character_coverage=1.0,
-        hard_vocab_limit=False,
-        seed_sentencepiece_size=seed_sentencepiece_size,
-        num_threads=1,  # deterministic and polite on a shared machine
-        minloglevel=2,
-    )
-
-
-def build_tokenizer(spiece_model: bytes, out_dir, model_max_length: int = 512, check_texts: Sequence[str] = ()):
-    """Build the Hugging Face ALBERT tokenizer for `spiece_model` and save it into `out_dir`.
-
-    Built with AutoTokenizer from a directory holding config.json + spiece.model: in
-    transformers 5, `AlbertTokenizer(vocab_file=...)` silently encodes every word as <unk>.
-    Writes spiece.model, tokenizer.json and tokenizer_config.json, then checks the saved
-    tokenizer against SentencePiece itself on `check_texts`. Returns the tokenizer.
-    """
-    import sentencepiece as spm
-    from transformers import AutoTokenizer
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="edge-albert-spiece-") as scratch:
-        Path(scratch, "spiece.model").write_bytes(spiece_model)
-        Path(scratch, "config.json").write_text(json.dumps({"model_type": "albert"}))
-        tokenizer = AutoTokenizer.from_pretrained(
-            scratch, do_lower_case=True, remove_space=True, keep_accents=False, model_max_length=model_max_length
-        )
-        tokenizer.save_pretrained(str(out_dir))
-    (out_dir / "spiece.model").write_bytes(spiece_model)  # save_pretrained of the fast tokenizer omits it
-    tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
-    processor = spm.SentencePieceProcessor(model_proto=spiece_model)
-    check_tokenizer(tokenizer, processor, list(check_texts) or ["hello world, this is a test of the tokenizer"])
-    return tokenizer
-
-
-def check_tokenizer(tokenizer, processor, texts: Sequence[str]) -> float:
-    """Refuse a tokenizer that maps (almost) everything to <unk>; return its agreement with SentencePiece.
-
-    Agreement is the fraction of `texts` whose ids equal SentencePiece's own encoding of the
-    pre-processed text, the form the device tokenizers reproduce.
-    """
-    pieces = unknown = same = 0
-    distinct: set = set()
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        pieces += len(ids)
-        unknown += sum(1 for i in ids if i == UNK_ID)
-        distinct.update(ids)
-        same += ids == processor.encode(albert_preprocess(text))
-    if pieces == 0 or unknown / pieces > 0.2 or len(distinct) < 2:
-        raise EdgeAlbertError(
-            f"the Hugging Face tokenizer maps {unknown} of {pieces} pieces to <unk> (ids seen: "
-            f"{sorted(distinct)[:5]}); the SentencePiece model or tokenizer config is broken"
-        )
-    return same / len(texts)
 
 
 # --------------------------------------------------------------------------- training
@@ -202,9 +91,7 @@ def check_config(config: FinetuneConfig) -> None:
     number("warmup_ratio", 0, 1)
     for name in ("dropout", "classifier_dropout", "token_mask_prob"):
         number(name, 0, 1, high_open=True)
-    from .converters.checkpoint import SUPPORTED_ACTIVATIONS  # what convert can take afterwards
-
-    if config.hidden_act not in SUPPORTED_ACTIVATIONS:
+    if config.hidden_act not in SUPPORTED_ACTIVATIONS:  # what convert can take afterwards
         fail("hidden_act", config.hidden_act, f"one of {', '.join(SUPPORTED_ACTIVATIONS)}")
     if config.save_dtype not in SAVE_DTYPES:
         fail("save_dtype", config.save_dtype, f"one of {', '.join(SAVE_DTYPES)}")
@@ -250,8 +137,6 @@ def finetune(
     The directory is written under a staging sibling and swapped into place (edge_albert.atomic),
     so an interrupted or killed run never leaves a half-written checkpoint, nor loses the old one.
     """
-    from .converters.quiet import quiet_transformers, require_workstation
-
     config = config or FinetuneConfig()
     check_config(config)
     labels = check_labels(labels)
@@ -348,7 +233,7 @@ def _tokenizer(tokenizer_dir: Path, resuming: bool, texts: List[str], config: Fi
         tokenizer = build_tokenizer(spiece, scratch, config.max_position_embeddings, draw())
         shutil.rmtree(tokenizer_dir, ignore_errors=True)
         os.rename(scratch, tokenizer_dir)
-    return tokenizer, check_tokenizer(tokenizer, _processor(spiece), draw())
+    return tokenizer, check_tokenizer(tokenizer, processor(spiece), draw())
 
 
 def _new_classifier(config: FinetuneConfig, vocab_size: int, labels: Sequence[str]):
@@ -373,8 +258,6 @@ def _train(model, tokenizer, texts: List[str], train_set: EncodedDataset, dev_se
 
 def _load_encoder(model, encoder_state: Dict[str, Any]) -> None:
     """Put the warm-up's encoder weights into the classifier (its pooler stays new)."""
-    from .converters.weights import POOLER
-
     missing, unexpected = model.albert.load_state_dict(encoder_state, strict=False)
     if unexpected or any(not name.startswith(POOLER.name + ".") for name in missing):
         raise EdgeAlbertError(f"MLM encoder weights do not fit: missing {missing}, unexpected {unexpected}")
@@ -383,8 +266,6 @@ def _load_encoder(model, encoder_state: Dict[str, Any]) -> None:
 def _save_result(trained: _Trained, out_dir: Path, overwrite: bool, config: FinetuneConfig,
                  started: float) -> FinetuneResult:
     """Write the checkpoint atomically; its dev accuracy is measured on the saved weights reloaded as the reference."""
-    from .converters.reference import load_reference_model
-
     with replacing_directory(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint) as staging:
         for name, data in trained.tokenizer_files.items():
             (staging / name).write_bytes(data)
@@ -409,7 +290,6 @@ def _save_result(trained: _Trained, out_dir: Path, overwrite: bool, config: Fine
 
 
 RUN_FORMAT = "edge-albert finetune run v1"
-TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def work_dir(out_dir) -> Path:
@@ -424,8 +304,6 @@ def work_dir(out_dir) -> Path:
 
 def _run_record(config: FinetuneConfig, labels: Sequence[str], read: dict, train_path, dev_path) -> dict:
     """What must match for a rerun to continue an interrupted one: settings and the data files' contents."""
-    from .bundle import sha256_of_file
-
     return json.loads(json.dumps({
         "format": RUN_FORMAT, "config": asdict(config), "labels": list(labels),
         "columns": {k: v for k, v in read.items() if k != "labels"},
@@ -478,8 +356,6 @@ def evaluate(checkpoint_dir, examples: Sequence[Example], max_length: int = 64, 
     """Accuracy of a saved checkpoint, run as the PyTorch reference, on labelled examples."""
     from transformers import AutoTokenizer
 
-    from .converters.reference import load_reference_model
-
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
     model = load_reference_model(checkpoint_dir)
     return accuracy_of(model, EncodedDataset(tokenizer, list(examples), max_length), tokenizer, batch_size)
@@ -489,8 +365,6 @@ def predict(checkpoint_dir, texts: Sequence[str], max_length: int = 64) -> List[
     """(label, probability) per text with the PyTorch model: the reference the bundles are checked against."""
     import torch
     from transformers import AutoTokenizer
-
-    from .converters.reference import load_reference_runner
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_dir))
     runner = load_reference_runner(checkpoint_dir)
@@ -526,12 +400,6 @@ def _maximal_texts(texts: Sequence[str], limit: int = 200000) -> List[str]:
             kept.append(text)
             joined += f"\n {text} "
     return kept
-
-
-def _processor(spiece: bytes):
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_proto=spiece)
 
 
 def _model_config(config: FinetuneConfig, vocab_size: int, labels: Sequence[str]):
@@ -651,8 +519,6 @@ def _history(log_history: List[dict]) -> List[dict]:
 
 
 def _multi_depth_loss(model, batch):
-    from .converters.early_exit import multi_depth_loss
-
     inputs = dict(batch)
     return multi_depth_loss(model, inputs.pop("labels"), **inputs)
 
@@ -660,8 +526,6 @@ def _multi_depth_loss(model, batch):
 def depth_accuracies(model, data: EncodedDataset, collator, batch_size: int) -> List[float]:
     """Accuracy of the classifier read after each layer call (call 1..L): what early exit can use."""
     import torch
-
-    from .converters.early_exit import per_call_logits
 
     model.eval()
     correct = None

@@ -92,28 +92,26 @@ def _load_key(path: PathLike, private: bool):
     return key
 
 
-def sign_bundle(bundle_dir: PathLike, private_key: PathLike) -> Path:
-    """Sign the bundle's manifest.json with `private_key`; write manifest.sig atomically."""
-    from .bundle import MANIFEST_FILE, read_manifest
+def sign_file(bundle_dir: PathLike, signed_file: str, private_key: PathLike) -> Path:
+    """Sign `signed_file` of the bundle with `private_key`; write manifest.sig atomically.
 
+    bundle.sign_bundle calls it with the manifest (signing knows no bundle layout: bundle imports it).
+    """
     bundle_dir = Path(bundle_dir)
-    read_manifest(bundle_dir)  # sign only something that is a bundle
     key = _load_key(private_key, private=True)
-    signature = key.sign((bundle_dir / MANIFEST_FILE).read_bytes())
+    signature = key.sign((bundle_dir / signed_file).read_bytes())
     record = {"format": SIGNATURE_FORMAT, "algorithm": ALGORITHM, "key_id": key_id(key.public_key()),
-              "signed_file": MANIFEST_FILE, "signature": base64.b64encode(signature).decode("ascii")}
+              "signed_file": signed_file, "signature": base64.b64encode(signature).decode("ascii")}
     target = bundle_dir / SIGNATURE_FILE
     _write_atomically(target, (json.dumps(record, indent=2) + "\n").encode("utf-8"), 0o644)
     return target
 
 
-def verify_bundle_signature(bundle_dir: PathLike, public_key: PathLike) -> str:
-    """Refuse (BundleError) a bundle whose manifest.json is unsigned, altered, or signed by another key.
+def verify_signature(bundle_dir: PathLike, signed_file: str, public_key: PathLike) -> str:
+    """Refuse (BundleError) a bundle whose `signed_file` is unsigned, altered, or signed by another key.
 
-    Returns the key id. Check the files against the manifest's sha256 afterwards (load_bundle does).
+    Returns the key id. bundle.verify_bundle_signature calls it with the manifest.
     """
-    from .bundle import MANIFEST_FILE
-
     _, _, InvalidSignature = _crypto()
     bundle_dir = Path(bundle_dir)
     key = _load_key(public_key, private=False)
@@ -133,14 +131,14 @@ def verify_bundle_signature(bundle_dir: PathLike, public_key: PathLike) -> str:
         raise BundleError(f"{path} is not a readable signature: {str(exc).splitlines()[0]}") from None
     signer = record.get("key_id")
     try:
-        key.verify(signature, (bundle_dir / MANIFEST_FILE).read_bytes())
+        key.verify(signature, (bundle_dir / signed_file).read_bytes())
     except InvalidSignature:
         if signer != trusted:
             raise BundleError(f"{bundle_dir} is signed by key {signer!r}, not by the trusted key {trusted}") from None
-        raise BundleError(f"{bundle_dir}: the signature of {MANIFEST_FILE} does not verify with the trusted key "
+        raise BundleError(f"{bundle_dir}: the signature of {signed_file} does not verify with the trusted key "
                           f"{trusted}: the manifest was altered after signing") from None
     except OSError as exc:
-        raise BundleError(f"{bundle_dir / MANIFEST_FILE} cannot be read: {exc.strerror or exc}") from None
+        raise BundleError(f"{bundle_dir / signed_file} cannot be read: {exc.strerror or exc}") from None
     return trusted
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from edge_albert.bundle import load_bundle
 from edge_albert.cli import main
 from edge_albert.converters import convert as convert_module
-from edge_albert.converters.checkpoint import load_checkpoint
+from edge_albert.hf.checkpoint import load_checkpoint
 from edge_albert.converters.convert import choose_calibration, convert_checkpoint, training_counterpart
 from edge_albert.errors import ConversionError, DataError
 from edge_albert.converters.accuracy_gate import accuracy_gate, reference_task_model

@@ -270,6 +270,7 @@ def test_emulated_userland_is_a_pi(results, run):
 @pytest.mark.parametrize("run", list(RUNS))
 def test_plain_fp32_tflite_matches_x86(results, job, run):
     """The harness itself: a hand-made fp32 model through the bare Interpreter."""
+    assert job["raw_models"] and set(results[run]["raw"]) == {model["name"] for model in job["raw_models"]}
     for model in job["raw_models"]:
         arm = np.asarray(results[run]["raw"][model["name"]][0])
         x86 = np.asarray(results["x86"]["raw"][model["name"]][0])

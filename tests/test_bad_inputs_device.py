@@ -291,7 +291,7 @@ def keys(tmp_path_factory):
 
 
 def test_signed_bundle_loads_and_tampering_is_refused(classifier, keys, tmp_path):
-    from edge_albert.signing import sign_bundle
+    from edge_albert.bundle import sign_bundle
 
     signed = tmp_path / "signed.edgealbert"
     shutil.copytree(classifier, signed)

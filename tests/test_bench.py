@@ -17,6 +17,7 @@ from tests.runtime_bundles import bundle_for
 
 from edge_albert import bench
 from edge_albert.cli import main
+from edge_albert.hf.macs import albert_macs
 from edge_albert.tokenizer import AlbertTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -275,7 +276,7 @@ def test_committed_targets_cover_every_length_and_quantization_with_sources(name
 # -- compute bound and the peer comparison's arithmetic --------------------------------------
 def test_albert_base_macs_per_token_per_layer():
     config = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, embedding_size=128)
-    macs = bench.albert_macs(config, 128)
+    macs = albert_macs(config, 128)
     per_token_layer = 4 * 768 ** 2 + 2 * 768 * 3072
     assert per_token_layer == 7_077_888
     assert macs["dense"] == 128 * (12 * per_token_layer + 128 * 768) + 768 * 768
@@ -287,7 +288,7 @@ def test_compute_bound_uses_the_int8_rate_only_for_weights():
     peak = compare.machine_peak({"simd": ["avx2", "fma"], "cores": 2, "cpu_mhz": 2000.0}, None)
     assert (peak["fp32_gmac_s"], peak["int8_gmac_s"]) == (64.0, 256.0)
     config = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, embedding_size=128)
-    macs = bench.albert_macs(config, 128)
+    macs = albert_macs(config, 128)
     assert compare.compute_bound_ms(config, 128, "fp32", peak) == pytest.approx(macs["total"] / 64e9 * 1e3)
     assert compare.compute_bound_ms(config, 128, "dynamic-int8", peak) == pytest.approx(
         (macs["dense"] / 256e9 + macs["attention"] / 64e9) * 1e3)

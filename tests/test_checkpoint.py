@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tests.checkpoints import edit_config, make_albert_checkpoint
 
-from edge_albert.converters.checkpoint import load_checkpoint
+from edge_albert.hf.checkpoint import load_checkpoint
 from edge_albert.errors import CheckpointError
 
 

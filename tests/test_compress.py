@@ -13,7 +13,7 @@ from tests.project_data import SST2_TRAIN
 from edge_albert.cli import main
 from edge_albert.compress import CompressOptions, DistillConfig, compress, make_plan
 from edge_albert.compress.plan import compute_ratio
-from edge_albert.converters.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
+from edge_albert.hf.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
 from edge_albert.errors import CheckpointError, CompressionError
 from edge_albert.report import shape_text
 

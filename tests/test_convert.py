@@ -10,7 +10,7 @@ from tests.checkpoints import make_albert_checkpoint
 from edge_albert.bundle import load_bundle
 from edge_albert.converters import tflite as tflite_module
 from edge_albert.converters import verify as verify_module
-from edge_albert.converters.checkpoint import load_checkpoint
+from edge_albert.hf.checkpoint import load_checkpoint
 from edge_albert.converters.convert import convert_checkpoint
 from edge_albert.converters.samples import BUILT_IN_TEXTS
 from edge_albert.errors import ConversionError, VerificationError
@@ -248,7 +248,8 @@ def test_cli_convert_signs_each_bundle_with_the_options_it_built(tiny_classifier
     from click.testing import CliRunner
 
     from edge_albert.cli import main
-    from edge_albert.signing import generate_key_pair, verify_bundle_signature
+    from edge_albert.bundle import verify_bundle_signature
+    from edge_albert.signing import generate_key_pair
 
     private, public = generate_key_pair(tmp_path / "key")
     out = tmp_path / "signed.edgealbert"

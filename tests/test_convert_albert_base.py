@@ -9,7 +9,7 @@ import pytest
 from tests.checkpoints import BASE_SHAPE, make_albert_checkpoint
 
 from edge_albert.converters import verify as verify_module
-from edge_albert.converters.checkpoint import load_checkpoint
+from edge_albert.hf.checkpoint import load_checkpoint
 from edge_albert.converters.convert import convert_checkpoint
 
 pytestmark = pytest.mark.slow

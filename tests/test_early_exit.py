@@ -83,7 +83,7 @@ def test_parse_rule():
 def sharp_checkpoint(tmp_path_factory):
     import torch
 
-    from edge_albert.converters.reference import load_reference_model
+    from edge_albert.hf.reference import load_reference_model
 
     path = make_albert_checkpoint(tmp_path_factory.mktemp("sharp") / "ckpt", seed=1)
     model = load_reference_model(path)
@@ -104,8 +104,8 @@ def _encode(checkpoint_dir, texts):
 def test_per_call_logits_end_with_the_models_own_logits(sharp_checkpoint):
     import torch
 
-    from edge_albert.converters.early_exit import per_call_logits
-    from edge_albert.converters.reference import load_reference_model
+    from edge_albert.hf.early_exit import per_call_logits
+    from edge_albert.hf.reference import load_reference_model
 
     model = load_reference_model(sharp_checkpoint)
     enc = _encode(sharp_checkpoint, TEXTS)
@@ -122,8 +122,8 @@ def test_per_call_logits_end_with_the_models_own_logits(sharp_checkpoint):
 def test_multi_depth_loss_weights_depth_and_reaches_every_call(sharp_checkpoint):
     import torch
 
-    from edge_albert.converters.early_exit import depth_weights, multi_depth_loss, per_call_logits
-    from edge_albert.converters.reference import load_reference_model
+    from edge_albert.hf.early_exit import depth_weights, multi_depth_loss, per_call_logits
+    from edge_albert.hf.reference import load_reference_model
 
     assert depth_weights(4) == pytest.approx([0.1, 0.2, 0.3, 0.4])
     model = load_reference_model(sharp_checkpoint)
@@ -163,8 +163,8 @@ def patience_bundles(sharp_checkpoint, tmp_path_factory):
 
 
 def _reference(checkpoint_dir, rule, texts):
-    from edge_albert.converters.early_exit import reference_early_exit
-    from edge_albert.converters.reference import load_reference_model
+    from edge_albert.hf.early_exit import reference_early_exit
+    from edge_albert.hf.reference import load_reference_model
 
     enc = _encode(checkpoint_dir, texts)
     logits, calls, _ = reference_early_exit(load_reference_model(checkpoint_dir), rule, enc.input_ids, enc.attention_mask,

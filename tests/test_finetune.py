@@ -164,7 +164,7 @@ def test_tiny_finetune_end_to_end(tmp_path):
     from safetensors import safe_open
     from transformers import AlbertForSequenceClassification  # noqa: F401  (import time is not training time)
 
-    from edge_albert.converters.checkpoint import load_checkpoint
+    from edge_albert.hf.checkpoint import load_checkpoint
 
     rows = synthetic_rows(56)
     train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows[:48]))
@@ -319,7 +319,7 @@ def test_bad_training_file_fails_before_writing_anything(tmp_path):
 
 def test_committed_example_checkpoint():
     """examples/sst2-albert: loads with the project's reader, small, and really classifies SST-2."""
-    from edge_albert.converters.checkpoint import load_checkpoint
+    from edge_albert.hf.checkpoint import load_checkpoint
     from edge_albert.finetune import evaluate
 
     assert EXAMPLE.is_dir(), f"{EXAMPLE} is missing"

@@ -41,7 +41,7 @@ def _torch_bias(mask):
 
 
 def test_the_weight_names_the_graph_reads_are_the_transformers_layer_names(albert_layer):
-    from edge_albert.converters.weights import SHARED_LAYER_MODULES, shapes_of
+    from edge_albert.hf.weights import SHARED_LAYER_MODULES, shapes_of
 
     config, _, weights = albert_layer
     assert {name: value.shape for name, value in weights.items()} == shapes_of(SHARED_LAYER_MODULES, config)

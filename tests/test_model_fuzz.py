@@ -19,7 +19,7 @@ from tests.model_fuzz import make_edits, run_edits, structural_positions
 from tests.runtime_bundles import bundle_for
 
 from edge_albert.errors import BundleError
-from edge_albert.tflite_check import _Malformed, check_model_bytes, check_model_file
+from edge_albert.tflite_check import FILE_IDENTIFIER, _Malformed, check_model_bytes, check_model_file
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,16 @@ def classifier_bundle(tmp_path_factory) -> Path:
     return bundle_for(tmp_path_factory.mktemp("fuzz-bundles"), "text-classification")
 
 
-def test_the_converters_models_pass_the_structure_check(classifier_bundle):
-    check_model_file(classifier_bundle / "model.tflite")
+def test_the_converters_models_pass_the_structure_check(classifier_bundle, tmp_path):
+    model = classifier_bundle / "model.tflite"
+    data = model.read_bytes()
+    assert len(data) > 1000 and data[4:8] == FILE_IDENTIFIER
+    check_model_file(model)  # raises BundleError on a structural problem
+    # The same bytes cut in half fail: the check reads this model, not only its header.
+    damaged = tmp_path / "damaged.tflite"
+    damaged.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="not a well-formed TFLite model"):
+        check_model_file(damaged)
 
 
 def _edited(data: bytes, position: int, value: int) -> bytes:

@@ -5,8 +5,8 @@ import pytest
 from tests.checkpoints import make_albert_checkpoint
 
 from edge_albert.contract import INPUT_NAMES, task_contract
-from edge_albert.converters.checkpoint import load_checkpoint
-from edge_albert.converters.reference import load_reference_runner
+from edge_albert.hf.checkpoint import load_checkpoint
+from edge_albert.hf.reference import load_reference_runner
 from edge_albert.converters.verify import encode_samples
 from edge_albert.early_exit import CALLS_OUTPUT, parse_rule
 

@@ -25,7 +25,7 @@ from edge_albert import atomic
 from edge_albert.cli import main as cli
 from edge_albert.converters import convert as convert_module
 from edge_albert.converters import tflite as tflite_module
-from edge_albert.converters.checkpoint import load_checkpoint
+from edge_albert.hf.checkpoint import load_checkpoint
 from edge_albert.converters.convert import convert_checkpoint
 from edge_albert.converters.samples import read_text_lines
 from edge_albert.errors import CheckpointError, ConversionError, EdgeAlbertError

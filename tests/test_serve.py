@@ -377,7 +377,8 @@ def test_trusted_key_applies_to_served_bundles(classifier_bundle, tmp_path):
     import shutil
 
     from edge_albert.errors import BundleError
-    from edge_albert.signing import generate_key_pair, sign_bundle
+    from edge_albert.bundle import sign_bundle
+    from edge_albert.signing import generate_key_pair
 
     good, good_public = generate_key_pair(tmp_path / "good")
     _, other_public = generate_key_pair(tmp_path / "other")

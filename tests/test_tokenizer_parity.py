@@ -156,6 +156,7 @@ def test_adversarial_texts_identical(tokenizers_pair, max_length):
 def test_adversarial_texts_untruncated_identical(tokenizers_pair):
     reference, device = tokenizers_pair
     texts = [entry["text"] for entry in adversarial()["texts"]]
+    assert len(texts) >= 40 and "" in texts and any(len(t) == 10000 for t in texts)  # the loop below checks them all
     for batch in batches(texts, 8):
         assert_identical(reference, device, batch)
 

@@ -1,4 +1,4 @@
-"""The weight table (converters/weights.py) against the transformers classes it describes.
+"""The weight table (hf/weights.py) against the transformers classes it describes.
 
 Each supported architecture is built from a tiny AlbertConfig (random init, no network) and its
 state_dict must hold exactly the table's names and shapes: a weight renamed or reshaped by a future
@@ -12,8 +12,9 @@ import pytest
 import torch
 import transformers
 
-from edge_albert.converters import graph, weights
-from edge_albert.converters.checkpoint import TASK_BY_ARCHITECTURE
+from edge_albert.converters import graph
+from edge_albert.hf import weights
+from edge_albert.hf.checkpoint import TASK_BY_ARCHITECTURE
 from tests.checkpoints import ARCHITECTURES
 
 # Every dimension different, so a shape that uses the wrong field cannot match by accident.

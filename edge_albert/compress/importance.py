@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, List
 
-from ..converters.weights import ATTENTION_OUTPUT, FFN_OUTPUT, shared_layer_name
+from ..hf.weights import ATTENTION_OUTPUT, FFN_OUTPUT, shared_layer_name
 
 IMPORTANCE_METHOD = (
     "gradient of the task loss (cross-entropy on the training labels) w.r.t. a gate on each attention "

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Dict, Optional
 
-from ..bench import albert_macs
 from ..errors import CompressionError
+from ..hf.macs import albert_macs
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Depth and FFN width are ordinary ALBERT config fields, so those tensors really shrink. Removed
 heads cannot be expressed in transformers 5 (no `pruned_heads`/`prune_heads`; head size is
 hidden_size / num_attention_heads), so they are zeroed in place and listed in config.json under
-PRUNED_HEADS_KEY; see edge_albert/converters/checkpoint.py, which slices them out when converting.
+PRUNED_HEADS_KEY; see edge_albert/hf/checkpoint.py, which slices them out when converting.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from typing import List, Sequence
 
-from ..converters.checkpoint import PRUNED_HEADS_KEY
-from ..converters.weights import HEAD_AXES, NEURON_AXES, shared_layer_name
+from ..hf.checkpoint import PRUNED_HEADS_KEY
+from ..hf.weights import HEAD_AXES, NEURON_AXES, shared_layer_name
 from .importance import Importance
 from .plan import CompressionPlan
 

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 from ..atomic import check_writable_output, exclusive_run, replacing_directory
 from ..bundle import sha256_of_file
-from ..converters.checkpoint import PRUNED_HEADS_KEY, load_checkpoint
+from ..hf.checkpoint import PRUNED_HEADS_KEY, TOKENIZER_FILES, load_checkpoint
 from ..errors import CompressionError
 from ..data import read_examples
 from .augment import NOT_IMPLEMENTED, augment_examples, mask_token_of
@@ -31,7 +31,8 @@ from .options import INITS, CompressOptions
 from .plan import CompressionPlan, choose_plan, compute_ratio
 
 PROVENANCE_FILE = "compression.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model")
+
+
 @dataclass
 class CompressResult:
     out_dir: Path
@@ -142,7 +143,7 @@ def _train_student(teacher_dir: Path, staging: Path, plan: CompressionPlan, alre
     import torch
     from transformers import AutoTokenizer
 
-    from ..converters.reference import load_reference_model
+    from ..hf.reference import load_reference_model
     from ..training import EncodedDataset, accuracy_of, stored_float_dtype
 
     torch.set_num_threads(options.distill.threads)

@@ -24,9 +24,9 @@ from ..report import format_table, megabytes
 from ..runtime import ModelSession
 from ..tasks import SEQUENCE_OUTPUTS, TASK_CLASSES, TextClassifier
 from ..tokenizer import AlbertTokenizer
-from .checkpoint import AlbertCheckpoint, load_checkpoint
-from .quiet import require_workstation
-from .reference import ReferenceRunner, load_reference_runner
+from ..hf.checkpoint import AlbertCheckpoint, load_checkpoint
+from ..hf.quiet import require_workstation
+from ..hf.reference import ReferenceRunner, load_reference_runner
 
 REFERENCE_MODULES = ("torch", "transformers", "safetensors")
 

@@ -17,7 +17,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bundle_output, write_bundle
+from ..bundle import MODEL_FILE, SPIECE_FILE, TOKENIZER_FILE, Bundle, check_bundle_output, sign_bundle, write_bundle
 from ..contract import INPUT_IDS, INPUT_NAMES
 from ..data import DEFAULT_LABEL_COLUMN
 from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
@@ -37,11 +37,11 @@ from ..quantization import (
 )
 from . import samples as sample_sets
 from .accuracy_gate import AccuracyGate, accuracy_gate, reference_task_model, task_model
-from .checkpoint import AlbertCheckpoint, load_checkpoint
+from ..hf.checkpoint import AlbertCheckpoint, load_checkpoint
 from .manifest import build_manifest
 from .options import ConvertOptions
-from .quiet import require_workstation
-from .reference import load_reference_model, load_reference_runner
+from ..hf.quiet import require_workstation
+from ..hf.reference import load_reference_model, load_reference_runner
 from .tflite import ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, verify_variant
 
@@ -303,8 +303,6 @@ def _write_bundle(target: Path, checkpoint: AlbertCheckpoint, model_bytes: bytes
     """Write the bundle atomically; sign its manifest when a key was given."""
     bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=options.overwrite)
     if options.sign_key is not None:
-        from ..signing import sign_bundle
-
         say(f"signed {sign_bundle(target, options.sign_key)}")
     return bundle
 

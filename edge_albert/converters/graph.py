@@ -1,6 +1,6 @@
 """ALBERT as a TensorFlow graph, built explicitly from Hugging Face weights.
 
-Read top to bottom: the weight groups (names from converters/weights.py), the embedding, the ONE shared layer, the heads, and the
+Read top to bottom: the weight groups (names from hf/weights.py), the embedding, the ONE shared layer, the heads, and the
 two encoder forms. The shared layer's weights are stored once in the .tflite. In the `loop`
 form the layer runs inside a tf.while_loop (one WHILE op) whose body holds the weights as its
 own constants, so XNNPACK packs them once at run time, fp16 ones included (their DEQUANTIZE
@@ -19,8 +19,8 @@ import numpy as np
 from ..contract import INPUT_NAMES, TASKS
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..quantization import DEFAULT_GRAPH_FORM, DEFAULT_MAX_SEQ_LEN, FLOAT_MASK_BIAS, GRAPH_FORMS, LOOP, UNROLLED
-from .checkpoint import AlbertCheckpoint
-from .weights import (ATTENTION_NORM, ATTENTION_OUTPUT, CLASSIFIER, EMBEDDING_MODULES, EMBEDDING_NORM,
+from ..hf.checkpoint import AlbertCheckpoint
+from ..hf.weights import (ATTENTION_NORM, ATTENTION_OUTPUT, CLASSIFIER, EMBEDDING_MODULES, EMBEDDING_NORM,
                       EMBEDDING_PROJECTION, FFN, FFN_OUTPUT, HEAD_MODULES, KEY, OUTPUT_NORM, POOLER,
                       POSITION_EMBEDDINGS, QA_OUTPUTS, QUERY, SHARED_LAYER_MODULES, SHARED_LAYER_PREFIX,
                       TOKEN_TYPE_EMBEDDINGS, VALUE, WORD_EMBEDDINGS, Module)
@@ -84,7 +84,7 @@ class LayerDims:
 
 
 def _tf():
-    from .quiet import import_tensorflow
+    from ..hf.quiet import import_tensorflow
 
     return import_tensorflow()
 
@@ -359,7 +359,7 @@ def _early_exit_module(weights: AlbertConstants, dims: LayerDims, depth: int, op
 
 
 def _activation(name: str):
-    from .quiet import import_tensorflow
+    from ..hf.quiet import import_tensorflow
 
     tf = import_tensorflow()
 

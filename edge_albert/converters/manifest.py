@@ -16,7 +16,7 @@ from ..bundle import SPIECE_FILE, TOKENIZER_FILE
 from ..contract import INPUT_DTYPE, INPUT_NAMES, OUTPUT_DTYPE, SIGNATURE_NAME, task_contract
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..quantization import LOOP, quantization_mode
-from .checkpoint import AlbertCheckpoint
+from ..hf.checkpoint import AlbertCheckpoint
 from .tflite import FlatbufferInspection
 from .verify import VariantCheck
 

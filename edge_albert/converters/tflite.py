@@ -16,8 +16,8 @@ import numpy as np
 from ..errors import ConversionError
 from ..contract import INPUT_NAMES
 from ..quantization import MODES, quantization_mode
-from .checkpoint import AlbertCheckpoint
-from .weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
+from ..hf.checkpoint import AlbertCheckpoint
+from ..hf.weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
 
 SIZE_TOLERANCE = 1.03
 # Flatbuffer structure (op list, tensor table, signature, metadata) that does not scale with
@@ -87,7 +87,7 @@ def convert_module(
 
     Runs in a conversion worker process (see BackgroundConversion): the converter can abort natively.
     """
-    from .quiet import import_tensorflow
+    from ..hf.quiet import import_tensorflow
 
     tf = import_tensorflow()
     if quantize not in MODES:

@@ -19,7 +19,7 @@ from ..contract import INPUT_NAMES
 from ..early_exit import parse_rule
 from ..errors import EdgeAlbertError
 from ..runtime import native_logs_silenced
-from .checkpoint import load_checkpoint
+from ..hf.checkpoint import load_checkpoint
 from .graph import GraphOptions, build_albert_module
 from .tflite import REQUEST_FILE, convert_module
 

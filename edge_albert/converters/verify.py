@@ -14,9 +14,9 @@ import numpy as np
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, task_contract
 from ..quantization import MIN_LABEL_AGREEMENT, Parity, QuantizationMode, quantization_mode
-from .checkpoint import AlbertCheckpoint
+from ..hf.checkpoint import AlbertCheckpoint
 from .graph import OUTPUT_NAMES
-from .reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
+from ..hf.reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
 
 # Each mode's parity rule (absolute tolerance or label agreement) and the tolerance recorded for
 # devices come from the modes table (edge_albert/quantization.py).
@@ -84,7 +84,7 @@ def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=
 def make_interpreter(model_bytes: bytes, num_threads: int = 2):
     """An interpreter for verification on the workstation (LiteRT if present, else tf.lite)."""
     from ..runtime import create_interpreter
-    from .quiet import import_tensorflow
+    from ..hf.quiet import import_tensorflow
 
     try:
         from ai_edge_litert.interpreter import Interpreter

@@ -47,7 +47,7 @@ class ReferenceRunner:
     """Runs the PyTorch model on batches keyed by the contract's input names, returns named numpy outputs.
 
     With an early-exit rule it returns what an early-exit bundle returns: the exit logits and the
-    layer calls each row ran (converters/early_exit.py applies the rule after every call).
+    layer calls each row ran (hf/early_exit.py applies the rule after every call).
     """
 
     def __init__(self, model, task: Optional[str] = None, early_exit: Optional[ExitRule] = None):

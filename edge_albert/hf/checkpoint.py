@@ -30,6 +30,8 @@ SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "
 # pruned function, and the converter slices the heads out (load_checkpoint) so the graph does not
 # compute them.
 PRUNED_HEADS_KEY = "edge_albert_pruned_heads"
+# The tokenizer files of a checkpoint, copied along when finetune or compress writes a new one.
+TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 @dataclass
