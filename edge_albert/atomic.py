@@ -124,6 +124,24 @@ def _check_target(target: Path, shown: PathLike, overwrite: bool,
     return existing
 
 
+def refuse_overlap(output: PathLike, sources: "dict[str, Optional[PathLike]]",
+                   error: Type[EdgeAlbertError] = OutputError) -> None:
+    """Refuse an output that is, or lies inside, or holds one of the run's inputs (`sources`: what -> path).
+
+    Writing the output replaces it as a whole: `-o TEACHER --overwrite` would replace the teacher by
+    its own student, and an output holding the training file would delete the data it trains on.
+    """
+    error = output_error_type(error)
+    out = Path(os.path.realpath(output))
+    for what, source in sources.items():
+        if source is None:
+            continue
+        source_path = Path(os.path.realpath(source))
+        if out == source_path or out in source_path.parents or source_path in out.parents:
+            relation = ("is" if out == source_path else "holds" if out in source_path.parents else "lies inside")
+            raise error(f"cannot write {output}: it {relation} {what} ({source}); choose another output path")
+
+
 @contextmanager
 def replacing_directory(
     target: PathLike,
