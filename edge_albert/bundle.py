@@ -80,8 +80,12 @@ def write_bundle(
     files: Mapping[str, FileSource],
     manifest: Mapping[str, Any],
     overwrite: bool = False,
+    finish: Optional[Callable[[Path], Any]] = None,
 ) -> Bundle:
     """Write `files` and the manifest (with sha256 and size of every file) atomically.
+
+    `finish` is called on the complete staging directory before it is swapped in (convert signs
+    there), so the output is the old bundle or the finished new one, never an unsigned one.
 
     `files` maps a file name inside the bundle to its bytes or to a path to copy.
     An existing `out_dir` is replaced only when `overwrite` is true, and only if it is a bundle
@@ -108,6 +112,8 @@ def write_bundle(
         full_manifest["format_version"] = FORMAT_VERSION
         full_manifest["files"] = file_records
         (staging / MANIFEST_FILE).write_text(json.dumps(full_manifest, indent=2, sort_keys=False) + "\n")
+        if finish is not None:
+            finish(staging)
     return Bundle(path=out_dir, manifest=full_manifest)
 
 

@@ -92,13 +92,20 @@ def _load_key(path: PathLike, private: bool):
     return key
 
 
-def sign_bundle(bundle_dir: PathLike, private_key: PathLike) -> Path:
-    """Sign the bundle's manifest.json with `private_key`; write manifest.sig atomically."""
+def load_private_key(path: PathLike):
+    """The Ed25519 private key at `path`, refused in one line (missing, empty, not PEM, a public key,
+    another algorithm): writers load it before any work, so a bad key never leaves an unsigned output."""
+    return _load_key(path, private=True)
+
+
+def sign_bundle(bundle_dir: PathLike, private_key) -> Path:
+    """Sign the bundle's manifest.json with `private_key` (a path, or a key from load_private_key);
+    write manifest.sig atomically."""
     from .bundle import MANIFEST_FILE, read_manifest
 
     bundle_dir = Path(bundle_dir)
     read_manifest(bundle_dir)  # sign only something that is a bundle
-    key = _load_key(private_key, private=True)
+    key = _load_key(private_key, private=True) if isinstance(private_key, (str, os.PathLike)) else private_key
     signature = key.sign((bundle_dir / MANIFEST_FILE).read_bytes())
     record = {"format": SIGNATURE_FORMAT, "algorithm": ALGORITHM, "key_id": key_id(key.public_key()),
               "signed_file": MANIFEST_FILE, "signature": base64.b64encode(signature).decode("ascii")}
