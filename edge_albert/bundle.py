@@ -169,6 +169,7 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
     _check_quantization(manifest, bad)
     _check_source(manifest, bad)
     _check_inspection(manifest, bad)
+    _check_early_exit(manifest, bad)
 
 
 FieldError = Callable[..., BundleError]  # (field, expected, value=None, missing=False) -> BundleError
@@ -275,6 +276,31 @@ def _check_inspection(manifest: dict, bad: FieldError) -> None:
     parts = inspection.get("bytes_by_part", {})
     if not isinstance(parts, dict) or not all(_is_int(v) for v in parts.values()):
         raise bad("inspection.bytes_by_part", "an object of part: byte count", parts)
+
+
+def _check_early_exit(manifest: dict, bad: FieldError) -> None:
+    """The early-exit entry every reader (runtime, inspect, bench) takes apart: rule, default, names, depth."""
+    entry = manifest.get("early_exit")
+    if entry is None or entry == {}:
+        return
+    if not isinstance(entry, dict):
+        raise bad("early_exit", "an object with rule, default, input and calls_output", entry)
+    from .early_exit import CALLS_OUTPUT, INPUT_NAMES, check_value  # numpy: only for early-exit bundles
+
+    rule = entry.get("rule")
+    if not isinstance(rule, str) or rule not in INPUT_NAMES:
+        raise bad("early_exit.rule", f"one of {', '.join(INPUT_NAMES)}", rule, "rule" not in entry)
+    try:
+        check_value(rule, entry.get("default"))
+    except EdgeAlbertError:
+        raise bad("early_exit.default", f"a valid {rule} value", entry.get("default"), "default" not in entry) from None
+    if entry.get("input") != INPUT_NAMES[rule]:
+        raise bad("early_exit.input", repr(INPUT_NAMES[rule]), entry.get("input"), "input" not in entry)
+    if entry.get("calls_output") != CALLS_OUTPUT:
+        raise bad("early_exit.calls_output", repr(CALLS_OUTPUT), entry.get("calls_output"), "calls_output" not in entry)
+    calls = entry.get("max_calls")
+    if calls is not None and (not _is_int(calls) or calls < 1):
+        raise bad("early_exit.max_calls", "a positive integer", calls)
 
 
 def _is_int(value: Any) -> bool:
