@@ -203,6 +203,31 @@ def test_threads_and_batch_are_bounded(classifier):
     assert line == f"error: --model-batch-size must be an integer from 1 to {MAX_BATCH}, not 100000"
 
 
+def test_python_api_arguments_are_type_and_range_checked(classifier, root):
+    """A wrong argument is a TypeError or ValueError naming the parameter, never a silent other answer."""
+    model = load_model(classifier, num_threads=1)
+    for texts, named in (([None], "texts[0] must be a string, not NoneType"),
+                         ({"text": "x"}, "texts must be a string or a list of strings, not dict"),
+                         (b"bytes", "texts must be a string or a list of strings, not bytes"),
+                         (["ok", 3], "texts[1] must be a string, not int"), (None, "not NoneType")):
+        with pytest.raises(TypeError, match=named.replace("[", r"\[").replace("]", r"\]")):
+            model.predict(texts)
+    with pytest.raises(TypeError, match=r"text_pairs\[0\] must be a string"):
+        model.predict(["a"], [None])
+    for threads in (0, -3, 1.5):
+        with pytest.raises(ValueError, match="threads must be an integer from 1"):
+            load_model(classifier, num_threads=threads)
+    qa = load_model(bundle_for(root, "question-answering"), num_threads=1)
+    with pytest.raises(ValueError, match="stride must be an integer >= 0, not -10"):
+        qa.predict("q?", "a context", stride=-10)
+    for tokens in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="max_answer_tokens must be an integer >= 1"):
+            qa.predict("q?", "a context", max_answer_tokens=tokens)
+    with pytest.raises(TypeError, match="contexts must be a string or a list of strings, not dict"):
+        qa.predict("q?", {"context": "x"})
+    assert len(qa.predict("q?", "a context", stride=0, max_answer_tokens=1)) == 1
+
+
 PEAK_SCRIPT = textwrap.dedent("""
     import re, sys
     from edge_albert import load_model
