@@ -281,8 +281,11 @@ def inspect(bundle, as_json):
 
     from .bundle import load_bundle
     from .report import inspection_text
+    from .tflite_check import check_model_file
 
-    manifest = load_bundle(bundle).manifest
+    loaded = load_bundle(bundle)
+    check_model_file(loaded.model_path)  # the structure check loading runs: a sha256 can be updated with the bytes
+    manifest = loaded.manifest
     click.echo(json.dumps(manifest, indent=2) if as_json else inspection_text(manifest))
 
 

@@ -118,6 +118,19 @@ def test_bad_manifest_is_one_line_for_every_command(classifier, tmp_path):
     assert not (tmp_path / "assets").exists()
 
 
+def test_inspect_runs_the_structure_check_that_loading_runs(classifier, tmp_path):
+    """Random bytes as model.tflite with its sha256 and size updated: inspect refuses it as predict does."""
+    junk = os.urandom(4096)
+
+    def replace_model(manifest):
+        manifest["files"]["model.tflite"] = {"sha256": hashlib.sha256(junk).hexdigest(), "bytes": len(junk)}
+
+    bad = copy_with_manifest(classifier, tmp_path / "junk.edgealbert", replace_model)
+    (bad / "model.tflite").write_bytes(junk)
+    for args in (["inspect", str(bad)], ["inspect", "--json", str(bad)], ["predict", str(bad), "x"]):
+        assert "model.tflite is not a well-formed TFLite model" in one_error_line(cli(*args))
+
+
 def test_unknown_task_is_named(classifier, tmp_path):
     bad = copy_with_manifest(classifier, tmp_path / "t.edgealbert", _set(["task"], "translation"))
     assert "field 'task' is 'translation'; this edge-albert runs text-classification" in one_error_line(
