@@ -30,8 +30,13 @@ def reports_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from .lifetime import Terminated, end_by_signal, ending_signals_interrupt
+
         try:
-            return command(*args, **kwargs)
+            with ending_signals_interrupt():  # SIGTERM/SIGHUP clean up as Ctrl-C does, then end by that signal
+                return command(*args, **kwargs)
+        except Terminated as exc:
+            end_by_signal(exc.signum)
         except EdgeAlbertError as exc:
             click.echo(f"error: {exc.spelled(_flag_of)}", err=True)
             sys.exit(1)
