@@ -65,6 +65,24 @@ def _flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _stdout_is_open() -> bool:
+    """False when the command was started with stdout closed (`>&-`): Python then has no sys.stdout, and
+    the next file opened would take descriptor 1."""
+    if sys.stdout is None:
+        return False
+    try:
+        descriptor = sys.stdout.fileno()
+    except (io.UnsupportedOperation, AttributeError):
+        return True  # an in-memory stream (click's CliRunner): open, without a descriptor
+    except ValueError:
+        return False  # closed
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
+
+
 def _stdout_to_devnull() -> None:
     """Drop what is still buffered for a closed or full stdout, so exiting does not fail on it again."""
     try:
@@ -116,6 +134,9 @@ def main(verbose: bool) -> None:
     """Convert fine-tuned ALBERT checkpoints to TensorFlow Lite bundles and run them on edge devices."""
     from .verbosity import set_verbose
 
+    if not _stdout_is_open():
+        click.echo("error: standard output is closed; redirect it to a file or to /dev/null instead", err=True)
+        sys.exit(1)
     set_verbose(verbose)
 
 

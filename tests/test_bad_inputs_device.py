@@ -201,6 +201,16 @@ def test_closed_and_full_stdout(classifier):
     assert one_error_line(result) == "error: cannot write the output: No space left on device"
 
 
+@pytest.mark.parametrize("args", [["predict", "b.edgealbert", "x"], ["inspect", "b.edgealbert"],
+                                  ["convert", "ckpt", "-o", "out.edgealbert"], ["keygen", "key"]])
+def test_a_closed_stdout_is_one_line_before_any_work(tmp_path, args):
+    """`edge-albert ... >&-`: no traceback, nothing written (fd 1 would otherwise be reused by the next open)."""
+    command = " ".join([sys.executable, "-c", "'from edge_albert.cli import main; main()'", *args])
+    result = subprocess.run(["bash", "-c", f"{command} >&-"], capture_output=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert one_error_line(result) == "error: standard output is closed; redirect it to a file or to /dev/null instead"
+    assert not any(tmp_path.iterdir())
+
+
 # ----------------------------------------------------------------- resource limits
 
 
