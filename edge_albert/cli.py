@@ -449,8 +449,11 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
     import json
     from pathlib import Path
 
+    from .atomic import check_writable_file
     from .evaluate import evaluate_bundle, report_text
 
+    if json_out:
+        check_writable_file(json_out)
     options = dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
                    num_threads=threads, backend=backend, batch_size=batch_size, progress=_progress_printer(),
                    exit_value=exit_value, trusted_key=trusted_key)
@@ -492,6 +495,11 @@ def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max
     from . import bench as measure
     from .runtime import check_batch
 
+    from .atomic import check_writable_file
+
+    for written in (json_out, markdown_out, plot_out):
+        if written:
+            check_writable_file(written)
     if texts_file:
         _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key)
         return

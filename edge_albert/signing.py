@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
-from .errors import BundleError, EdgeAlbertError, output_error_type
+from .atomic import check_writable_file
+from .errors import BundleError, EdgeAlbertError
 
 SIGNATURE_FILE = "manifest.sig"
 SIGNATURE_FORMAT = "edge-albert-signature"
@@ -51,9 +52,7 @@ def generate_key_pair(private_path: PathLike, overwrite: bool = False) -> Tuple[
     private_path = Path(private_path)
     public_path = private_path.with_name(private_path.name + ".pub")
     for path in (private_path, public_path):
-        if path.exists() and not overwrite:
-            raise output_error_type(SigningError)(f"{path} already exists; pass {{overwrite}} to replace it",
-                                                  options=("overwrite",))
+        check_writable_file(path, overwrite=overwrite, error=SigningError)
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
