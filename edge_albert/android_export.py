@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from . import __version__
-from .atomic import replacing_directory
+from .atomic import check_writable_output, replacing_directory
 from .bundle import MANIFEST_FILE, MODEL_FILE, Bundle, load_bundle, sha256_of_file
 from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS, task_contract
 from .errors import BundleError, RuntimeBackendError
@@ -361,8 +361,7 @@ def build_examples(bundle: Bundle, interpreter, android: JsonDict, texts: List[s
 
 
 def _check_destination(assets_dir: Path, overwrite: bool) -> None:
-    if assets_dir.exists() and not assets_dir.is_dir():
-        raise BundleError(f"{assets_dir} exists and is not a directory")
+    check_writable_output(assets_dir, overwrite=True, error=BundleError)  # the folder is replaced as a whole
     if not assets_dir.exists():
         return
     present = [name for name in ASSET_FILES if (assets_dir / name).exists()]

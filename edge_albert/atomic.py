@@ -97,14 +97,9 @@ def check_writable_output(
 def _check_target(target: Path, shown: PathLike, overwrite: bool,
                   replaceable: Optional[Callable[[Path], Optional[str]]], error: Type[EdgeAlbertError]) -> Path:
     """check_writable_output without the probe; returns the nearest existing ancestor of `target`."""
-    name = target.name
-    if not name:
+    if not target.name:
         raise error(f"{shown} names no directory to write")
-    existing = _nearest_existing_ancestor(target.parent, shown, error)
-    name_max = _name_max(existing)
-    if len(os.fsencode(name)) > name_max:
-        raise error(f"cannot write {shown}: its name is {len(os.fsencode(name))} bytes long and the file "
-                    f"system allows at most {name_max}; choose a shorter name")
+    existing = _check_name(target, shown, error)
     restored = None
     if existing == target.parent:
         try:
@@ -121,6 +116,67 @@ def _check_target(target: Path, shown: PathLike, overwrite: bool,
         reason = replaceable(target) if replaceable else None
         if reason:
             raise error(f"refusing to replace {shown}: {reason}")
+    return existing
+
+
+def refuse_overlap(output: PathLike, sources: "dict[str, Optional[PathLike]]",
+                   error: Type[EdgeAlbertError] = OutputError) -> None:
+    """Refuse an output that is, or lies inside, or holds one of the run's inputs (`sources`: what -> path).
+
+    Writing the output replaces it as a whole: `-o TEACHER --overwrite` would replace the teacher by
+    its own student, and an output holding the training file would delete the data it trains on.
+    """
+    error = output_error_type(error)
+    out = Path(os.path.realpath(output))
+    for what, source in sources.items():
+        if source is None:
+            continue
+        source_path = Path(os.path.realpath(source))
+        if out == source_path or out in source_path.parents or source_path in out.parents:
+            relation = ("is" if out == source_path else "holds" if out in source_path.parents else "lies inside")
+            raise error(f"cannot write {output}: it {relation} {what} ({source}); choose another output path")
+
+
+def check_writable_file(path: PathLike, overwrite: bool = True, error: Type[EdgeAlbertError] = OutputError) -> None:
+    """check_writable_output for one file (a JSON report, a key): the same one-line refusals, before any work.
+
+    A parent that is a file, a name or path over the system's limits, a directory at the path, an existing
+    file without `overwrite` or without write permission, and a read-only or unwritable parent (a probe
+    file is created and removed there).
+    """
+    error = output_error_type(error)
+    target = Path(os.path.abspath(path))
+    if not target.name:
+        raise error(f"{path} names no file to write")
+    existing = _check_name(target, path, error)
+    if os.path.isdir(target):
+        raise error(f"cannot write {path}: it is a directory; name a file")
+    if os.path.lexists(target):
+        if not overwrite:
+            raise error(f"{path} already exists; pass {{overwrite}} to replace it", options=("overwrite",))
+        if not os.access(target, os.W_OK):
+            raise error(f"cannot write {path}: permission denied")
+    probe = existing / staging_name(target, "probe")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _output_error(path, exc, error) from None
+
+
+def _check_name(target: Path, shown: PathLike, error: Type[EdgeAlbertError]) -> Path:
+    """Every existing parent is a directory; the name and the whole path fit the file system's limits.
+    Returns the nearest existing ancestor."""
+    existing = _nearest_existing_ancestor(target.parent, shown, error)
+    name_max = _name_max(existing)
+    if len(os.fsencode(target.name)) > name_max:
+        raise error(f"cannot write {shown}: its name is {len(os.fsencode(target.name))} bytes long and the file "
+                    f"system allows at most {name_max}; choose a shorter name")
+    path_max = _path_max(existing)
+    if len(os.fsencode(str(target))) >= path_max:
+        raise error(f"cannot write {shown}: its path is {len(os.fsencode(str(target)))} bytes long and the system "
+                    f"allows less than {path_max}; choose a shorter path")
     return existing
 
 
@@ -446,6 +502,13 @@ def _name_max(directory: Path) -> int:
         return int(os.pathconf(directory, "PC_NAME_MAX"))
     except (OSError, ValueError):
         return 255
+
+
+def _path_max(directory: Path) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_PATH_MAX"))
+    except (OSError, ValueError):
+        return 4096
 
 
 def _output_error(path: PathLike, exc: OSError, error: Type[EdgeAlbertError]) -> EdgeAlbertError:

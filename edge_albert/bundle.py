@@ -81,8 +81,12 @@ def write_bundle(
     files: Mapping[str, FileSource],
     manifest: Mapping[str, Any],
     overwrite: bool = False,
+    finish: Optional[Callable[[Path], Any]] = None,
 ) -> Bundle:
     """Write `files` and the manifest (with sha256 and size of every file) atomically.
+
+    `finish` is called on the complete staging directory before it is swapped in (convert signs
+    there), so the output is the old bundle or the finished new one, never an unsigned one.
 
     `files` maps a file name inside the bundle to its bytes or to a path to copy.
     An existing `out_dir` is replaced only when `overwrite` is true, and only if it is a bundle
@@ -109,6 +113,8 @@ def write_bundle(
         full_manifest["format_version"] = FORMAT_VERSION
         full_manifest["files"] = file_records
         (staging / MANIFEST_FILE).write_text(json.dumps(full_manifest, indent=2, sort_keys=False) + "\n")
+        if finish is not None:
+            finish(staging)
     return Bundle(path=out_dir, manifest=full_manifest)
 
 
@@ -164,6 +170,7 @@ def validate_manifest(manifest: Any, where: Union[str, os.PathLike] = MANIFEST_F
     _check_quantization(manifest, bad)
     _check_source(manifest, bad)
     _check_inspection(manifest, bad)
+    _check_early_exit(manifest, bad)
 
 
 FieldError = Callable[..., BundleError]  # (field, expected, value=None, missing=False) -> BundleError
@@ -272,6 +279,31 @@ def _check_inspection(manifest: dict, bad: FieldError) -> None:
         raise bad("inspection.bytes_by_part", "an object of part: byte count", parts)
 
 
+def _check_early_exit(manifest: dict, bad: FieldError) -> None:
+    """The early-exit entry every reader (runtime, inspect, bench) takes apart: rule, default, names, depth."""
+    entry = manifest.get("early_exit")
+    if entry is None or entry == {}:
+        return
+    if not isinstance(entry, dict):
+        raise bad("early_exit", "an object with rule, default, input and calls_output", entry)
+    from .early_exit import CALLS_OUTPUT, INPUT_NAMES, check_value  # numpy: only for early-exit bundles
+
+    rule = entry.get("rule")
+    if not isinstance(rule, str) or rule not in INPUT_NAMES:
+        raise bad("early_exit.rule", f"one of {', '.join(INPUT_NAMES)}", rule, "rule" not in entry)
+    try:
+        check_value(rule, entry.get("default"))
+    except EdgeAlbertError:
+        raise bad("early_exit.default", f"a valid {rule} value", entry.get("default"), "default" not in entry) from None
+    if entry.get("input") != INPUT_NAMES[rule]:
+        raise bad("early_exit.input", repr(INPUT_NAMES[rule]), entry.get("input"), "input" not in entry)
+    if entry.get("calls_output") != CALLS_OUTPUT:
+        raise bad("early_exit.calls_output", repr(CALLS_OUTPUT), entry.get("calls_output"), "calls_output" not in entry)
+    calls = entry.get("max_calls")
+    if calls is not None and (not _is_int(calls) or calls < 1):
+        raise bad("early_exit.max_calls", "a positive integer", calls)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -336,7 +368,7 @@ def _replaced(pin: Optional[int], path: Path) -> bool:
     return (current.st_dev, current.st_ino) != (pinned.st_dev, pinned.st_ino)
 
 
-def sign_bundle(bundle_dir: Union[str, os.PathLike], private_key: Union[str, os.PathLike]) -> Path:
+def sign_bundle(bundle_dir: Union[str, os.PathLike], private_key) -> Path:
     """Sign the bundle's manifest.json with `private_key` (edge_albert.signing); write manifest.sig atomically."""
     read_manifest(bundle_dir)  # sign only something that is a bundle
     return sign_file(bundle_dir, MANIFEST_FILE, private_key)

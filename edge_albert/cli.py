@@ -30,8 +30,13 @@ def reports_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from .lifetime import Terminated, end_by_signal, ending_signals_interrupt
+
         try:
-            return command(*args, **kwargs)
+            with ending_signals_interrupt():  # SIGTERM/SIGHUP clean up as Ctrl-C does, then end by that signal
+                return command(*args, **kwargs)
+        except Terminated as exc:
+            end_by_signal(exc.signum)
         except EdgeAlbertError as exc:
             click.echo(f"error: {exc.spelled(_flag_of)}", err=True)
             sys.exit(1)
@@ -58,6 +63,24 @@ def _flag_of(name: str) -> str:
                 return param.human_readable_name
             return max(param.opts, key=len)
     return "--" + name.replace("_", "-")
+
+
+def _stdout_is_open() -> bool:
+    """False when the command was started with stdout closed (`>&-`): Python then has no sys.stdout, and
+    the next file opened would take descriptor 1."""
+    if sys.stdout is None:
+        return False
+    try:
+        descriptor = sys.stdout.fileno()
+    except (io.UnsupportedOperation, AttributeError):
+        return True  # an in-memory stream (click's CliRunner): open, without a descriptor
+    except ValueError:
+        return False  # closed
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
 
 
 def _stdout_to_devnull() -> None:
@@ -111,6 +134,9 @@ def main(verbose: bool) -> None:
     """Convert fine-tuned ALBERT checkpoints to TensorFlow Lite bundles and run them on edge devices."""
     from .verbosity import set_verbose
 
+    if not _stdout_is_open():
+        click.echo("error: standard output is closed; redirect it to a file or to /dev/null instead", err=True)
+        sys.exit(1)
     set_verbose(verbose)
 
 
@@ -281,8 +307,11 @@ def inspect(bundle, as_json):
 
     from .bundle import load_bundle
     from .report import inspection_text
+    from .tflite_check import check_model_file
 
-    manifest = load_bundle(bundle).manifest
+    loaded = load_bundle(bundle)
+    check_model_file(loaded.model_path)  # the structure check loading runs: a sha256 can be updated with the bytes
+    manifest = loaded.manifest
     click.echo(json.dumps(manifest, indent=2) if as_json else inspection_text(manifest))
 
 
@@ -420,8 +449,11 @@ def evaluate(bundle, data, text_column, text_pair_column, label_column, referenc
     import json
     from pathlib import Path
 
+    from .atomic import check_writable_file
     from .evaluate import evaluate_bundle, report_text
 
+    if json_out:
+        check_writable_file(json_out)
     options = dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
                    num_threads=threads, backend=backend, batch_size=batch_size, progress=_progress_printer(),
                    exit_value=exit_value, trusted_key=trusted_key)
@@ -463,6 +495,11 @@ def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max
     from . import bench as measure
     from .runtime import check_batch
 
+    from .atomic import check_writable_file
+
+    for written in (json_out, markdown_out, plot_out):
+        if written:
+            check_writable_file(written)
     if texts_file:
         _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key)
         return

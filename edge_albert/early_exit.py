@@ -23,12 +23,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import EdgeAlbertError
+from .errors import EdgeAlbertError, setting_error_type
 
 RULES = ("patience", "entropy")
 # Names of the extra signature input (the rule's value) and output (calls run per row).
 INPUT_NAMES = {"patience": "exit_patience", "entropy": "exit_entropy"}
 CALLS_OUTPUT = "layer_calls"
+# The largest values the rule's model input can carry: int32 patience, float32 entropy.
+LIMITS = {"patience": 2**31 - 1, "entropy": float(np.finfo(np.float32).max)}
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,7 @@ class ExitRule:
     def __post_init__(self):
         if self.kind not in RULES:
             raise EdgeAlbertError(f"early exit rule must be one of {', '.join(RULES)}, not {self.kind!r}")
-        if not math.isfinite(self.value) or self.value < 0:
-            raise EdgeAlbertError(f"early exit {self.kind} must be a finite number >= 0, got {self.value}")
-        if self.kind == "patience" and self.value != int(self.value):
-            raise EdgeAlbertError(f"early exit patience must be a whole number of calls, got {self.value}")
+        check_value(self.kind, self.value)
 
     @property
     def input_name(self) -> str:
@@ -54,7 +53,9 @@ class ExitRule:
     def input_dtype(self):
         return np.int32 if self.kind == "patience" else np.float32
 
-    def with_value(self, value: float) -> "ExitRule":
+    def with_value(self, value: float, setting: str = "exit_value") -> "ExitRule":
+        """This rule with another value (a run-time choice), refused in one line naming `setting`."""
+        check_value(self.kind, value, setting)
         return ExitRule(self.kind, float(value))
 
     def feed(self) -> Dict[str, np.ndarray]:
@@ -75,6 +76,19 @@ class ExitRule:
     @classmethod
     def from_manifest(cls, entry: Dict[str, Any]) -> "ExitRule":
         return cls(str(entry["rule"]), float(entry["default"]))
+
+
+def check_value(kind: str, value: Any, setting: str = "early_exit") -> None:
+    """Refuse a value the rule's model input cannot carry: NaN, negative, fractional patience, beyond
+    int32 (patience) or float32 (entropy); a ValueError too, naming `setting`."""
+    limit = LIMITS[kind]
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    ok = number and math.isfinite(value) and 0 <= value <= limit and (kind != "patience" or value == int(value))
+    if not ok:
+        what = f"a whole number of calls from 0 to {limit}" if kind == "patience" else f"a number from 0 to {limit:g}"
+        shown = f"{value:g}" if number else repr(value)
+        raise setting_error_type(EdgeAlbertError)(f"{{{setting}}} {kind} must be {what}, not {shown}",
+                                                  options=(setting,))
 
 
 def rule_of(manifest: Dict[str, Any]) -> Optional[ExitRule]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 
 class EdgeAlbertError(Exception):
@@ -91,3 +91,46 @@ def output_error_type(kind: type) -> type:
         _OUTPUT_ERRORS[kind] = type(kind.__name__, (kind, OutputError), {"__module__": kind.__module__,
                                                                          "__doc__": kind.__doc__})
     return _OUTPUT_ERRORS[kind]
+
+
+_SETTING_ERRORS = {}
+
+
+def setting_error_type(kind: type = EdgeAlbertError) -> type:
+    """`kind` as a ValueError too: a parameter's value that cannot work (out of range, NaN, zero).
+
+    Python callers catch it as the ValueError a bad argument is; the CLI prints it as one line
+    naming the flag, like every EdgeAlbertError.
+    """
+    if issubclass(kind, ValueError):
+        return kind
+    if kind not in _SETTING_ERRORS:
+        _SETTING_ERRORS[kind] = type(kind.__name__, (kind, ValueError), {"__module__": kind.__module__,
+                                                                         "__doc__": kind.__doc__})
+    return _SETTING_ERRORS[kind]
+
+
+def check_number(value, name: str, *, low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False,
+                 high_open: bool = False, integer: bool = False, error: type = EdgeAlbertError) -> None:
+    """Refuse `value` for the setting `name` unless it is a finite number (an int with `integer`) in the bounds.
+
+    NaN and infinity fail every bound, so `epochs=nan` is refused like `epochs=-1`; bools are not numbers.
+    """
+    import math
+
+    kinds = (int,) if integer else (int, float)
+    ok = not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if ok:
+        return
+    what = "an integer" if integer else "a number"
+    if low is not None and high is not None:
+        what += f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        what += f" {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        what += f" {'<' if high_open else '<='} {high:g}"
+    raise setting_error_type(error)(f"{{{name}}} must be {what}, not {value!r}", options=(name,))

@@ -143,6 +143,8 @@ def finetune(
     require_workstation("finetune", FINETUNE_MODULES)
     out_dir = Path(out_dir)
     check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint)
+    if config.init_from:
+        _check_init_from(config.init_from)
     quiet_transformers()
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)
     train = read_examples(train_path, **read)
@@ -337,6 +339,20 @@ def _copy_tokenizer_files(source: Path, target: Path) -> None:
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             (target / name).write_bytes((source / name).read_bytes())
+
+
+def _check_init_from(checkpoint_dir) -> None:
+    """init_from must be a sequence-classification checkpoint convert could read: one line naming the setting."""
+    from .hf.checkpoint import load_checkpoint
+    from .errors import CheckpointError
+
+    try:
+        architecture = load_checkpoint(checkpoint_dir).architecture
+    except CheckpointError as exc:
+        raise EdgeAlbertError(f"{{init_from}} {checkpoint_dir}: {exc}", options=("init_from",)) from None
+    if architecture != "AlbertForSequenceClassification":
+        raise EdgeAlbertError(f"{{init_from}} {checkpoint_dir} is an {architecture}; finetune continues a sequence "
+                              "classifier (AlbertForSequenceClassification)", options=("init_from",))
 
 
 def _load_initial(checkpoint_dir, labels: Sequence[str]):

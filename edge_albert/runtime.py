@@ -22,7 +22,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS
-from .errors import RuntimeBackendError
+from .errors import RuntimeBackendError, setting_error_type
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 SIGNATURE = SIGNATURE_NAME
@@ -144,16 +144,16 @@ def describe_min_runtime(min_runtime) -> str:
 def check_threads(num_threads: int) -> int:
     """A thread count within 1..MAX_THREADS, or a RuntimeBackendError saying the range."""
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
-        raise RuntimeBackendError(f"{{threads}} must be an integer from 1 to {MAX_THREADS}, not {num_threads!r}",
-                                  options=("threads",))
+        raise setting_error_type(RuntimeBackendError)(
+            f"{{threads}} must be an integer from 1 to {MAX_THREADS}, not {num_threads!r}", options=("threads",))
     return num_threads
 
 
 def check_batch(batch: int, option: str = "batch_size") -> int:
     """A batch size within 1..MAX_BATCH, or a RuntimeBackendError naming the setting `option` and the range."""
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
-        raise RuntimeBackendError(f"{{{option}}} must be an integer from 1 to {MAX_BATCH}, not {batch!r}",
-                                  options=(option,))
+        raise setting_error_type(RuntimeBackendError)(
+            f"{{{option}}} must be an integer from 1 to {MAX_BATCH}, not {batch!r}", options=(option,))
     return batch
 
 
@@ -193,7 +193,7 @@ class ModelSession:
         # Inputs fed unchanged with every batch (an early-exit bundle's patience or threshold).
         self.constant_inputs: Dict[str, np.ndarray] = dict(constant_inputs or {})
         self.backend = find_backend(backend)
-        self.num_threads = check_threads(num_threads) if num_threads else default_num_threads()
+        self.num_threads = check_threads(num_threads) if num_threads is not None else default_num_threads()
         self.pad_id = int(pad_id)
         self.sequence_outputs = frozenset(sequence_outputs)
         self.min_runtime = min_runtime

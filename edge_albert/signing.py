@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
-from .errors import BundleError, EdgeAlbertError, output_error_type
+from .atomic import check_writable_file
+from .errors import BundleError, EdgeAlbertError
 
 SIGNATURE_FILE = "manifest.sig"
 SIGNATURE_FORMAT = "edge-albert-signature"
@@ -51,9 +52,7 @@ def generate_key_pair(private_path: PathLike, overwrite: bool = False) -> Tuple[
     private_path = Path(private_path)
     public_path = private_path.with_name(private_path.name + ".pub")
     for path in (private_path, public_path):
-        if path.exists() and not overwrite:
-            raise output_error_type(SigningError)(f"{path} already exists; pass {{overwrite}} to replace it",
-                                                  options=("overwrite",))
+        check_writable_file(path, overwrite=overwrite, error=SigningError)
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
@@ -92,13 +91,20 @@ def _load_key(path: PathLike, private: bool):
     return key
 
 
-def sign_file(bundle_dir: PathLike, signed_file: str, private_key: PathLike) -> Path:
-    """Sign `signed_file` of the bundle with `private_key`; write manifest.sig atomically.
+def load_private_key(path: PathLike):
+    """The Ed25519 private key at `path`, refused in one line (missing, empty, not PEM, a public key,
+    another algorithm): writers load it before any work, so a bad key never leaves an unsigned output."""
+    return _load_key(path, private=True)
+
+
+def sign_file(bundle_dir: PathLike, signed_file: str, private_key) -> Path:
+    """Sign `signed_file` of the bundle with `private_key` (a path, or a key from load_private_key);
+    write manifest.sig atomically.
 
     bundle.sign_bundle calls it with the manifest (signing knows no bundle layout: bundle imports it).
     """
     bundle_dir = Path(bundle_dir)
-    key = _load_key(private_key, private=True)
+    key = _load_key(private_key, private=True) if isinstance(private_key, (str, os.PathLike)) else private_key
     signature = key.sign((bundle_dir / signed_file).read_bytes())
     record = {"format": SIGNATURE_FORMAT, "algorithm": ALGORITHM, "key_id": key_id(key.public_key()),
               "signed_file": signed_file, "signature": base64.b64encode(signature).decode("ascii")}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from .bundle import Bundle, load_bundle
 from .contract import TASKS, task_contract
 from .device_options import DEFAULT_BATCH_SIZE
 from .early_exit import CALLS_OUTPUT, ExitRule, rule_of
-from .errors import BundleError, DataError
+from .errors import BundleError, DataError, check_number
 from .runtime import ModelSession, check_batch
 from .tokenizer import AlbertTokenizer, Encoded
 
@@ -122,8 +122,18 @@ def check_outputs(bundle: Bundle, outputs: Dict[str, List[int]]) -> None:
                               f"it needs exactly one label name per logit")
 
 
-def _as_list(texts: TextOrTexts) -> List[str]:
-    return [texts] if isinstance(texts, str) else list(texts)
+def _as_list(texts: TextOrTexts, name: str = "texts") -> List[str]:
+    """One string or a sequence of strings, as a list; anything else is a TypeError naming the parameter
+    (a dict would otherwise be read as its keys, None as an empty text)."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (Mapping, bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise TypeError(f"{name} must be a string or a list of strings, not {type(texts).__name__}")
+    items = list(texts)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{index}] must be a string, not {type(item).__name__}")
+    return items
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -222,7 +232,7 @@ class TextClassifier(BundleModel):
 
     def predict(self, texts: TextOrTexts, text_pairs: Optional[TextOrTexts] = None) -> List[Prediction]:
         texts = _as_list(texts)
-        pairs = None if text_pairs is None else _as_list(text_pairs)
+        pairs = None if text_pairs is None else _as_list(text_pairs, "text_pairs")
         encoded = self._encode(texts, pairs)
         logits, calls = self._run(encoded)
         return [self._prediction(row, cut, None if calls is None else int(calls[i]))
@@ -236,7 +246,7 @@ class TextClassifier(BundleModel):
                          text_pairs: Optional[TextOrTexts] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """Logits and, for early-exit bundles, the layer calls each text ran (else None)."""
         texts = _as_list(texts)
-        pairs = None if text_pairs is None else _as_list(text_pairs)
+        pairs = None if text_pairs is None else _as_list(text_pairs, "text_pairs")
         return self._run(self._encode(texts, pairs))
 
     def _run(self, encoded: Encoded) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -277,7 +287,8 @@ class QuestionAnswerer(BundleModel):
         With `handle_impossible_answer` (SQuAD v2 models), an empty answer wins when its
         probability beats the best span's.
         """
-        contexts = _as_list(contexts)
+        contexts = _as_list(contexts, "contexts")
+        check_number(max_answer_tokens, "max_answer_tokens", low=1, integer=True)
         encoded, question_cut = self.encode(questions, contexts, stride)
         if encoded.num_rows == 0:
             return []
@@ -309,7 +320,9 @@ class QuestionAnswerer(BundleModel):
         The question keeps at most min(64, max_seq_len // 2) tokens, since "only_second"
         truncation cannot make room for a context otherwise.
         """
-        questions, contexts = _as_list(questions), _as_list(contexts)
+        questions, contexts = _as_list(questions, "questions"), _as_list(contexts, "contexts")
+        if stride is not None:
+            check_number(stride, "stride", low=0, integer=True)
         if len(questions) != len(contexts):
             raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
         for index, context in enumerate(contexts):
@@ -321,8 +334,7 @@ class QuestionAnswerer(BundleModel):
         questions = [q for q, _ in shortened]
         # From the longest question allowed, not the batch's: windows must not depend on the batch.
         room = self.max_seq_len - max_question - 3  # [CLS] question [SEP] context [SEP]
-        stride = self.max_seq_len // 4 if stride is None else int(stride)
-        stride = max(0, min(stride, room // 2))
+        stride = max(0, min(self.max_seq_len // 4 if stride is None else stride, room // 2))  # longer overlaps are cut
         encoded = self.tokenizer.encode(questions, contexts, max_length=self.max_seq_len, truncation="only_second",
                                         stride=stride, return_overflowing_tokens=True)
         return encoded, [cut for _, cut in shortened]

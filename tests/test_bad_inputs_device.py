@@ -118,6 +118,19 @@ def test_bad_manifest_is_one_line_for_every_command(classifier, tmp_path):
     assert not (tmp_path / "assets").exists()
 
 
+def test_inspect_runs_the_structure_check_that_loading_runs(classifier, tmp_path):
+    """Random bytes as model.tflite with its sha256 and size updated: inspect refuses it as predict does."""
+    junk = os.urandom(4096)
+
+    def replace_model(manifest):
+        manifest["files"]["model.tflite"] = {"sha256": hashlib.sha256(junk).hexdigest(), "bytes": len(junk)}
+
+    bad = copy_with_manifest(classifier, tmp_path / "junk.edgealbert", replace_model)
+    (bad / "model.tflite").write_bytes(junk)
+    for args in (["inspect", str(bad)], ["inspect", "--json", str(bad)], ["predict", str(bad), "x"]):
+        assert "model.tflite is not a well-formed TFLite model" in one_error_line(cli(*args))
+
+
 def test_unknown_task_is_named(classifier, tmp_path):
     bad = copy_with_manifest(classifier, tmp_path / "t.edgealbert", _set(["task"], "translation"))
     assert "field 'task' is 'translation'; this edge-albert runs text-classification" in one_error_line(
@@ -188,6 +201,16 @@ def test_closed_and_full_stdout(classifier):
     assert one_error_line(result) == "error: cannot write the output: No space left on device"
 
 
+@pytest.mark.parametrize("args", [["predict", "b.edgealbert", "x"], ["inspect", "b.edgealbert"],
+                                  ["convert", "ckpt", "-o", "out.edgealbert"], ["keygen", "key"]])
+def test_a_closed_stdout_is_one_line_before_any_work(tmp_path, args):
+    """`edge-albert ... >&-`: no traceback, nothing written (fd 1 would otherwise be reused by the next open)."""
+    command = " ".join([sys.executable, "-c", "'from edge_albert.cli import main; main()'", *args])
+    result = subprocess.run(["bash", "-c", f"{command} >&-"], capture_output=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert one_error_line(result) == "error: standard output is closed; redirect it to a file or to /dev/null instead"
+    assert not any(tmp_path.iterdir())
+
+
 # ----------------------------------------------------------------- resource limits
 
 
@@ -201,6 +224,31 @@ def test_threads_and_batch_are_bounded(classifier):
     # serve's rows per interpreter call are its --model-batch-size: the error names that flag, not predict's
     line = one_error_line(cli("serve", str(classifier), "--model-batch-size", "100000"))
     assert line == f"error: --model-batch-size must be an integer from 1 to {MAX_BATCH}, not 100000"
+
+
+def test_python_api_arguments_are_type_and_range_checked(classifier, root):
+    """A wrong argument is a TypeError or ValueError naming the parameter, never a silent other answer."""
+    model = load_model(classifier, num_threads=1)
+    for texts, named in (([None], "texts[0] must be a string, not NoneType"),
+                         ({"text": "x"}, "texts must be a string or a list of strings, not dict"),
+                         (b"bytes", "texts must be a string or a list of strings, not bytes"),
+                         (["ok", 3], "texts[1] must be a string, not int"), (None, "not NoneType")):
+        with pytest.raises(TypeError, match=named.replace("[", r"\[").replace("]", r"\]")):
+            model.predict(texts)
+    with pytest.raises(TypeError, match=r"text_pairs\[0\] must be a string"):
+        model.predict(["a"], [None])
+    for threads in (0, -3, 1.5):
+        with pytest.raises(ValueError, match="threads must be an integer from 1"):
+            load_model(classifier, num_threads=threads)
+    qa = load_model(bundle_for(root, "question-answering"), num_threads=1)
+    with pytest.raises(ValueError, match="stride must be an integer >= 0, not -10"):
+        qa.predict("q?", "a context", stride=-10)
+    for tokens in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="max_answer_tokens must be an integer >= 1"):
+            qa.predict("q?", "a context", max_answer_tokens=tokens)
+    with pytest.raises(TypeError, match="contexts must be a string or a list of strings, not dict"):
+        qa.predict("q?", {"context": "x"})
+    assert len(qa.predict("q?", "a context", stride=0, max_answer_tokens=1)) == 1
 
 
 PEAK_SCRIPT = textwrap.dedent("""

@@ -175,7 +175,8 @@ def test_too_many_heads_removed_is_one_error_line(tiny_classifier_checkpoint, ss
     _assert_refused(result, out, "removing 5 attention heads, but the teacher's shared layer has 4")
 
 
-@pytest.mark.parametrize("flag, value, message", [("--ffn", 0, "FFN width 0"), ("--layers", 0, "depth 0"),
+@pytest.mark.parametrize("flag, value, message", [("--ffn", 0, "--ffn must be an integer >= 1, not 0"),
+                                                  ("--layers", 0, "--layers must be an integer >= 1, not 0"),
                                                   ("--layers", 9, "at most as often as the teacher (3)")])
 def test_width_and_depth_out_of_range_are_refused(tiny_classifier_checkpoint, sst2_files, tmp_path, flag, value, message):
     out = tmp_path / "student"
@@ -205,6 +206,62 @@ def test_an_existing_output_is_refused_without_overwrite(tiny_classifier_checkpo
     out.mkdir()
     result = _cli(tiny_classifier_checkpoint, "--train", sst2_files[0], "-o", out)
     assert result.exit_code == 1 and "already exists" in result.output
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--batch-size", "0", "--batch-size must be an integer >= 1, not 0"),
+    ("--batch-size", "-4", "--batch-size must be an integer >= 1, not -4"),
+    ("--epochs", "nan", "--epochs must be a number > 0, not nan"),
+    ("--epochs", "-1", "--epochs must be a number > 0, not -1.0"),
+    ("--learning-rate", "nan", "--learning-rate must be a number > 0, not nan"),
+    ("--learning-rate", "-0.1", "--learning-rate must be a number > 0"),
+    ("--importance-examples", "-3", "--importance-examples must be an integer >= 1, not -3"),
+    ("--importance-examples", "0", "--importance-examples must be an integer >= 1, not 0"),
+    ("--max-length", "0", "--max-length must be an integer >= 1, not 0"),
+    ("--alpha", "1.5", "--alpha must be a number in [0, 1], not 1.5"),
+    ("--alpha", "-0.1", "--alpha must be a number in [0, 1]"),
+    ("--temperature", "inf", "--temperature must be a number > 0, not inf"),
+    ("--hidden-weight", "nan", "--hidden-weight must be a number >= 0, not nan"),
+    ("--target-speedup", "nan", "--target-speedup must be a number > 1, not nan"),
+    ("--max-train-examples", "0", "--max-train-examples must be an integer >= 1, not 0"),
+])
+def test_every_setting_is_checked_before_any_work(tiny_classifier_checkpoint, sst2_files, tmp_path, flag, value,
+                                                  message):
+    """One line naming the flag; no OUT.partial/ left to refuse the corrected command."""
+    out = tmp_path / "student"
+    _assert_refused(_cli(tiny_classifier_checkpoint, "--train", sst2_files[0], "-o", out, flag, value), out, message)
+
+
+def test_python_callers_get_the_same_settings_check(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    options = CompressOptions(distill=DistillConfig(batch_size=0))
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, not 0"):
+        options.check()
+    with pytest.raises(CompressionError, match="batch_size"):
+        compress(tiny_classifier_checkpoint, sst2_files[0], tmp_path / "s", options=options, log=lambda m: None)
+    assert not (tmp_path / "s.partial").exists()
+    CompressOptions().check()  # the defaults pass
+
+
+def test_a_corrupt_run_record_is_one_line(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    out = tmp_path / "student"
+    staging = tmp_path / "student.partial"
+    for content in ("{not json", "[1, 2]", "\udcff"):
+        staging.mkdir(exist_ok=True)
+        (staging / "run.json").write_text(content, errors="surrogateescape")
+        result = _cli(tiny_classifier_checkpoint, "--train", sst2_files[0], "-o", out, "--layers", 1)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "run.json cannot be read" in result.output and "--restart" in result.output, result.output
+
+
+def test_the_output_may_not_be_or_hold_an_input(tiny_classifier_checkpoint, sst2_files, tmp_path):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_classifier_checkpoint, teacher)
+    before = {p.name: p.read_bytes() for p in teacher.iterdir()}
+    for out, words in ((teacher, "is the teacher"), (teacher / "sub", "lies inside the teacher"),
+                       (tmp_path, "holds the teacher")):
+        result = _cli(teacher, "--train", sst2_files[0], "-o", out, "--overwrite", "--layers", 1)
+        assert result.exit_code == 1 and words in result.output and "Traceback" not in result.output, result.output
+    assert {p.name: p.read_bytes() for p in teacher.iterdir()} == before
 
 
 # -- the pruned-head representation ---------------------------------------------------------------

@@ -262,6 +262,51 @@ def test_cli_convert_signs_each_bundle_with_the_options_it_built(tiny_classifier
     assert (manifest["graph"], manifest["max_seq_len"]) == ("unrolled", 12)
 
 
+def test_a_bad_sign_key_is_one_line_before_any_work_and_keeps_the_signed_bundle(tiny_classifier_checkpoint, tmp_path,
+                                                                               monkeypatch):
+    """Missing, empty, garbage, public or non-Ed25519 key: refused before the checkpoint is read; an existing
+    signed bundle stays as it was under --overwrite, and nothing else is written."""
+    from click.testing import CliRunner
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from edge_albert.bundle import write_bundle
+    from edge_albert.cli import main
+    from edge_albert.converters import convert as convert_module
+    from edge_albert.bundle import sign_bundle, verify_bundle_signature
+    from edge_albert.signing import generate_key_pair
+
+    private, public = generate_key_pair(tmp_path / "keys" / "key")
+    out = tmp_path / "signed.edgealbert"
+    write_bundle(out, {"model.tflite": b"old model", "tokenizer.json": b"{}"},
+                 {"task": "text-classification", "max_seq_len": 8})
+    sign_bundle(out, private)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("conversion work started")
+
+    monkeypatch.setattr(convert_module, "load_checkpoint", no_work)
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "garbage").write_bytes(b"\x00\xffnot a key")
+    (tmp_path / "ec.pem").write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    cases = {tmp_path / "missing": "cannot read the private key", tmp_path / "empty": "is not a PEM private key",
+             tmp_path / "garbage": "is not a PEM private key", public: "did you pass the .pub file?",
+             tmp_path / "ec.pem": "edge-albert signs with Ed25519 keys"}
+    for key, message in cases.items():
+        for target, extra in ((out, ["--overwrite"]), (tmp_path / "new.edgealbert", [])):
+            result = CliRunner().invoke(main, ["convert", str(tiny_classifier_checkpoint), "-o", str(target),
+                                               "--sign-key", str(key), *extra])
+            assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+            errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+            assert len(errors) == 1 and message in errors[0], result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    verify_bundle_signature(out, public)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["keys", "signed.edgealbert", "empty", "garbage", "ec.pem"])
+
+
 def test_settings_override_the_options_and_are_checked_before_any_work(tiny_classifier_checkpoint, tmp_path,
                                                                        monkeypatch):
     from edge_albert.converters import convert as convert_module

@@ -321,6 +321,61 @@ def test_a_bad_rule_is_one_error_line(tiny_classifier_checkpoint, tmp_path):
     assert result.output.strip() == "error: --early-exit patience= needs a number, not 'two'"
 
 
+@pytest.mark.parametrize("rule, message", [
+    ("patience=3000000000", "--early-exit patience must be a whole number of calls from 0 to 2147483647, not 3e+09"),
+    ("entropy=1e39", "--early-exit entropy must be a number from 0 to 3.40282e+38, not 1e+39"),
+    ("entropy=inf", "--early-exit entropy must be a number from 0 to 3.40282e+38, not inf"),
+])
+def test_values_the_model_input_cannot_carry_are_refused_before_conversion(rule, message, tiny_classifier_checkpoint,
+                                                                          tmp_path, monkeypatch):
+    from edge_albert.converters import convert as convert_module
+
+    monkeypatch.setattr(convert_module, "load_checkpoint", lambda *a, **k: pytest.fail("conversion work started"))
+    result = CliRunner().invoke(main, ["convert", str(tiny_classifier_checkpoint), "-o", str(tmp_path / "o"),
+                                       "--early-exit", rule])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {message}"
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_runtime_value_beyond_int32_is_one_line_in_predict(patience_bundles):
+    path = str(patience_bundles["fp32"].bundle_path)
+    result = CliRunner().invoke(main, ["predict", path, "--exit-value", "3e9", "ok"])
+    assert result.exit_code == 1 and result.output.strip() == (
+        "error: --exit-value patience must be a whole number of calls from 0 to 2147483647, not 3e+09")
+    from edge_albert import load_model
+
+    model = load_model(path)
+    with pytest.raises(ValueError, match="exit_value patience must be a whole number"):
+        model.set_exit_value(2**31)
+    model.set_exit_value(2**31 - 1)  # the largest value the int32 input carries still runs
+    assert model.predict(["ok"])[0].layer_calls == 3
+
+
+@pytest.mark.parametrize("entry, field", [
+    ("entropy", "'early_exit'"), ([1, 2], "'early_exit'"), ({"rule": "speed"}, "'early_exit.rule'"),
+    ({"rule": "entropy", "default": "x", "input": "exit_entropy", "calls_output": "layer_calls"}, "'early_exit.default'"),
+    ({"rule": "patience", "default": 1e20, "input": "exit_patience", "calls_output": "layer_calls"},
+     "'early_exit.default'"),
+    ({"rule": "entropy", "default": 0.5, "input": 3, "calls_output": "layer_calls"}, "'early_exit.input'"),
+    ({"rule": "entropy", "default": 0.5, "input": "exit_entropy"}, "'early_exit.calls_output'"),
+    ({"rule": "entropy", "default": 0.5, "input": "exit_entropy", "calls_output": "layer_calls", "max_calls": "3"},
+     "'early_exit.max_calls'"),
+])
+def test_a_wrong_shaped_early_exit_field_is_one_line_in_predict_and_inspect(entropy_bundle, tmp_path, entry, field):
+    import shutil
+
+    bundle = tmp_path / "edited.edgealbert"
+    shutil.copytree(entropy_bundle.bundle_path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["early_exit"] = entry
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    for args in (["predict", str(bundle), "ok"], ["inspect", str(bundle)], ["inspect", "--json", str(bundle)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.startswith("error: ") and f"field {field} must be" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
 def test_export_android_refuses_an_early_exit_bundle_in_one_line(entropy_bundle, tmp_path):
     assets = tmp_path / "assets"
     result = CliRunner().invoke(main, ["export-android", str(entropy_bundle.bundle_path), str(assets)])

@@ -374,6 +374,27 @@ def test_init_from_a_checkpoint_with_other_labels_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_init_from_a_folder_that_is_not_a_classifier_checkpoint_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from edge_albert.cli import main
+    from tests.checkpoints import make_albert_checkpoint
+
+    train = write(tmp_path / "train.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in synthetic_rows(16)))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    qa = make_albert_checkpoint(tmp_path / "qa", task="question-answering")
+    for folder, named in ((tmp_path / "empty", "config.json"), (tmp_path / "broken", "config.json"),
+                          (qa, "is an AlbertForQuestionAnswering")):
+        result = CliRunner().invoke(main, ["finetune", str(train), "-o", str(tmp_path / "out"), "--init-from",
+                                           str(folder)])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: --init-from {folder}") and named in lines[0], lines
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
 def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path):
     from edge_albert.errors import OutputError
     from tests.holder import hold_in_child

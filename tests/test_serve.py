@@ -351,6 +351,21 @@ def test_model_names_and_cli_errors(classifier_bundle, tmp_path):
                                       "FILE, or --insecure-no-token to serve without authentication")
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--timeout", "nan", "--timeout must be a number > 0, not nan"),
+    ("--timeout", "inf", "--timeout must be a number > 0, not inf"),
+    ("--max-wait-ms", "inf", "--max-wait-ms must be a number >= 0, not inf"),
+    ("--max-wait-ms", "nan", "--max-wait-ms must be a number >= 0, not nan"),
+    ("--max-wait-ms", "10000", "--max-wait-ms 10000 must be below --timeout (10 s)"),
+])
+def test_serve_settings_are_refused_before_serving(classifier_bundle, flag, value, message):
+    result = CliRunner().invoke(main, ["serve", str(classifier_bundle), "--port", "0", flag, value])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.stderr.startswith(f"error: {message}") and "serving on" not in result.output, result.output
+    with pytest.raises(ValueError, match="timeout must be a number > 0"):  # Python callers: the same check
+        create_app({}, ServeConfig(timeout_s=float("nan")))
+
+
 def test_server_imports_no_heavy_library(classifier_bundle):
     """The server runs on the device install: loading it and a model pulls in no TensorFlow, PyTorch or transformers."""
     import subprocess

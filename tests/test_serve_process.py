@@ -41,11 +41,32 @@ def test_real_server_answers_over_a_socket(classifier_bundle):
             assert response.json()["results"] == [p.to_dict() for p in expected]
             assert client.post(f"/v1/models/{name}/predict", json={"text": SECRET}).status_code == 200
             assert client.get("/nothing").status_code == 404
+        assert _status_of_huge_header(server.port) in (400, 431, None)  # refused or cut off, never a 200
+        with httpx.Client(base_url=server.base_url, timeout=WAIT_S) as client:
+            assert client.get("/healthz").status_code == 200  # and the server still serves
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(timeout=WAIT_S)
     output = server.output()
     assert "POST /v1/models/" in output  # --verbose turns on uvicorn's access log: path and status only
     assert SECRET not in output
+
+
+def _status_of_huge_header(port: int, size: int = 16 << 20):
+    """The status line's code for a request with a `size`-byte header; None when the server closed first."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT_S) as sock:
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            chunk = b"a" * (1 << 16)
+            for _ in range(size // len(chunk)):
+                sock.sendall(chunk)
+            sock.sendall(b"\r\n\r\n")
+        except OSError:
+            pass  # the server refused and closed while we were still sending
+        try:
+            head = sock.recv(64)
+        except OSError:
+            return None
+    return int(head.split()[1]) if head.startswith(b"HTTP/1.1 ") else None
 
 
 def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(classifier_bundle):

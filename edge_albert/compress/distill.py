@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..errors import CompressionError, check_number
 from ..training import EncodedDataset, accuracy_metric, loss_trainer, training_arguments
 from .augment import NO_LABEL
 
@@ -35,6 +36,19 @@ class DistillConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check(self) -> None:
+        """One error naming the setting, before anything is read or trained: counts below 1, rates
+        and weights NaN, infinite or out of range (alpha is a mixing weight in [0, 1])."""
+        for name in ("batch_size", "max_length", "save_steps", "threads"):
+            check_number(getattr(self, name), name, low=1, integer=True, error=CompressionError)
+        check_number(self.seed, "seed", low=0, integer=True, error=CompressionError)
+        for name in ("epochs", "learning_rate", "temperature"):
+            check_number(getattr(self, name), name, low=0, low_open=True, error=CompressionError)
+        for name in ("weight_decay", "hidden_weight"):
+            check_number(getattr(self, name), name, low=0, error=CompressionError)
+        for name in ("alpha", "warmup_ratio"):
+            check_number(getattr(self, name), name, low=0, high=1, error=CompressionError)
 
 
 def distillation_loss(student_outputs, teacher_outputs, labels, attention_mask, config: DistillConfig):

@@ -20,14 +20,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..atomic import check_writable_output, exclusive_run, replacing_directory
+from ..atomic import check_writable_output, exclusive_run, refuse_overlap, replacing_directory
 from ..bundle import sha256_of_file
 from ..hf.checkpoint import PRUNED_HEADS_KEY, TOKENIZER_FILES, load_checkpoint
 from ..errors import CompressionError
 from ..data import read_examples
 from .augment import NOT_IMPLEMENTED, augment_examples, mask_token_of
 from .importance import IMPORTANCE_METHOD
-from .options import INITS, CompressOptions
+from .options import CompressOptions
 from .plan import CompressionPlan, choose_plan, compute_ratio
 
 PROVENANCE_FILE = "compression.json"
@@ -50,7 +50,9 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     """Compress `teacher_dir` into a student at `out_dir`; see the module docstring for the steps."""
     started = time.perf_counter()
     teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
-    _check_options(options)
+    options.check()
+    refuse_overlap(out_dir, {"the teacher": teacher_dir, "the training file": train_path, "the dev file": dev_path},
+                   error=CompressionError)
     check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError)
     teacher_ckpt = _classifier_teacher(teacher_dir)
     raw_config = teacher_ckpt.config.raw
@@ -98,18 +100,6 @@ class _Trained:
     saved_dtype: str
     log_history: list
     resumed_from: Optional[str]
-
-
-def _check_options(options: CompressOptions) -> None:
-    """Settings that cannot run together, refused before the teacher or the data are read."""
-    if options.init not in INITS:
-        raise CompressionError(f"init must be one of {', '.join(INITS)}, not {options.init!r}")
-    options.augment.check()
-    if options.augment.copies and options.distill.alpha <= 0:
-        raise CompressionError("{augment} needs the teacher's soft targets ({alpha} above 0): augmented rows have no label",
-                               options=("augment", "alpha"))
-    if options.max_train_examples is not None and options.max_train_examples < 1:
-        raise CompressionError("max_train_examples must be at least 1")
 
 
 def _classifier_teacher(teacher_dir: Path):
@@ -312,7 +302,14 @@ def _prepare_staging(staging: Path, record: dict, restart: bool, log) -> None:
     if staging.exists():
         if not run_file.is_file():
             raise CompressionError(f"{staging} exists but is not a compress staging directory; move it away")
-        previous = json.loads(run_file.read_text())
+        try:
+            previous = json.loads(run_file.read_text(encoding="utf-8"))
+            if not isinstance(previous, dict):
+                raise ValueError(f"a JSON {type(previous).__name__}, not the run's settings")
+        except (OSError, ValueError, RecursionError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CompressionError(f"{run_file} cannot be read ({reason}); pass {{restart}} to discard the "
+                                   "interrupted run", options=("restart",)) from None
         if previous != json.loads(json.dumps(record)):
             differs = sorted(k for k in set(previous) | set(record) if previous.get(k) != json.loads(json.dumps(record)).get(k))
             raise CompressionError(

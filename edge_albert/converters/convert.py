@@ -156,7 +156,9 @@ def convert_checkpoint(checkpoint_dir, output, quantize: str | Sequence[str] = D
     modes = [_mode(name) for name in quantizations]
     targets = output_paths(Path(output), quantizations)
     rule = _check_before_any_work(targets, modes, options)
+    signing_key = _signing_key(options)
     prepared = prepare_checkpoint(checkpoint_dir, modes, targets, options, rule, say)
+    prepared.signing_key = signing_key
     say(f"building the TF graph ({options.graph} form) and converting {', '.join(quantizations)} in a worker process")
     with start_conversion(_conversion_jobs(prepared, modes, options)) as conversion:  # converts while PyTorch runs here
         run_reference(prepared, options, say)
@@ -184,6 +186,7 @@ class PreparedCheckpoint:
     calibration: Optional[CalibrationSet] = None
     reference: Optional[list] = None  # PyTorch's outputs on `batches` (run_reference)
     reference_evaluation: Optional[EvaluationReport] = None  # PyTorch's score on `data` (run_reference)
+    signing_key: Optional[object] = None  # options.sign_key, loaded and checked before any work
 
 
 def prepare_checkpoint(checkpoint_dir, modes: Sequence[QuantizationMode], targets: Sequence[Path],
@@ -275,7 +278,7 @@ def convert_variant(prepared: PreparedCheckpoint, mode: QuantizationMode, target
             prepared.checkpoint, mode.name, options.graph, prepared.max_seq_len, options.per_channel_dense,
             inspection, check, forced=not passed, accuracy=gate.to_dict() if gate else None,
             calibration=prepared.calibration.to_dict() if mode.needs_calibration else None, early_exit=prepared.rule)
-        bundle = _write_bundle(target, prepared.checkpoint, model_bytes, manifest, options, say)
+        bundle = _write_bundle(target, prepared, model_bytes, manifest, options, say)
         say(f"wrote {target}" + (" (forced)" if not passed else ""))
     else:
         say(f"NOT bundled {mode.name}: {failure}")
@@ -298,13 +301,34 @@ def _judge_variant(prepared: PreparedCheckpoint, mode: QuantizationMode, model_b
     return _judge_agreement_on_eval_data(check, gate), gate
 
 
-def _write_bundle(target: Path, checkpoint: AlbertCheckpoint, model_bytes: bytes, manifest: dict,
+def _write_bundle(target: Path, prepared: PreparedCheckpoint, model_bytes: bytes, manifest: dict,
                   options: ConvertOptions, say: Progress) -> Bundle:
-    """Write the bundle atomically; sign its manifest when a key was given."""
-    bundle = write_bundle(target, _bundle_files(checkpoint, model_bytes), manifest, overwrite=options.overwrite)
-    if options.sign_key is not None:
-        say(f"signed {sign_bundle(target, options.sign_key)}")
+    """Write the bundle atomically, signed in its staging directory when a key was given (an old
+    signed bundle is replaced by a signed one or not at all)."""
+    key = prepared.signing_key
+    if key is None and options.sign_key is not None:  # a caller that prepared without convert_checkpoint
+        key = _signing_key(options)
+    finish = None
+    if key is not None:
+        from ..signing import SIGNATURE_FILE
+
+        def finish(staging: Path) -> None:
+            sign_bundle(staging, key)
+
+    bundle = write_bundle(target, _bundle_files(prepared.checkpoint, model_bytes), manifest,
+                          overwrite=options.overwrite, finish=finish)
+    if key is not None:
+        say(f"signed {target / SIGNATURE_FILE}")
     return bundle
+
+
+def _signing_key(options: ConvertOptions):
+    """options.sign_key loaded and checked (SigningError in one line), or None without one."""
+    if options.sign_key is None:
+        return None
+    from ..signing import load_private_key
+
+    return load_private_key(options.sign_key)
 
 
 def _check_before_any_work(targets: Sequence[Path], modes: Sequence[QuantizationMode],

@@ -183,6 +183,7 @@ class BackgroundConversion:
 
     def _start(self) -> None:
         import json
+        import os
         import subprocess
         import sys
 
@@ -191,7 +192,8 @@ class BackgroundConversion:
         (self.work / REQUEST_FILE).write_text(json.dumps(self.pending))
         self.log_path = self.work / "worker.log"
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(self.work)], env=self.env,
+            self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(self.work), str(os.getpid())],
+                                            env=self.env,
                                             stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=None if is_verbose() else log)
 

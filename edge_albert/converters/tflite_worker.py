@@ -1,4 +1,5 @@
-"""Conversion worker: `python -m edge_albert.converters.tflite_worker WORK_DIR` (started by BackgroundConversion).
+"""Conversion worker: `python -m edge_albert.converters.tflite_worker WORK_DIR PARENT_PID` (started by
+BackgroundConversion; it dies with PARENT_PID).
 
 For each job of WORK_DIR/request.json, in order: touch N.started, then write N.tflite, or N.error
 (one line) when the conversion fails in Python. A native abort ends the process; the parent sees
@@ -18,6 +19,7 @@ import numpy as np
 from ..contract import INPUT_NAMES
 from ..early_exit import parse_rule
 from ..errors import EdgeAlbertError
+from ..lifetime import die_with_parent
 from ..runtime import native_logs_silenced
 from ..hf.checkpoint import load_checkpoint
 from .graph import GraphOptions, build_albert_module
@@ -79,4 +81,5 @@ def main(work_dir: str, convert=None) -> int:
 
 
 if __name__ == "__main__":
+    die_with_parent(int(sys.argv[2]) if len(sys.argv) > 2 else None)  # never outlive convert, even on SIGKILL
     sys.exit(main(sys.argv[1]))

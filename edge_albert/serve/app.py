@@ -238,6 +238,7 @@ class _Endpoints:
 def create_app(models: Mapping[str, BundleModel], config: Optional[ServeConfig] = None):
     """An ASGI app serving `models` (name -> loaded model); batchers start with the app's lifespan."""
     config = config or ServeConfig()
+    config.check()
     metrics = ServerMetrics()
     endpoints = _Endpoints(_served_models(models, config, metrics), config, metrics)
     app = Starlette(routes=endpoints.routes(), exception_handlers=endpoints.exception_handlers(),

@@ -103,6 +103,7 @@ def run_server(bundles: Sequence[str], host: str = DEFAULT_HOST, port: int = DEF
     import uvicorn
 
     config = config or ServeConfig()
+    config.check()
     check_batch(config.model_batch_size, "model_batch_size")  # here, so the error names serve's setting
     if token_file:
         config.token = read_token(token_file)
@@ -121,5 +122,7 @@ def run_server(bundles: Sequence[str], host: str = DEFAULT_HOST, port: int = DEF
     server = uvicorn.Server(uvicorn.Config(
         app, log_level="info" if is_verbose() else "warning", access_log=is_verbose(),
         timeout_graceful_shutdown=int(config.timeout_s + SHUTDOWN_MARGIN_S), server_header=False,
+        # h11 enforces a limit on the request head (httptools, if installed, has none: a 16 MB header got a 200)
+        http="h11", h11_max_incomplete_event_size=config.max_header_bytes,
     ))
     server.run(sockets=[sock])
