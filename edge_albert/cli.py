@@ -70,6 +70,7 @@ def _stdout_to_devnull() -> None:
         pass
 
 
+REVISION_HELP = "Branch, tag or commit of a Hugging Face model id [default: main]."
 TRUSTED_KEY_HELP = ("Public key (edge-albert keygen) the bundle must be signed with; default: "
                     "$EDGE_ALBERT_TRUSTED_KEY when set.")
 
@@ -240,11 +241,16 @@ def _progress_printer():
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at the output path.")
 @click.option("--sign-key", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Ed25519 private key (edge-albert keygen): sign each bundle's manifest (manifest.sig).")
+@click.option("--revision", default=None, help=REVISION_HELP)
 @reports_errors
 def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_texts, samples, per_tensor,
             calibration_samples, eval_data, max_accuracy_drop, text_column, text_pair_column, label_column, early_exit,
-            force, overwrite, sign_key):
-    """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
+            force, overwrite, sign_key, revision):
+    """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s).
+
+    CHECKPOINT_DIR is a checkpoint directory or a Hugging Face model id (ORG/NAME), read from the
+    Hugging Face cache (offline with HF_HUB_OFFLINE=1) or downloaded into it.
+    """
     from .converters.accuracy_gate import accuracy_table
     from .converters.convert import convert_checkpoint
     from .converters.options import ConvertOptions
@@ -256,7 +262,8 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
         calibration_texts=read_text_lines(calibration_texts) if calibration_texts else None,
         calibration_samples=calibration_samples, samples=read_text_lines(samples) if samples else None,
         eval_data=eval_data, text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
-        max_accuracy_drop=max_accuracy_drop, early_exit=early_exit, force=force, overwrite=overwrite, sign_key=sign_key)
+        max_accuracy_drop=max_accuracy_drop, early_exit=early_exit, force=force, overwrite=overwrite, sign_key=sign_key,
+        revision=revision)
     result = convert_checkpoint(checkpoint_dir, output, quantize, options=options, progress=_progress_printer())
     click.echo(conversion_table(result.variants))
     if result.reference_evaluation is not None:
@@ -305,7 +312,7 @@ def inspect(bundle, as_json):
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=FinetuneConfig.learning_rate,
               show_default=True)
 @click.option("--multi-depth", is_flag=True, help="Train the classifier after every layer call, losses weighted by depth (for --early-exit bundles).")
-@click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (its tokenizer and weights) instead of from scratch.")
+@click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (directory or Hugging Face model id; its tokenizer and weights) instead of from scratch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @reports_errors
 def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_column, label_column, labels, epochs,
@@ -369,7 +376,10 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
 def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_heads, ffn, target_speedup, epochs,
              max_train_examples, augment, importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight,
              init, max_length, text_column, pair_column, label_column, threads, seed, overwrite, restart):
-    """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint."""
+    """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint.
+
+    TEACHER_DIR is a checkpoint directory or a Hugging Face model id (ORG/NAME).
+    """
     from .compress import compress as run_compress
 
     distill = DistillConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -33,6 +33,7 @@ from .atomic import check_writable_output, exclusive_run, replacing_directory
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN, Example, read_examples
 from .errors import DataError, EdgeAlbertError
 from .finetune_config import FinetuneConfig
+from .hub import resolve_checkpoint
 from .training import (EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, save_checkpoint,
                        training_arguments)
 
@@ -262,6 +263,8 @@ def finetune(
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)
     train = read_examples(train_path, **read)
     dev = read_examples(dev_path, **read) if dev_path else []
+    if config.init_from:  # a checkpoint directory or a Hugging Face model id
+        config = replace(config, init_from=str(resolve_checkpoint(config.init_from)))
     _start_torch(config)
     started = time.perf_counter()
     initial = _load_initial(config.init_from, labels) if config.init_from else None
