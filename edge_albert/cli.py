@@ -135,10 +135,23 @@ def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, bat
     if exit_value is not None:
         _set_exit_value(model, exit_value)
     # Read lazily: results stream out as lines arrive.
+    if not texts and _is_terminal(sys.stdin):  # typed at a prompt with no TEXT: say so rather than wait silently
+        click.echo(STDIN_JSONL_HINT if jsonl else STDIN_HINT, err=True)
     lines = [_argv_text(text) for text in texts] if texts else _stdin_lines()
     for result in predict_records(model, records_from_lines(lines, jsonl), batch_size=batch_size, top_k=top_k):
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
+
+
+STDIN_HINT = "reading texts from standard input, one per line; Ctrl-D to end (or give the texts as arguments)"
+STDIN_JSONL_HINT = "reading JSON objects from standard input, one per line; Ctrl-D to end"
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False
 
 
 def _set_exit_value(model, value: float) -> None:
