@@ -21,6 +21,7 @@ from .compress import AugmentConfig, CompressOptions, DistillConfig
 from .compress.options import INITS
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
 from .errors import EdgeAlbertError, ServeError
+from .extras import install_hint
 from .finetune_config import FinetuneConfig
 from .serve import options as serving
 
@@ -185,7 +186,7 @@ def serve(bundles, host, port, token_file, allow_unauthenticated, max_batch_size
     try:
         from .serve.server import run_server
     except ImportError as exc:
-        raise ServeError(f"serve needs the serve extra ({exc.name} is missing): pip install 'edge-albert[serve]'") from None
+        raise ServeError(f"serve needs the serve extra ({exc.name} is missing): {install_hint('litert,serve')}") from None
 
     config = serving.ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                                  model_batch_size=model_batch_size, max_queue=max_queue, max_texts=max_texts,
@@ -213,7 +214,7 @@ def serve_ray(bundles, address, host, port, replicas, token_file, allow_unauthen
     try:
         from .serve.cluster import run_cluster
     except ImportError as exc:
-        raise ServeError(f"serve-ray needs the cluster extra ({exc.name} is missing): pip install 'edge-albert[cluster]'") from None
+        raise ServeError(f"serve-ray needs the cluster extra ({exc.name} is missing): {install_hint('litert,cluster')}") from None
 
     run_cluster(bundles, address=address, host=host, port=port, replicas=replicas, token_file=token_file,
                 allow_unauthenticated=allow_unauthenticated, num_threads=threads, max_texts=max_texts,

@@ -40,8 +40,9 @@ def _crypto():
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
-        raise SigningError("bundle signatures need the cryptography package: "
-                           "pip install 'edge-albert[signing]'") from None
+        from .extras import install_hint
+
+        raise SigningError(f"bundle signatures need the cryptography package: {install_hint('signing')}") from None
     return ed25519, serialization, InvalidSignature
 
 

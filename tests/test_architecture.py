@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edge_albert"
 WORKSTATION = ("converters", "compress", "finetune", "training")  # TensorFlow / torch / transformers side
 DEVICE_MODULES = ["bundle", "contract", "data", "device_options", "early_exit", "errors", "evaluate", "predict",
                   "quantization", "report", "runtime", "signing", "tasks", "tflite_check", "tokenizer", "verbosity",
-                  "atomic", "bench", "android_export", "serve/app", "serve/batching", "serve/metrics",
+                  "atomic", "bench", "extras", "android_export", "serve/app", "serve/batching", "serve/metrics",
                   "serve/openapi", "serve/options", "serve/protocol", "serve/server"]
 
 

@@ -25,6 +25,7 @@ from tests.runtime_bundles import MAX_SEQ_LEN, bundle_for
 from edge_albert import BundleError, load_model
 from edge_albert.bundle import load_bundle, validate_manifest
 from edge_albert.cli import main
+from edge_albert.extras import WHEEL
 from edge_albert.predict import records_from_lines
 from edge_albert.errors import DataError
 from edge_albert.runtime import MAX_BATCH, MAX_THREADS
@@ -335,7 +336,24 @@ def test_trusted_key_without_cryptography_says_which_extra(classifier, keys, mon
         monkeypatch.setitem(sys.modules, name, None)  # as on a device without the [signing] extra
     result = CliRunner().invoke(main, ["predict", str(classifier), "x", "--trusted-key", str(keys / "good.pub")])
     assert result.exit_code == 1
-    assert result.stderr == "error: bundle signatures need the cryptography package: pip install 'edge-albert[signing]'\n"
+    assert result.stderr == ("error: bundle signatures need the cryptography package: pip install "
+                             f"'{WHEEL}[signing]' (the wheel from `make wheel`; in a source checkout: "
+                             "pip install -e '.[signing]')\n")
+
+
+def test_no_interpreter_names_the_wheels_extras_as_the_readme_installs_them(classifier, monkeypatch):
+    import edge_albert.runtime as runtime
+
+    def unusable(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(runtime, "_import_backend", unusable)
+    result = CliRunner().invoke(main, ["predict", str(classifier), "x"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: no usable TFLite interpreter (ai_edge_litert: ImportError")
+    assert f"install one: pip install '{WHEEL}[litert]' (ai-edge-litert, runs every bundle)" in result.stderr
+    assert WHEEL == "edge_albert-0.1.0-py3-none-any.whl"  # the file README's install lines name
+    assert WHEEL in Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
 
 
 def test_keys_of_the_wrong_kind_are_one_line(keys, classifier):
