@@ -97,7 +97,8 @@ def runtime_options(command):
     for option in reversed((
         click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4)."),
         click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=device.DEFAULT_BATCH_SIZE, show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), default=device.DEFAULT_BATCH_SIZE, show_default=True,
+                     help="Texts per interpreter call."),
         click.option("--exit-value", type=click.FloatRange(min=0), default=None,
                      help="Early-exit bundles: patience or entropy threshold to use instead of the converted default."),
         click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP),
@@ -200,7 +201,7 @@ def serve(bundles, host, port, token_file, allow_unauthenticated, max_batch_size
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
 @click.option("--address", default=None, help="Ray cluster to join: auto (the one `ray start` made here) or HEAD:6379 [default: start a local one].")
 @click.option("--host", default=serving.DEFAULT_HOST, show_default=True, help="Address of Ray Serve's HTTP proxy; anything but loopback needs --token-file.")
-@click.option("--port", type=click.IntRange(min=1, max=65535), default=serving.RAY_DEFAULT_PORT, show_default=True)
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=serving.RAY_DEFAULT_PORT, show_default=True, help="Port of Ray Serve's HTTP proxy.")
 @click.option("--replicas", type=click.IntRange(min=1), default=serving.DEFAULT_REPLICAS, show_default=True, help="Copies of each bundle, spread over the cluster's nodes.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding the bearer token requests must carry.")
 @click.option("--insecure-no-token", "allow_unauthenticated", is_flag=True, help="Allow a non-loopback --host without --token-file.")
@@ -311,20 +312,20 @@ def inspect(bundle, as_json):
 @click.argument("train_file", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Checkpoint directory to write.")
 @click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file to report accuracy on.")
-@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True)
+@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True, help="Text column of the data files.")
 @click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs.")
 @click.option("--pair-column", "old_pair_column", default=None, hidden=True, help="Deprecated: --text-pair-column.")
-@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True)
+@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True, help="Label column (label names or integer ids).")
 @click.option("--labels", default=",".join(DEFAULT_LABELS), show_default=True, help="Label names in index order.")
-@click.option("--epochs", type=float, default=FinetuneConfig.epochs, show_default=True)
-@click.option("--vocab-size", type=int, default=FinetuneConfig.vocab_size, show_default=True)
-@click.option("--hidden-size", type=int, default=FinetuneConfig.hidden_size, show_default=True)
-@click.option("--layers", type=int, default=FinetuneConfig.num_hidden_layers, show_default=True)
+@click.option("--epochs", type=float, default=FinetuneConfig.epochs, show_default=True, help="Passes over the training data (fractions allowed).")
+@click.option("--vocab-size", type=int, default=FinetuneConfig.vocab_size, show_default=True, help="SentencePiece pieces to train.")
+@click.option("--hidden-size", type=int, default=FinetuneConfig.hidden_size, show_default=True, help="Width H of the shared layer.")
+@click.option("--layers", type=int, default=FinetuneConfig.num_hidden_layers, show_default=True, help="Calls of the shared layer.")
 # 1, not the library's None (torch's own thread count): one core by default, as compress trains, so a
 # command-line run is repeatable and polite on a shared machine; --threads N asks for more.
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="PyTorch threads.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=FinetuneConfig.learning_rate,
-              show_default=True)
+              show_default=True, help="Peak learning rate (AdamW).")
 @click.option("--multi-depth", is_flag=True, help="Train the classifier after every layer call, losses weighted by depth (for --early-exit bundles).")
 @click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (directory or Hugging Face model id; its tokenizer and weights) instead of from scratch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
@@ -364,38 +365,46 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
 @click.option("--ffn", type=int, default=None, help="FFN intermediate width [default: the teacher's].")
 @click.option("--target-speedup", type=float, default=None,
               help="Choose calls, heads and FFN for at most 1/X of the teacher's compute (instead of the three above).")
-@click.option("--epochs", type=float, default=DistillConfig.epochs, show_default=True)
+@click.option("--epochs", type=float, default=DistillConfig.epochs, show_default=True, help="Distillation passes over the training data (fractions allowed).")
 @click.option("--max-train-examples", type=int, default=None, help="Distil on a seeded random subset of this many rows.")
 @click.option("--augment", type=click.IntRange(min=0), default=AugmentConfig.copies, show_default=True,
               help="Unlabelled augmented copies per training row (masking, n-grams), trained on the teacher's soft targets.")
-@click.option("--importance-examples", type=int, default=CompressOptions.importance_examples, show_default=True)
-@click.option("--learning-rate", type=float, default=DistillConfig.learning_rate, show_default=True)
-@click.option("--batch-size", type=int, default=DistillConfig.batch_size, show_default=True)
-@click.option("--temperature", type=float, default=DistillConfig.temperature, show_default=True)
+@click.option("--importance-examples", type=int, default=CompressOptions.importance_examples, show_default=True,
+              help="Training rows that score the heads and FFN neurons before pruning.")
+@click.option("--learning-rate", type=float, default=DistillConfig.learning_rate, show_default=True, help="Peak learning rate of distillation.")
+@click.option("--batch-size", type=int, default=DistillConfig.batch_size, show_default=True, help="Training rows per step.")
+@click.option("--temperature", type=float, default=DistillConfig.temperature, show_default=True, help="Softmax temperature of the soft targets.")
 @click.option("--alpha", type=float, default=DistillConfig.alpha, show_default=True,
               help="Weight of the soft targets (0: labels only).")
 @click.option("--hidden-weight", type=float, default=DistillConfig.hidden_weight, show_default=True,
               help="Weight of hidden-state matching.")
 @click.option("--init", type=click.Choice(INITS), default=CompressOptions.init, show_default=True,
               help="Start from the pruned teacher, or from random weights (ablation).")
-@click.option("--max-length", type=int, default=DistillConfig.max_length, show_default=True)
-@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True)
-@click.option("--pair-column", default=None)
-@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=DistillConfig.threads, show_default=True)
-@click.option("--seed", type=int, default=DistillConfig.seed, show_default=True)
+@click.option("--max-seq-len", "max_length", type=int, default=DistillConfig.max_length, show_default=True,
+              help="Longest training input in tokens; longer texts are cut.")
+@click.option("--max-length", "old_max_length", type=int, default=None, hidden=True, help="Deprecated: --max-seq-len.")
+@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True, help="Text column of the data files.")
+@click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs.")
+@click.option("--pair-column", "old_pair_column", default=None, hidden=True, help="Deprecated: --text-pair-column.")
+@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True, help="Label column (label names or integer ids).")
+@click.option("--threads", type=click.IntRange(min=1), default=DistillConfig.threads, show_default=True, help="PyTorch threads.")
+@click.option("--seed", type=int, default=DistillConfig.seed, show_default=True, help="Seed of sampling, augmentation and training.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run's staging directory instead of resuming.")
 @reports_errors
 def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_heads, ffn, target_speedup, epochs,
              max_train_examples, augment, importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight,
-             init, max_length, text_column, pair_column, label_column, threads, seed, overwrite, restart):
+             init, max_length, old_max_length, text_column, pair_column, old_pair_column, label_column, threads, seed,
+             overwrite, restart):
     """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint.
 
     TEACHER_DIR is a checkpoint directory or a Hugging Face model id (ORG/NAME).
     """
     from .compress import compress as run_compress
 
+    # --max-length and --pair-column: compress's names before the other commands' were adopted
+    max_length = old_max_length if old_max_length is not None else max_length
+    pair_column = pair_column or old_pair_column
     distill = DistillConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
                             alpha=alpha, hidden_weight=hidden_weight, max_length=max_length, seed=seed, threads=threads)
     options = CompressOptions(layers=layers, heads=heads, remove_heads=remove_heads, ffn=ffn,
