@@ -559,10 +559,14 @@ def _read_texts(path: str, labels) -> list:
 @reports_errors
 def keygen(private_key, overwrite):
     """Make an Ed25519 key pair: PRIVATE_KEY for convert --sign-key, PRIVATE_KEY.pub for --trusted-key."""
-    from .signing import generate_key_pair
+    from .signing import committable_in, generate_key_pair
 
     private_path, public_path = generate_key_pair(private_key, overwrite=overwrite)
     click.echo(f"wrote {private_path} (keep it secret) and {public_path} (copy it to devices)")
+    tree = committable_in(private_path)
+    if tree is not None:
+        click.echo(f"warning: {private_path} is inside the git working tree {tree} and not ignored by it: "
+                   "keep it out of commits (add it to .gitignore, or keep keys outside the repository)", err=True)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,25 @@ def generate_key_pair(private_path: PathLike, overwrite: bool = False) -> Tuple[
     return private_path, public_path
 
 
+def committable_in(path: PathLike) -> Optional[Path]:
+    """The git working tree that `path` lies in and does not ignore, else None: a private key there could be committed.
+
+    Asks `git check-ignore`; without git, any .git above the path counts as a working tree.
+    """
+    import subprocess
+
+    path = Path(path).resolve()
+    root = next((parent for parent in path.parents if (parent / ".git").exists()), None)
+    if root is None:
+        return None
+    try:
+        check = subprocess.run(["git", "-C", str(path.parent), "check-ignore", "-q", path.name],
+                               capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return root
+    return None if check.returncode == 0 else root
+
+
 def key_id(public_key) -> str:
     """First 16 hex digits of the sha256 of the raw public key: names the key in messages."""
     _, serialization, _ = _crypto()

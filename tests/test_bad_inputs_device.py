@@ -359,3 +359,21 @@ def test_no_interpreter_names_the_wheels_extras_as_the_readme_installs_them(clas
 def test_keys_of_the_wrong_kind_are_one_line(keys, classifier):
     line = one_error_line(cli("predict", str(classifier), "x", "--trusted-key", str(keys / "good")))
     assert "did you pass the private key?" in line
+
+
+def test_keygen_warns_when_the_private_key_could_be_committed(tmp_path):
+    """A private key inside a git working tree that does not ignore it gets one warning line; the
+    repository's own .gitignore ignores *.key, the README's key name (signing.key)."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("*.key\n")
+    committable = CliRunner().invoke(main, ["keygen", str(repo / "signing.pem")])
+    assert committable.exit_code == 0, committable.output
+    assert committable.stderr == (f"warning: {repo / 'signing.pem'} is inside the git working tree {repo.resolve()} "
+                                  "and not ignored by it: keep it out of commits (add it to .gitignore, or keep keys "
+                                  "outside the repository)\n")
+    for quiet in (repo / "signing.key", tmp_path / "elsewhere.pem"):
+        result = CliRunner().invoke(main, ["keygen", str(quiet)])
+        assert result.exit_code == 0 and result.stderr == "", result.output
+    ignored = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "check-ignore", "-q", "signing.key"])
+    assert ignored.returncode == 0, "the project's .gitignore must ignore the README's signing.key"
