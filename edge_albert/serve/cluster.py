@@ -238,7 +238,7 @@ def deploy(bundles, host: str = DEFAULT_HOST, port: int = RAY_DEFAULT_PORT, repl
 
 
 def quiet_ray() -> None:
-    """Ray's driver output: no colour codes ever, and its loggers at WARNING unless `edge-albert -v`.
+    """Ray's driver output: no colour codes ever, and its loggers at ERROR unless `edge-albert -v`.
 
     Set before ray.init; replicas' own logs reach this terminal only with -v (ray.init's log_to_driver).
     """
@@ -250,7 +250,7 @@ def quiet_ray() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if not is_verbose():
         for name in ("ray", "ray.serve"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)  # e.g. Ray's token-auth notice at every start
 
 
 def run_cluster(bundles, address: Optional[str] = None, host: str = DEFAULT_HOST, port: int = RAY_DEFAULT_PORT,
@@ -276,7 +276,7 @@ def run_cluster(bundles, address: Optional[str] = None, host: str = DEFAULT_HOST
     for path in bundles:  # refuse a bad or unsigned bundle here, in one line, before any replica starts
         load_bundle(path, trusted_key=trusted_key)
     quiet_ray()
-    ray.init(address=address, include_dashboard=False, logging_level="INFO" if is_verbose() else "WARNING",
+    ray.init(address=address, include_dashboard=False, logging_level="INFO" if is_verbose() else "ERROR",
              log_to_driver=is_verbose())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
