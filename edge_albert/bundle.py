@@ -135,6 +135,12 @@ def _not_a_bundle(path: Path) -> Optional[str]:
     return f"it is not an edge-albert bundle (no {MANIFEST_FILE}); remove it yourself or choose another path"
 
 
+def _is_hugging_face_checkpoint(path: Path) -> bool:
+    """config.json beside weights: what users give predict before converting it."""
+    weights = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+    return (path / "config.json").is_file() and any((path / name).is_file() for name in weights)
+
+
 def read_manifest(path: Union[str, os.PathLike]) -> dict:
     """Parse manifest.json of the bundle at `path` and check its format and version."""
     path = Path(path)
@@ -142,6 +148,9 @@ def read_manifest(path: Union[str, os.PathLike]) -> dict:
         raise BundleError(f"{path} is not a bundle directory")
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
+        if _is_hugging_face_checkpoint(path):
+            raise BundleError(f"{path} has no {MANIFEST_FILE}: this is a Hugging Face checkpoint; convert it first: "
+                              f"edge-albert convert {path} -o BUNDLE")
         raise BundleError(f"{path} has no {MANIFEST_FILE}; is it an edge-albert bundle?")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

@@ -21,6 +21,7 @@ from .compress import AugmentConfig, CompressOptions, DistillConfig
 from .compress.options import INITS
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
 from .errors import EdgeAlbertError, ServeError
+from .extras import install_hint
 from .finetune_config import FinetuneConfig
 from .serve import options as serving
 
@@ -93,6 +94,7 @@ def _stdout_to_devnull() -> None:
         pass
 
 
+REVISION_HELP = "Branch, tag or commit of a Hugging Face model id [default: main]."
 TRUSTED_KEY_HELP = ("Public key (edge-albert keygen) the bundle must be signed with; default: "
                     "$EDGE_ALBERT_TRUSTED_KEY when set.")
 
@@ -118,7 +120,8 @@ def runtime_options(command):
     for option in reversed((
         click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads (default: up to 4)."),
         click.option("--backend", default=None, help="Force ai_edge_litert, tflite_runtime or tensorflow."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=device.DEFAULT_BATCH_SIZE, show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), default=device.DEFAULT_BATCH_SIZE, show_default=True,
+                     help="Texts per interpreter call."),
         click.option("--exit-value", type=click.FloatRange(min=0), default=None,
                      help="Early-exit bundles: patience or entropy threshold to use instead of the converted default."),
         click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP),
@@ -160,10 +163,23 @@ def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, bat
     if exit_value is not None:
         _set_exit_value(model, exit_value)
     # Read lazily: results stream out as lines arrive.
+    if not texts and _is_terminal(sys.stdin):  # typed at a prompt with no TEXT: say so rather than wait silently
+        click.echo(STDIN_JSONL_HINT if jsonl else STDIN_HINT, err=True)
     lines = [_argv_text(text) for text in texts] if texts else _stdin_lines()
     for result in predict_records(model, records_from_lines(lines, jsonl), batch_size=batch_size, top_k=top_k):
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
+
+
+STDIN_HINT = "reading texts from standard input, one per line; Ctrl-D to end (or give the texts as arguments)"
+STDIN_JSONL_HINT = "reading JSON objects from standard input, one per line; Ctrl-D to end"
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False
 
 
 def _set_exit_value(model, value: float) -> None:
@@ -197,7 +213,7 @@ def serve(bundles, host, port, token_file, allow_unauthenticated, max_batch_size
     try:
         from .serve.server import run_server
     except ImportError as exc:
-        raise ServeError(f"serve needs the serve extra ({exc.name} is missing): pip install 'edge-albert[serve]'") from None
+        raise ServeError(f"serve needs the serve extra ({exc.name} is missing): {install_hint('litert,serve')}") from None
 
     config = serving.ServeConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                                  model_batch_size=model_batch_size, max_queue=max_queue, max_texts=max_texts,
@@ -211,7 +227,7 @@ def serve(bundles, host, port, token_file, allow_unauthenticated, max_batch_size
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
 @click.option("--address", default=None, help="Ray cluster to join: auto (the one `ray start` made here) or HEAD:6379 [default: start a local one].")
 @click.option("--host", default=serving.DEFAULT_HOST, show_default=True, help="Address of Ray Serve's HTTP proxy; anything but loopback needs --token-file.")
-@click.option("--port", type=click.IntRange(min=1, max=65535), default=serving.RAY_DEFAULT_PORT, show_default=True)
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=serving.RAY_DEFAULT_PORT, show_default=True, help="Port of Ray Serve's HTTP proxy.")
 @click.option("--replicas", type=click.IntRange(min=1), default=serving.DEFAULT_REPLICAS, show_default=True, help="Copies of each bundle, spread over the cluster's nodes.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), help="File holding the bearer token requests must carry.")
 @click.option("--insecure-no-token", "allow_unauthenticated", is_flag=True, help="Allow a non-loopback --host without --token-file.")
@@ -225,7 +241,7 @@ def serve_ray(bundles, address, host, port, replicas, token_file, allow_unauthen
     try:
         from .serve.cluster import run_cluster
     except ImportError as exc:
-        raise ServeError(f"serve-ray needs the cluster extra ({exc.name} is missing): pip install 'edge-albert[cluster]'") from None
+        raise ServeError(f"serve-ray needs the cluster extra ({exc.name} is missing): {install_hint('litert,cluster')}") from None
 
     run_cluster(bundles, address=address, host=host, port=port, replicas=replicas, token_file=token_file,
                 allow_unauthenticated=allow_unauthenticated, num_threads=threads, max_texts=max_texts,
@@ -266,11 +282,16 @@ def _progress_printer():
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at the output path.")
 @click.option("--sign-key", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Ed25519 private key (edge-albert keygen): sign each bundle's manifest (manifest.sig).")
+@click.option("--revision", default=None, help=REVISION_HELP)
 @reports_errors
 def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_texts, samples, per_tensor,
             calibration_samples, eval_data, max_accuracy_drop, text_column, text_pair_column, label_column, early_exit,
-            force, overwrite, sign_key):
-    """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s)."""
+            force, overwrite, sign_key, revision):
+    """Convert a Hugging Face ALBERT checkpoint into verified TFLite bundle(s).
+
+    CHECKPOINT_DIR is a checkpoint directory or a Hugging Face model id (ORG/NAME), read from the
+    Hugging Face cache (offline with HF_HUB_OFFLINE=1) or downloaded into it.
+    """
     from .converters.accuracy_gate import accuracy_table
     from .converters.convert import convert_checkpoint
     from .converters.options import ConvertOptions
@@ -282,7 +303,8 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
         calibration_texts=read_text_lines(calibration_texts) if calibration_texts else None,
         calibration_samples=calibration_samples, samples=read_text_lines(samples) if samples else None,
         eval_data=eval_data, text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
-        max_accuracy_drop=max_accuracy_drop, early_exit=early_exit, force=force, overwrite=overwrite, sign_key=sign_key)
+        max_accuracy_drop=max_accuracy_drop, early_exit=early_exit, force=force, overwrite=overwrite, sign_key=sign_key,
+        revision=revision)
     result = convert_checkpoint(checkpoint_dir, output, quantize, options=options, progress=_progress_printer())
     click.echo(conversion_table(result.variants))
     if result.reference_evaluation is not None:
@@ -319,22 +341,22 @@ def inspect(bundle, as_json):
 @click.argument("train_file", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Checkpoint directory to write.")
 @click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file to report accuracy on.")
-@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True)
+@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True, help="Text column of the data files.")
 @click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs.")
 @click.option("--pair-column", "old_pair_column", default=None, hidden=True, help="Deprecated: --text-pair-column.")
-@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True)
+@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True, help="Label column (label names or integer ids).")
 @click.option("--labels", default=",".join(DEFAULT_LABELS), show_default=True, help="Label names in index order.")
-@click.option("--epochs", type=float, default=FinetuneConfig.epochs, show_default=True)
-@click.option("--vocab-size", type=int, default=FinetuneConfig.vocab_size, show_default=True)
-@click.option("--hidden-size", type=int, default=FinetuneConfig.hidden_size, show_default=True)
-@click.option("--layers", type=int, default=FinetuneConfig.num_hidden_layers, show_default=True)
+@click.option("--epochs", type=float, default=FinetuneConfig.epochs, show_default=True, help="Passes over the training data (fractions allowed).")
+@click.option("--vocab-size", type=int, default=FinetuneConfig.vocab_size, show_default=True, help="SentencePiece pieces to train.")
+@click.option("--hidden-size", type=int, default=FinetuneConfig.hidden_size, show_default=True, help="Width H of the shared layer.")
+@click.option("--layers", type=int, default=FinetuneConfig.num_hidden_layers, show_default=True, help="Calls of the shared layer.")
 # 1, not the library's None (torch's own thread count): one core by default, as compress trains, so a
 # command-line run is repeatable and polite on a shared machine; --threads N asks for more.
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="PyTorch threads.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=FinetuneConfig.learning_rate,
-              show_default=True)
+              show_default=True, help="Peak learning rate (AdamW).")
 @click.option("--multi-depth", is_flag=True, help="Train the classifier after every layer call, losses weighted by depth (for --early-exit bundles).")
-@click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (its tokenizer and weights) instead of from scratch.")
+@click.option("--init-from", type=click.Path(file_okay=False, path_type=str), default=None, help="Continue from this checkpoint (directory or Hugging Face model id; its tokenizer and weights) instead of from scratch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @reports_errors
 def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_column, label_column, labels, epochs,
@@ -372,35 +394,46 @@ def finetune(train_file, output, dev_file, text_column, pair_column, old_pair_co
 @click.option("--ffn", type=int, default=None, help="FFN intermediate width [default: the teacher's].")
 @click.option("--target-speedup", type=float, default=None,
               help="Choose calls, heads and FFN for at most 1/X of the teacher's compute (instead of the three above).")
-@click.option("--epochs", type=float, default=DistillConfig.epochs, show_default=True)
+@click.option("--epochs", type=float, default=DistillConfig.epochs, show_default=True, help="Distillation passes over the training data (fractions allowed).")
 @click.option("--max-train-examples", type=int, default=None, help="Distil on a seeded random subset of this many rows.")
 @click.option("--augment", type=click.IntRange(min=0), default=AugmentConfig.copies, show_default=True,
               help="Unlabelled augmented copies per training row (masking, n-grams), trained on the teacher's soft targets.")
-@click.option("--importance-examples", type=int, default=CompressOptions.importance_examples, show_default=True)
-@click.option("--learning-rate", type=float, default=DistillConfig.learning_rate, show_default=True)
-@click.option("--batch-size", type=int, default=DistillConfig.batch_size, show_default=True)
-@click.option("--temperature", type=float, default=DistillConfig.temperature, show_default=True)
+@click.option("--importance-examples", type=int, default=CompressOptions.importance_examples, show_default=True,
+              help="Training rows that score the heads and FFN neurons before pruning.")
+@click.option("--learning-rate", type=float, default=DistillConfig.learning_rate, show_default=True, help="Peak learning rate of distillation.")
+@click.option("--batch-size", type=int, default=DistillConfig.batch_size, show_default=True, help="Training rows per step.")
+@click.option("--temperature", type=float, default=DistillConfig.temperature, show_default=True, help="Softmax temperature of the soft targets.")
 @click.option("--alpha", type=float, default=DistillConfig.alpha, show_default=True,
               help="Weight of the soft targets (0: labels only).")
 @click.option("--hidden-weight", type=float, default=DistillConfig.hidden_weight, show_default=True,
               help="Weight of hidden-state matching.")
 @click.option("--init", type=click.Choice(INITS), default=CompressOptions.init, show_default=True,
               help="Start from the pruned teacher, or from random weights (ablation).")
-@click.option("--max-length", type=int, default=DistillConfig.max_length, show_default=True)
-@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True)
-@click.option("--pair-column", default=None)
-@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=DistillConfig.threads, show_default=True)
-@click.option("--seed", type=int, default=DistillConfig.seed, show_default=True)
+@click.option("--max-seq-len", "max_length", type=int, default=DistillConfig.max_length, show_default=True,
+              help="Longest training input in tokens; longer texts are cut.")
+@click.option("--max-length", "old_max_length", type=int, default=None, hidden=True, help="Deprecated: --max-seq-len.")
+@click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True, help="Text column of the data files.")
+@click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs.")
+@click.option("--pair-column", "old_pair_column", default=None, hidden=True, help="Deprecated: --text-pair-column.")
+@click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True, help="Label column (label names or integer ids).")
+@click.option("--threads", type=click.IntRange(min=1), default=DistillConfig.threads, show_default=True, help="PyTorch threads.")
+@click.option("--seed", type=int, default=DistillConfig.seed, show_default=True, help="Seed of sampling, augmentation and training.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run's staging directory instead of resuming.")
 @reports_errors
 def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_heads, ffn, target_speedup, epochs,
              max_train_examples, augment, importance_examples, learning_rate, batch_size, temperature, alpha, hidden_weight,
-             init, max_length, text_column, pair_column, label_column, threads, seed, overwrite, restart):
-    """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint."""
+             init, max_length, old_max_length, text_column, pair_column, old_pair_column, label_column, threads, seed,
+             overwrite, restart):
+    """Prune TEACHER_DIR (depth, heads, FFN width) and distil it into a student checkpoint.
+
+    TEACHER_DIR is a checkpoint directory or a Hugging Face model id (ORG/NAME).
+    """
     from .compress import compress as run_compress
 
+    # --max-length and --pair-column: compress's names before the other commands' were adopted
+    max_length = old_max_length if old_max_length is not None else max_length
+    pair_column = pair_column or old_pair_column
     distill = DistillConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
                             alpha=alpha, hidden_weight=hidden_weight, max_length=max_length, seed=seed, threads=threads)
     options = CompressOptions(layers=layers, heads=heads, remove_heads=remove_heads, ffn=ffn,
@@ -563,10 +596,14 @@ def _read_texts(path: str, labels) -> list:
 @reports_errors
 def keygen(private_key, overwrite):
     """Make an Ed25519 key pair: PRIVATE_KEY for convert --sign-key, PRIVATE_KEY.pub for --trusted-key."""
-    from .signing import generate_key_pair
+    from .signing import committable_in, generate_key_pair
 
     private_path, public_path = generate_key_pair(private_key, overwrite=overwrite)
     click.echo(f"wrote {private_path} (keep it secret) and {public_path} (copy it to devices)")
+    tree = committable_in(private_path)
+    if tree is not None:
+        click.echo(f"warning: {private_path} is inside the git working tree {tree} and not ignored by it: "
+                   "keep it out of commits (add it to .gitignore, or keep keys outside the repository)", err=True)
 
 
 if __name__ == "__main__":

@@ -454,36 +454,43 @@ def evaluate_bundle(
 # --------------------------------------------------------------------------- text output
 
 
+def _pct(fraction: float) -> str:
+    return f"{100.0 * fraction:.2f}%"
+
+
 def report_text(report: EvaluationReport) -> str:
-    """A human summary: headline metrics, per-label table and confusion matrix, reference comparison."""
+    """A human summary: headline metrics, per-label table and confusion matrix, reference comparison.
+
+    Metrics are percentages with two decimals (80.96%), as convert's accuracy table prints them.
+    """
     from .report import format_table
 
     m = report.metrics
     lines = [f"model:  {report.model}", f"data:   {report.data} ({report.n} examples)"]
     if isinstance(m, ClassificationMetrics):
-        lines += [f"accuracy         {m.accuracy:.4f}"]
+        lines += [f"accuracy         {_pct(m.accuracy)}"]
         if report.early_exit is not None:
             lines.append(describe_calls(report.early_exit))
-        lines += [f"macro precision  {m.macro_precision:.4f}  recall {m.macro_recall:.4f}  F1 {m.macro_f1:.4f}", ""]
-        rows = [[label, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", v["support"]]
+        lines += [f"macro precision  {_pct(m.macro_precision)}  recall {_pct(m.macro_recall)}  F1 {_pct(m.macro_f1)}", ""]
+        rows = [[label, _pct(v['precision']), _pct(v['recall']), _pct(v['f1']), v["support"]]
                 for label, v in m.per_label.items()]
         lines += [format_table(["label", "precision", "recall", "f1", "support"], rows), ""]
         lines.append("confusion matrix (rows: gold label, columns: predicted)")
         lines.append(format_table(["gold \\ predicted", *m.labels],
                                   [[label, *counts] for label, counts in zip(m.labels, m.confusion)]))
     else:
-        lines += [f"exact match      {m.exact_match:.4f}", f"f1               {m.f1:.4f}"]
+        lines += [f"exact match      {_pct(m.exact_match)}", f"f1               {_pct(m.f1)}"]
         if m.has_answer_n:
-            lines.append(f"  answerable     {m.has_answer_n} questions: EM {m.has_answer_exact_match:.4f}  "
-                         f"F1 {m.has_answer_f1:.4f}")
+            lines.append(f"  answerable     {m.has_answer_n} questions: EM {_pct(m.has_answer_exact_match)}  "
+                         f"F1 {_pct(m.has_answer_f1)}")
         if m.no_answer_n:
-            lines.append(f"  unanswerable   {m.no_answer_n} questions: EM {m.no_answer_exact_match:.4f}  "
-                         f"F1 {m.no_answer_f1:.4f}")
+            lines.append(f"  unanswerable   {m.no_answer_n} questions: EM {_pct(m.no_answer_exact_match)}  "
+                         f"F1 {_pct(m.no_answer_f1)}")
     if report.reference is not None:
         ref = report.reference
-        lines += ["", f"reference {ref.model}: {ref.metric_name} {ref.headline:.4f}"]
+        lines += ["", f"reference {ref.model}: {ref.metric_name} {_pct(ref.headline)}"]
         if ref.early_exit is not None:
             lines.append("reference " + describe_calls(ref.early_exit))
-        lines.append(f"agreement with the reference's predictions: {report.agreement:.4f} "
+        lines.append(f"agreement with the reference's predictions: {_pct(report.agreement)} "
                      f"({round(report.agreement * report.n)} of {report.n})")
     return "\n".join(lines)

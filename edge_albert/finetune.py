@@ -22,7 +22,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -38,6 +38,7 @@ from .hf.reference import load_reference_model, load_reference_runner
 from .hf.weights import POOLER
 from .tokenizer_training import (CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_PIECES, build_tokenizer, check_tokenizer,  # noqa: F401 (re-exported)
                                  processor, train_sentencepiece)
+from .hub import resolve_checkpoint
 from .training import (EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, save_checkpoint,
                        training_arguments)
 
@@ -143,7 +144,8 @@ def finetune(
     require_workstation("finetune", FINETUNE_MODULES)
     out_dir = Path(out_dir)
     check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint)
-    if config.init_from:
+    if config.init_from:  # a checkpoint directory or a Hugging Face model id
+        config = replace(config, init_from=str(resolve_checkpoint(config.init_from)))
         _check_init_from(config.init_from)
     quiet_transformers()
     read = dict(text_column=text_column, label_column=label_column, pair_column=pair_column, labels=labels)

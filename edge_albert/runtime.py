@@ -23,6 +23,7 @@ import numpy as np
 
 from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS
 from .errors import RuntimeBackendError, setting_error_type
+from .extras import WHEEL
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 SIGNATURE = SIGNATURE_NAME
@@ -83,8 +84,9 @@ def find_backend(backend: Optional[str] = None) -> Backend:
             raise
         except Exception as exc:  # a broken install raises anything (numpy ABI errors, missing .so)
             reasons.append(f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
-    hint = ("install one: pip install 'edge-albert[litert]' (ai-edge-litert, runs every bundle), or "
-            "pip install 'edge-albert[tflite-runtime]' (tflite-runtime 2.14 with numpy<2, Python <= 3.11)")
+    hint = (f"install one: pip install '{WHEEL}[litert]' (ai-edge-litert, runs every bundle) or "
+            f"pip install '{WHEEL}[tflite-runtime]' (tflite-runtime 2.14 with numpy<2, Python <= 3.11); the wheel "
+            "comes from `make wheel` (in a source checkout: pip install -e '.[litert]')")
     raise RuntimeBackendError(f"no usable TFLite interpreter ({'; '.join(reasons)}); {hint}")
 
 

@@ -41,8 +41,9 @@ def _crypto():
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
-        raise SigningError("bundle signatures need the cryptography package: "
-                           "pip install 'edge-albert[signing]'") from None
+        from .extras import install_hint
+
+        raise SigningError(f"bundle signatures need the cryptography package: {install_hint('signing')}") from None
     return ed25519, serialization, InvalidSignature
 
 
@@ -61,6 +62,25 @@ def generate_key_pair(private_path: PathLike, overwrite: bool = False) -> Tuple[
     _write_atomically(private_path, private_pem, 0o600)
     _write_atomically(public_path, public_pem, 0o644)
     return private_path, public_path
+
+
+def committable_in(path: PathLike) -> Optional[Path]:
+    """The git working tree that `path` lies in and does not ignore, else None: a private key there could be committed.
+
+    Asks `git check-ignore`; without git, any .git above the path counts as a working tree.
+    """
+    import subprocess
+
+    path = Path(path).resolve()
+    root = next((parent for parent in path.parents if (parent / ".git").exists()), None)
+    if root is None:
+        return None
+    try:
+        check = subprocess.run(["git", "-C", str(path.parent), "check-ignore", "-q", path.name],
+                               capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return root
+    return None if check.returncode == 0 else root
 
 
 def key_id(public_key) -> str:

@@ -1,8 +1,12 @@
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.checkpoints import make_albert_checkpoint
+# Tests never use the network: huggingface_hub reads this once, at import, so set it before anything imports it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tests.checkpoints import make_albert_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="session")

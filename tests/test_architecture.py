@@ -20,14 +20,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edge_albert"
 # Every module of the package, by side (path under edge_albert/, without .py). A module in no list,
 # or in two, fails test_every_module_is_classified: a new module is placed on purpose.
 # Device: runs bundles on the light install, never imports the workstation side.
-DEVICE = {"__init__", "android_export", "atomic", "bundle", "contract", "data", "device_options", "early_exit", "lifetime",
+DEVICE = {"__init__", "android_export", "atomic", "bundle", "contract", "data", "device_options", "early_exit", "extras", "lifetime",
           "errors", "evaluate", "predict", "quantization", "report", "runtime", "signing", "tasks", "tflite_check",
           "tokenizer", "verbosity",
           "bench/__init__", "bench/budgets", "bench/machine", "bench/measure", "bench/report",
           "serve/__init__", "serve/app", "serve/batching", "serve/cluster", "serve/metrics", "serve/openapi",
           "serve/options", "serve/protocol", "serve/server"}
 # Workstation: the TensorFlow / torch / transformers side (and its settings, read by the CLI).
-WORKSTATION = {"finetune", "finetune_config", "tokenizer_training", "training",
+WORKSTATION = {"finetune", "finetune_config", "hub", "tokenizer_training", "training",
                "compress/__init__", "compress/augment", "compress/distill", "compress/importance", "compress/options",
                "compress/plan", "compress/prune", "compress/run",
                "converters/__init__", "converters/accuracy_gate", "converters/convert", "converters/graph",

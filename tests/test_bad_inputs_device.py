@@ -25,6 +25,7 @@ from tests.runtime_bundles import MAX_SEQ_LEN, bundle_for
 from edge_albert import BundleError, load_model
 from edge_albert.bundle import load_bundle, validate_manifest
 from edge_albert.cli import main
+from edge_albert.extras import WHEEL
 from edge_albert.predict import records_from_lines
 from edge_albert.errors import DataError
 from edge_albert.runtime import MAX_BATCH, MAX_THREADS
@@ -383,9 +384,44 @@ def test_trusted_key_without_cryptography_says_which_extra(classifier, keys, mon
         monkeypatch.setitem(sys.modules, name, None)  # as on a device without the [signing] extra
     result = CliRunner().invoke(main, ["predict", str(classifier), "x", "--trusted-key", str(keys / "good.pub")])
     assert result.exit_code == 1
-    assert result.stderr == "error: bundle signatures need the cryptography package: pip install 'edge-albert[signing]'\n"
+    assert result.stderr == ("error: bundle signatures need the cryptography package: pip install "
+                             f"'{WHEEL}[signing]' (the wheel from `make wheel`; in a source checkout: "
+                             "pip install -e '.[signing]')\n")
+
+
+def test_no_interpreter_names_the_wheels_extras_as_the_readme_installs_them(classifier, monkeypatch):
+    import edge_albert.runtime as runtime
+
+    def unusable(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(runtime, "_import_backend", unusable)
+    result = CliRunner().invoke(main, ["predict", str(classifier), "x"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: no usable TFLite interpreter (ai_edge_litert: ImportError")
+    assert f"install one: pip install '{WHEEL}[litert]' (ai-edge-litert, runs every bundle)" in result.stderr
+    assert WHEEL == "edge_albert-0.1.0-py3-none-any.whl"  # the file README's install lines name
+    assert WHEEL in Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
 
 
 def test_keys_of_the_wrong_kind_are_one_line(keys, classifier):
     line = one_error_line(cli("predict", str(classifier), "x", "--trusted-key", str(keys / "good")))
     assert "did you pass the private key?" in line
+
+
+def test_keygen_warns_when_the_private_key_could_be_committed(tmp_path):
+    """A private key inside a git working tree that does not ignore it gets one warning line; the
+    repository's own .gitignore ignores *.key, the README's key name (signing.key)."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("*.key\n")
+    committable = CliRunner().invoke(main, ["keygen", str(repo / "signing.pem")])
+    assert committable.exit_code == 0, committable.output
+    assert committable.stderr == (f"warning: {repo / 'signing.pem'} is inside the git working tree {repo.resolve()} "
+                                  "and not ignored by it: keep it out of commits (add it to .gitignore, or keep keys "
+                                  "outside the repository)\n")
+    for quiet in (repo / "signing.key", tmp_path / "elsewhere.pem"):
+        result = CliRunner().invoke(main, ["keygen", str(quiet)])
+        assert result.exit_code == 0 and result.stderr == "", result.output
+    ignored = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "check-ignore", "-q", "signing.key"])
+    assert ignored.returncode == 0, "the project's .gitignore must ignore the README's signing.key"

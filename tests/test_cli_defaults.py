@@ -121,3 +121,45 @@ def test_the_cli_reads_these_defaults_without_the_heavy_libraries():
     fresh = subprocess.run([sys.executable, "-c", f"import edge_albert.cli, sys; print([m for m in {heavy!r} if m in sys.modules])"],
                            capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
     assert fresh.returncode == 0 and fresh.stdout.strip() == "[]", fresh.stdout + fresh.stderr
+
+
+def _commands():
+    import click
+
+    return [(name, command) for name, command in sorted(cli.main.commands.items()) if isinstance(command, click.Command)]
+
+
+@pytest.mark.parametrize("name, command", _commands())
+def test_every_option_has_help_text(name, command):
+    """`edge-albert COMMAND --help` explains every option it lists (hidden aliases are not listed)."""
+    import click
+
+    options = [param for param in command.params if isinstance(param, click.Option) and not param.hidden]
+    assert options, f"{name} has no options"
+    assert [param.opts for param in options if not (param.help or "").strip()] == [], name
+    assert (command.help or "").strip(), f"{name} has no description"
+
+
+@pytest.mark.parametrize("new, old, read, expected", [
+    ("--max-seq-len", "--max-length", lambda options: options.distill.max_length, 64),
+    ("--text-pair-column", "--pair-column", lambda options: options.pair_column, "64"),
+])
+def test_compress_spells_options_as_the_other_commands_and_keeps_the_old_names(new, old, read, expected, monkeypatch):
+    from click.testing import CliRunner
+
+    import edge_albert.compress as compress_package
+    from edge_albert.errors import CompressionError
+
+    spelled = {option for param in cli.compress.params if not getattr(param, "hidden", False) for option in param.opts}
+    assert new in spelled and old not in spelled  # --help shows only the common spelling
+    seen = []
+
+    def capture(teacher, train, out, dev, options, **kwargs):
+        seen.append(read(options))
+        raise CompressionError("captured")
+
+    monkeypatch.setattr(compress_package, "compress", capture, raising=False)
+    for flag in (new, old):
+        result = CliRunner().invoke(cli.main, ["compress", "teacher", "--train", "train.tsv", "-o", "out", flag, "64"])
+        assert result.stderr == "error: captured\n", result.output
+    assert seen == [expected, expected]

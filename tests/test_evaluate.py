@@ -222,6 +222,8 @@ def test_evaluate_command_prints_the_report_and_writes_json(tmp_path):
     assert "accuracy" in result.output and "confusion matrix" in result.output
     report = json.loads(out.read_text())
     assert report["n"] == 5 and len(report["predictions"]) == 5
+    # a percentage with two decimals, as convert prints it (80.96%), not a fraction
+    assert f"accuracy         {100 * report['metrics']['accuracy']:.2f}%" in result.output.splitlines()
     assert set(report["predictions"]) <= set(LABELS)
     assert sum(map(sum, report["metrics"]["confusion"])) == 5
 

@@ -127,3 +127,52 @@ def test_predict_errors_are_one_line(classifier_bundle, tmp_path):
     assert missing.exit_code == 1 and missing.stderr.startswith("error: ") and "Traceback" not in missing.output
     backend = runner.invoke(main, ["predict", str(classifier_bundle), "x", "--backend", "nope"])
     assert backend.exit_code == 1 and "unknown backend 'nope'" in backend.stderr
+
+
+def _predict_process(bundle: Path, stdin):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.Popen([sys.executable, "-m", "edge_albert.cli", "predict", str(bundle)], stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(root)))
+
+
+def test_predict_without_texts_at_a_terminal_says_it_reads_stdin(classifier_bundle):
+    """A pseudo-terminal as stdin: the hint comes before any input; piped stdin gets no hint."""
+    import os
+    import pty
+    import subprocess
+
+    from edge_albert.cli import STDIN_HINT
+
+    leader, follower = pty.openpty()
+    try:
+        typed = _predict_process(classifier_bundle, follower)
+        os.close(follower)
+        os.write(leader, b"a fine film\n\x04")  # one line, then Ctrl-D at the start of the next
+        out, err = typed.communicate(timeout=300)
+    finally:
+        os.close(leader)
+    assert typed.returncode == 0, err
+    assert STDIN_HINT in err.splitlines()
+    assert [line["text"] for line in json_lines(out)] == ["a fine film"]
+
+    piped = _predict_process(classifier_bundle, subprocess.PIPE)
+    out, err = piped.communicate("a fine film\n", timeout=300)
+    assert piped.returncode == 0, err
+    assert STDIN_HINT not in err and [line["text"] for line in json_lines(out)] == ["a fine film"]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "inspect"])
+def test_a_checkpoint_directory_given_as_a_bundle_says_convert_it_first(tiny_classifier_checkpoint, tmp_path, command):
+    data = tmp_path / "dev.tsv"
+    data.write_text("sentence\tlabel\nfine\tpositive\n")
+    args = {"predict": ["x"], "evaluate": [str(data)], "inspect": []}[command]
+    result = CliRunner().invoke(main, [command, str(tiny_classifier_checkpoint), *args])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"error: {tiny_classifier_checkpoint} has no manifest.json: this is a Hugging Face "
+                                     f"checkpoint; convert it first: edge-albert convert {tiny_classifier_checkpoint} "
+                                     "-o BUNDLE")

@@ -20,6 +20,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _check_the_serve_endpoints(client, base: str, name: str) -> None:
+    """What `edge-albert serve` answers besides predict: page, health, readiness, metrics, models, errors."""
+    assert "<html" in client.get(base + "/").text.lower()
+    assert client.get(base + "/healthz").json() == {"status": "ok"}
+    assert client.get(base + "/readyz").json() == {"status": "ready", "models": [name]}
+    assert [model["name"] for model in client.get(base + "/v1/models").json()["models"]] == [name]
+    assert name in client.get(base + "/openapi.json").json()["paths"]["/v1/models/{name}"]["get"]["parameters"][0]["schema"]["enum"]
+    assert client.get(base + "/v1/models/nope").status_code == 404
+    assert client.get(base + "/v1/models/" + name + "/predict").status_code == 405
+    metrics = client.get(base + "/metrics").text
+    assert 'edge_albert_requests_total{method="POST",route="/v1/models/{name}/predict",status="200"}' in metrics
+
+
+def test_each_replica_can_fill_a_batch():
+    """Ray warns, and never batches fully, when a replica takes fewer requests at once than one batch."""
+    from edge_albert.serve.cluster import BATCH_SIZE, BundleReplica, Gateway
+
+    assert BundleReplica._deployment_config.max_ongoing_requests >= BATCH_SIZE
+    assert Gateway._deployment_config.max_ongoing_requests >= 2 * BundleReplica._deployment_config.max_ongoing_requests
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Using extra keyword arguments on `Field`")  # inside ray 2.60 with pydantic 2.14
 def test_two_replicas_answer_like_the_library(tmp_path_factory):
@@ -50,6 +71,7 @@ def test_two_replicas_answer_like_the_library(tmp_path_factory):
             assert bad.status_code == 400
             assert bad.json()["error"] == "record 1 has neither a 'text' field nor 'question' and 'context'"
             assert client.post(url + "/predict", json={"texts": ["a"] * 65}).status_code == 413
+            _check_the_serve_endpoints(client, f"http://127.0.0.1:{port}", names[0])
         assert len(replicas) == 2, f"one replica answered all requests: {replicas}"
     finally:
         serve.shutdown()

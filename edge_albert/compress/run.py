@@ -25,6 +25,7 @@ from ..bundle import sha256_of_file
 from ..hf.checkpoint import PRUNED_HEADS_KEY, TOKENIZER_FILES, load_checkpoint
 from ..errors import CompressionError
 from ..data import read_examples
+from ..hub import resolve_checkpoint
 from .augment import NOT_IMPLEMENTED, augment_examples, mask_token_of
 from .importance import IMPORTANCE_METHOD
 from .options import CompressOptions
@@ -54,6 +55,7 @@ def compress(teacher_dir, train_path, out_dir, dev_path=None, options: CompressO
     refuse_overlap(out_dir, {"the teacher": teacher_dir, "the training file": train_path, "the dev file": dev_path},
                    error=CompressionError)
     check_writable_output(out_dir, overwrite=overwrite, replaceable=_not_a_checkpoint, error=CompressionError)
+    teacher_dir = resolve_checkpoint(teacher_dir)  # a checkpoint directory or a Hugging Face model id
     teacher_ckpt = _classifier_teacher(teacher_dir)
     raw_config = teacher_ckpt.config.raw
     already = list(teacher_ckpt.config.pruned_heads)

@@ -23,6 +23,7 @@ from ..data import DEFAULT_LABEL_COLUMN
 from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
 from ..errors import ConversionError, VerificationError
 from ..evaluate import EvalData, EvaluationReport, evaluate_model, load_eval_data
+from ..hub import resolve_checkpoint
 from ..quantization import (
     DEFAULT_CALIBRATION_SAMPLES,
     DEFAULT_MAX_SEQ_LEN,
@@ -193,7 +194,7 @@ def prepare_checkpoint(checkpoint_dir, modes: Sequence[QuantizationMode], target
                        options: ConvertOptions, rule: Optional[ExitRule], say: Progress) -> PreparedCheckpoint:
     """Load and check the checkpoint, then the eval data, calibration set and sample inputs: all before converting."""
     say(f"loading checkpoint {checkpoint_dir}")
-    checkpoint = load_checkpoint(checkpoint_dir)
+    checkpoint = load_checkpoint(resolve_checkpoint(checkpoint_dir, options.revision))
     if rule is not None:
         check_early_exit_checkpoint(checkpoint)
     needed = sum(ideal_bytes(checkpoint, mode.name) + _tokenizer_bytes(checkpoint) for mode in modes)

@@ -44,6 +44,7 @@ class ConvertOptions:
     force: bool = False  # bundle a variant that fails verification or the gate (marked forced)
     overwrite: bool = False
     sign_key: Optional[PathLike] = None
+    revision: Optional[str] = None  # branch, tag or commit when the checkpoint is a Hugging Face model id
 
     def __post_init__(self) -> None:
         # Text lists are stored as tuples: the options of a run cannot change under it.
