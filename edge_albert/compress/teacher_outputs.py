@@ -137,7 +137,7 @@ def compute_outputs(model, tokenizer, rows: Sequence[Example], out_file, record:
     torch.set_num_threads(threads)
     started = time.perf_counter()
     encoded = _encode(tokenizer, rows, max_length)
-    order = sorted(range(len(rows)), key=lambda i: len(encoded[i]["input_ids"]))
+    order = sorted(range(len(rows)), key=lambda i: len(next(iter(encoded[i].values()))))  # by token count
     chunks = [order[start:start + chunk_rows] for start in range(0, len(order), chunk_rows)]
     _open_partial(partial, {"format": PARTIAL_FORMAT, "teacher_sha256": record["teacher"]["weights_sha256"],
                             "texts_sha256": record["texts"]["sha256"], "max_length": max_length,
@@ -196,7 +196,7 @@ def _encode(tokenizer, rows: Sequence[Example], max_length: int) -> List[dict]:
         encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
     else:
         encoded = tokenizer(texts, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    keys = list(encoded.keys())  # what this tokenizer gives its model (RoBERTa's has no token types)
     return [{k: encoded[k][i] for k in keys} for i in range(len(rows))]
 
 
