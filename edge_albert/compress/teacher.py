@@ -101,7 +101,9 @@ def mask_token_of_teacher(tokenizer) -> str:
 
 
 def _labels_of(config: dict, path: Path) -> List[str]:
-    id2label = config.get("id2label") or {}
+    id2label = config.get("id2label")
+    if not id2label:  # transformers leaves out its default names: LABEL_0.. for num_labels (2 unless set)
+        id2label = {i: f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
     try:
         labels = {int(k): str(v) for k, v in id2label.items()}
     except (TypeError, ValueError):
