@@ -18,6 +18,7 @@ from . import __version__
 from . import device_options as device
 from . import quantization
 from .compress import AugmentConfig, CompressOptions, DistillConfig
+from .compress.foreign_options import TransferOptions
 from .compress.options import INITS
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
 from .errors import EdgeAlbertError, ServeError
@@ -389,8 +390,6 @@ def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_he
 
 def _transfer_options(labels, text_column, pair_column, label_column, augment, augment_seed, teacher_max_length,
                       teacher_batch_size, threads):
-    from .compress.foreign_options import TransferOptions
-
     return TransferOptions(labels=tuple(n.strip() for n in labels.split(",")), text_column=text_column,
                            pair_column=pair_column, label_column=label_column, augment=AugmentConfig(copies=augment),
                            augment_seed=augment_seed, teacher_max_length=teacher_max_length,
@@ -404,11 +403,11 @@ def transfer_options(command):
         click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True),
         click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs."),
         click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True),
-        click.option("--augment", type=click.IntRange(min=0), default=0, show_default=True, help="Unlabelled augmented copies per training row (masking, n-grams), trained on the teacher's soft targets."),
-        click.option("--augment-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the augmented texts."),
-        click.option("--teacher-max-length", type=click.IntRange(min=1), default=128, show_default=True, help="The teacher's truncation, in its own tokens."),
-        click.option("--teacher-batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Rows per teacher call (rows sorted by length)."),
-        click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads (teacher and student)."),
+        click.option("--augment", type=click.IntRange(min=0), default=TransferOptions().augment.copies, show_default=True, help="Unlabelled augmented copies per training row (masking, n-grams), trained on the teacher's soft targets."),
+        click.option("--augment-seed", type=click.IntRange(min=0), default=TransferOptions.augment_seed, show_default=True, help="Seed of the augmented texts."),
+        click.option("--teacher-max-length", type=click.IntRange(min=1), default=TransferOptions.teacher_max_length, show_default=True, help="The teacher's truncation, in its own tokens."),
+        click.option("--teacher-batch-size", type=click.IntRange(min=1), default=TransferOptions.teacher_batch_size, show_default=True, help="Rows per teacher call (rows sorted by length)."),
+        click.option("--threads", type=click.IntRange(min=1), default=TransferOptions.threads, show_default=True, help="torch threads (teacher and student)."),
     )):
         command = option(command)
     return command
@@ -486,7 +485,8 @@ def distill(train_file, output, teacher_dir, teacher_outputs_file, student_dir, 
     result = distil(train_file, output, teacher_dir=teacher_dir, teacher_outputs=teacher_outputs_file,
                     student_dir=student_dir, dev_path=dev_file,
                     options=DistilOptions(transfer=transfer, distill=config, multi_depth=multi_depth, scratch=scratch),
-                    cache_dir=cache_dir, overwrite=overwrite, restart=restart, log=click.echo)
+                    cache_dir=cache_dir, overwrite=overwrite, restart=restart,
+                    log=lambda line: click.echo(line, err=True))  # progress on stderr; the result on stdout
     click.echo(f"saved {result.out_dir} ({result.parameters:,} parameters) in {result.seconds:.0f} s; teacher outputs "
                f"{'read from' if result.teacher_outputs_cached else 'computed into'} {result.teacher_outputs}")
     if result.dev_accuracy is not None:

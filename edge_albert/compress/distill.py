@@ -141,10 +141,25 @@ def make_soft_target_trainer(student, train: EncodedDataset, dev: Optional[Encod
     """A Trainer on rows that carry their teacher's logits (make_trainer's recipe, without a teacher model)."""
     from transformers import DataCollatorWithPadding, TrainerCallback
 
+    import time
+
     class LogEpochs(TrainerCallback):
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if metrics and "eval_accuracy" in metrics:
                 log(f"epoch {state.epoch:.2f}: dev accuracy {metrics['eval_accuracy']:.4f}")
+
+    class LogSteps(TrainerCallback):  # a long run in the background shows where it is: loss, steps/s, ETA
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = (time.perf_counter(), state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            seconds, steps = time.perf_counter() - self.start[0], state.global_step - self.start[1]
+            rate = steps / seconds if seconds > 0 else 0.0
+            left = (state.max_steps - state.global_step) / rate if rate > 0 else 0.0
+            log(f"step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}  {rate:.2f} steps/s  "
+                f"ETA {int(left // 3600)}h{int(left % 3600 // 60):02d}m")
 
     args = training_arguments(
         output_dir, epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
@@ -157,5 +172,5 @@ def make_soft_target_trainer(student, train: EncodedDataset, dev: Optional[Encod
         model=student, args=args, train_dataset=train, eval_dataset=dev,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=accuracy_metric if dev is not None else None,
-        callbacks=[LogEpochs(), *callbacks],
+        callbacks=[LogEpochs(), LogSteps(), *callbacks],
     )
