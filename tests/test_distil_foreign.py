@@ -238,3 +238,27 @@ def test_the_cli_writes_outputs_and_distils_from_them(teacher, student, sst2, tm
     nothing = runner.invoke(main, ["distill", str(train), "-o", str(tmp_path / "x")])
     assert nothing.output == ("error: distill needs --teacher (a sequence classifier directory) or --teacher-outputs "
                               "(a file teacher-outputs wrote)\n")
+
+
+def test_an_interrupted_distillation_resumes_with_its_tokenizer(outputs_file, sst2, tmp_path):
+    train, dev = sst2
+    out = tmp_path / "s"
+    options = _options(augment=1, epochs=2)
+
+    def interrupt_after_first_epoch(message):
+        if message.startswith("epoch 1.00"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distil(train, out, teacher_outputs=outputs_file, dev_path=dev, options=options, log=interrupt_after_first_epoch)
+    staging = tmp_path / "s.partial"
+    assert not out.exists() and (staging / "trainer").is_dir() and (staging / "tokenizer" / "spiece.model").is_file()
+    spiece = (staging / "tokenizer" / "spiece.model").read_bytes()
+    with pytest.raises(CompressionError, match="holds an interrupted run with different settings \\(options differ\\)"):
+        distil(train, out, teacher_outputs=outputs_file, dev_path=dev, options=_options(augment=1, epochs=3),
+               log=lambda line: None)
+    lines = []
+    result = distil(train, out, teacher_outputs=outputs_file, dev_path=dev, options=options, log=lines.append)
+    assert result.resumed_from and int(result.resumed_from.rsplit("-", 1)[1]) >= 2
+    assert "60 labelled rows; tokenizer from" in " ".join(lines) and (out / "spiece.model").read_bytes() == spiece
+    assert not staging.exists()
