@@ -2,7 +2,6 @@
 tiny ALBERT students (their own SentencePiece tokenizers); the outputs file, its cache, bad inputs, early exit."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -213,7 +212,7 @@ def test_an_interrupted_teacher_computation_resumes_from_its_chunks(teacher, sst
     lines = []
     resumed = write_teacher_outputs(teacher, sst2[0], tmp_path / "t.safetensors", options, log=lines.append)
     assert lines[1] == f"teacher outputs: resuming, 2 of 4 chunks already in {tmp_path / 't.safetensors.partial'}"
-    assert "rows/s, ETA" in lines[-1]
+    assert "rows/s, ETA" in lines[-2]
     fresh = write_teacher_outputs(teacher, sst2[0], tmp_path / "u.safetensors", options, log=lambda line: None)
     assert np.array_equal(resumed.logits, fresh.logits)
 
@@ -224,7 +223,7 @@ def test_the_cli_writes_outputs_and_distils_from_them(teacher, student, sst2, tm
     written = runner.invoke(main, ["teacher-outputs", str(teacher), str(train), "-o", str(tmp_path / "t.safetensors"),
                                    "--augment", "1"])
     assert written.exit_code == 0, written.output
-    assert "120 rows x 2 labels" in written.output
+    assert "120 rows x 2 labels" in written.output and "teacher accuracy on the 60 labelled rows: " in written.output
     args = ["distill", str(train), "--teacher-outputs", str(tmp_path / "t.safetensors"), "--student", str(student),
             "--dev", str(dev), "-o", str(tmp_path / "s"), "--batch-size", "16", "--max-length", "32"]
     refused = runner.invoke(main, args)

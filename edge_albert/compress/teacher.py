@@ -93,13 +93,6 @@ def load_teacher(info: TeacherInfo) -> Tuple[object, object]:
     return model.eval(), tokenizer
 
 
-def mask_token_of_teacher(tokenizer) -> str:
-    """The word augmentation masks with: the teacher's own mask token, so the teacher reads a real mask."""
-    from .augment import mask_token_of
-
-    return mask_token_of(tokenizer)
-
-
 def _labels_of(config: dict, path: Path) -> List[str]:
     id2label = config.get("id2label")
     if not id2label:  # transformers leaves out its default names: LABEL_0.. for num_labels (2 unless set)
