@@ -2,6 +2,7 @@
 tiny ALBERT students (their own SentencePiece tokenizers); the outputs file, its cache, bad inputs, early exit."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -87,6 +88,9 @@ def test_a_teacher_outputs_file_replaces_the_teacher(teacher, student, sst2, tmp
                                     TransferOptions(augment=AugmentConfig(copies=1), chunk_rows=32), log=lambda line: None)
     assert outputs.logits.dtype == np.float16 and outputs.logits.shape == (120, 2)
     assert outputs.record["labels"] == ["negative", "positive"] and not (tmp_path / "t.safetensors.partial").exists()
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert (tmp_path / "t.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # readable as the umask says
     with_teacher = distil(train, tmp_path / "a", teacher_dir=teacher, student_dir=student, options=_options(augment=1),
                           cache_dir=tmp_path / "cache", log=lambda line: None)
     without = distil(train, tmp_path / "b", teacher_outputs=tmp_path / "t.safetensors", student_dir=student,

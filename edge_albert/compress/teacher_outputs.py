@@ -231,12 +231,14 @@ def _open_partial(partial: Path, run: dict, log) -> None:
 
 
 def _write_file(out_file: Path, logits16, record: dict) -> None:
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     tmp = out_file.with_name(f".{out_file.name}.tmp-{os.getpid()}")
+    data = save({LOGITS: logits16}, metadata={"format": FORMAT, "record": json.dumps(record)})
     try:
-        save_file({LOGITS: logits16}, str(tmp), metadata={"format": FORMAT, "record": json.dumps(record)})
-        with open(tmp, "rb") as handle:
+        with open(tmp, "wb") as handle:  # open(): the umask's mode (save_file makes 0600 files)
+            handle.write(data)
+            handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, out_file)
     finally:
