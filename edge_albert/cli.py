@@ -18,6 +18,7 @@ from . import __version__
 from . import device_options as device
 from . import quantization
 from .compress import AugmentConfig, CompressOptions, DistillConfig
+from .compress.foreign_options import TransferOptions
 from .compress.options import INITS
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
 from .errors import EdgeAlbertError, ServeError
@@ -447,6 +448,114 @@ def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_he
                f"in {result.seconds:.0f} s")
     if result.dev_accuracy is not None:
         click.echo(f"dev accuracy {result.dev_accuracy:.4f} (teacher {result.teacher_dev_accuracy:.4f})")
+
+
+def _transfer_options(labels, text_column, pair_column, label_column, augment, augment_seed, teacher_max_length,
+                      teacher_batch_size, threads):
+    return TransferOptions(labels=tuple(n.strip() for n in labels.split(",")), text_column=text_column,
+                           pair_column=pair_column, label_column=label_column, augment=AugmentConfig(copies=augment),
+                           augment_seed=augment_seed, teacher_max_length=teacher_max_length,
+                           teacher_batch_size=teacher_batch_size, threads=threads)
+
+
+def transfer_options(command):
+    """The transfer-set options distill and teacher-outputs share (the same texts must give the same digest)."""
+    for option in reversed((
+        click.option("--labels", default=",".join(DEFAULT_LABELS), show_default=True, help="Label names in index order: the teacher's id2label must be these."),
+        click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True),
+        click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs."),
+        click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True),
+        click.option("--augment", type=click.IntRange(min=0), default=TransferOptions().augment.copies, show_default=True, help="Unlabelled augmented copies per training row (masking, n-grams), trained on the teacher's soft targets."),
+        click.option("--augment-seed", type=click.IntRange(min=0), default=TransferOptions.augment_seed, show_default=True, help="Seed of the augmented texts."),
+        click.option("--teacher-max-length", type=click.IntRange(min=1), default=TransferOptions.teacher_max_length, show_default=True, help="The teacher's truncation, in its own tokens."),
+        click.option("--teacher-batch-size", type=click.IntRange(min=1), default=TransferOptions.teacher_batch_size, show_default=True, help="Rows per teacher call (rows sorted by length)."),
+        click.option("--threads", type=click.IntRange(min=1), default=TransferOptions.threads, show_default=True, help="torch threads (teacher and student)."),
+    )):
+        command = option(command)
+    return command
+
+
+@main.command("teacher-outputs")
+@click.argument("teacher_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("train_file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str), help="File to write (NAME.safetensors).")
+@transfer_options
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+@reports_errors
+def teacher_outputs(teacher_dir, train_file, output, labels, text_column, pair_column, label_column, augment, augment_seed,
+                    teacher_max_length, teacher_batch_size, threads, overwrite):
+    """Compute TEACHER_DIR's logits on TRAIN_FILE (+ --augment copies) once, for distill --teacher-outputs.
+
+    TEACHER_DIR: any transformers sequence classifier with its tokenizer. Resumes from OUTPUT.partial/.
+    """
+    from .compress.foreign import write_teacher_outputs
+
+    options = _transfer_options(labels, text_column, pair_column, label_column, augment, augment_seed,
+                                teacher_max_length, teacher_batch_size, threads)
+    result = write_teacher_outputs(teacher_dir, train_file, output, options, overwrite=overwrite,
+                                   log=lambda line: click.echo(line, err=True))
+    click.echo(f"wrote {result.path}: {result.logits.shape[0]} rows x {result.logits.shape[1]} labels "
+               f"(sha256 {result.file_sha256})")
+
+
+@main.command()
+@click.argument("train_file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Student checkpoint directory to write.")
+@click.option("--teacher", "teacher_dir", type=click.Path(file_okay=False, path_type=str), default=None, help="Teacher: any transformers sequence classifier directory with its tokenizer.")
+@click.option("--teacher-outputs", "teacher_outputs_file", type=click.Path(dir_okay=False, path_type=str), default=None, help="Train from this teacher-outputs file instead of running the teacher.")
+@click.option("--student", "student_dir", type=click.Path(file_okay=False, path_type=str), default=None, help="ALBERT checkpoint to start from [default: a new one from scratch, its tokenizer trained as finetune does].")
+@click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file scored each epoch and at the end.")
+@transfer_options
+@click.option("--multi-depth", is_flag=True, help="Distil into the classifier after every layer call, losses weighted by depth (for convert --early-exit).")
+@click.option("--epochs", type=float, default=DistillConfig.epochs, show_default=True)
+@click.option("--learning-rate", type=float, default=DistillConfig.learning_rate, show_default=True)
+@click.option("--batch-size", type=int, default=DistillConfig.batch_size, show_default=True)
+@click.option("--temperature", type=float, default=DistillConfig.temperature, show_default=True)
+@click.option("--alpha", type=float, default=DistillConfig.alpha, show_default=True, help="Weight of the soft targets; 1 - alpha weighs the labels.")
+@click.option("--max-length", type=int, default=DistillConfig.max_length, show_default=True, help="The student's truncation, in its own tokens.")
+@click.option("--save-steps", type=click.IntRange(min=1), default=DistillConfig.save_steps, show_default=True, help="Trainer checkpoint interval (resume points).")
+@click.option("--seed", type=int, default=DistillConfig.seed, show_default=True)
+@click.option("--vocab-size", type=int, default=FinetuneConfig.vocab_size, show_default=True, help="From scratch: SentencePiece pieces.")
+@click.option("--embedding-size", type=int, default=FinetuneConfig.embedding_size, show_default=True, help="From scratch.")
+@click.option("--hidden-size", type=int, default=FinetuneConfig.hidden_size, show_default=True, help="From scratch.")
+@click.option("--layers", type=int, default=FinetuneConfig.num_hidden_layers, show_default=True, help="From scratch: calls of the shared layer.")
+@click.option("--heads", type=int, default=FinetuneConfig.num_attention_heads, show_default=True, help="From scratch.")
+@click.option("--ffn", type=int, default=FinetuneConfig.intermediate_size, show_default=True, help="From scratch: FFN width.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str), default=None, help="Where --teacher's outputs are cached [default: .teacher-outputs/ beside the output].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+@click.option("--restart", is_flag=True, help="Discard an interrupted run's staging directory instead of resuming.")
+@reports_errors
+def distill(train_file, output, teacher_dir, teacher_outputs_file, student_dir, dev_file, labels, text_column, pair_column,
+            label_column, augment, augment_seed, teacher_max_length, teacher_batch_size, threads, multi_depth, epochs,
+            learning_rate, batch_size, temperature, alpha, max_length, save_steps, seed, vocab_size, embedding_size,
+            hidden_size, layers, heads, ffn, cache_dir, overwrite, restart):
+    """Distil any transformers sequence classifier into an ALBERT student (each with its own tokenizer).
+
+    The teacher's outputs are computed once and cached (or read from --teacher-outputs); training
+    resumes from OUTPUT.partial/ when rerun with the same settings.
+    """
+    from .compress.foreign import distil
+    from .compress.foreign_options import DistilOptions
+
+    transfer = _transfer_options(labels, text_column, pair_column, label_column, augment, augment_seed,
+                                 teacher_max_length, teacher_batch_size, threads)
+    config = DistillConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
+                           alpha=alpha, max_length=max_length, seed=seed, save_steps=save_steps, threads=threads)
+    scratch = FinetuneConfig(vocab_size=vocab_size, embedding_size=embedding_size, hidden_size=hidden_size,
+                             num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn, seed=seed,
+                             threads=threads)
+    result = distil(train_file, output, teacher_dir=teacher_dir, teacher_outputs=teacher_outputs_file,
+                    student_dir=student_dir, dev_path=dev_file,
+                    options=DistilOptions(transfer=transfer, distill=config, multi_depth=multi_depth, scratch=scratch),
+                    cache_dir=cache_dir, overwrite=overwrite, restart=restart,
+                    log=lambda line: click.echo(line, err=True))  # progress on stderr; the result on stdout
+    click.echo(f"saved {result.out_dir} ({result.parameters:,} parameters) in {result.seconds:.0f} s; teacher outputs "
+               f"{'read from' if result.teacher_outputs_cached else 'computed into'} {result.teacher_outputs}")
+    if result.dev_accuracy is not None:
+        teacher = f" (teacher {result.teacher_dev_accuracy:.4f})" if result.teacher_dev_accuracy is not None else ""
+        click.echo(f"dev accuracy {result.dev_accuracy:.4f}{teacher}")
+    if result.dev_accuracy_per_call:
+        click.echo("dev accuracy after each layer call: " + ", ".join(f"{a:.4f}" for a in result.dev_accuracy_per_call))
 
 
 @main.command("export-android")

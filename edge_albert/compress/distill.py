@@ -119,3 +119,72 @@ def make_trainer(student, teacher, train: EncodedDataset, dev: Optional[EncodedD
         compute_metrics=accuracy_metric if dev is not None else None,
         callbacks=[LogEpochs()],
     )
+
+
+# -- soft targets stored with the rows (a teacher of another architecture: edge_albert/compress/foreign.py) --
+TEACHER_LOGITS = "teacher_logits"  # the key of a training row's soft targets (float logits, one per label)
+
+
+def soft_target_loss(model, inputs, config: DistillConfig, multi_depth: bool = False):
+    """distillation_loss with the teacher's logits read from the batch (`teacher_logits`), so no teacher runs.
+
+    With `multi_depth` the loss is taken on the classifier after every call of the shared layer
+    (per_call_logits), weighted by depth as finetune's multi-depth loss is, so every depth learns
+    the teacher and `convert --early-exit` can stop early. Rows without teacher logits (dev) get
+    cross-entropy alone. Returns (loss, outputs), outputs None for the multi-depth training loss.
+    """
+    from types import SimpleNamespace
+
+    from ..converters.early_exit import depth_weights, per_call_logits
+
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    teacher_logits = inputs.pop(TEACHER_LOGITS, None)
+    teacher = None if teacher_logits is None else SimpleNamespace(logits=teacher_logits.float())
+    if multi_depth and model.training:
+        calls = per_call_logits(model, **inputs)
+        losses = [distillation_loss(SimpleNamespace(logits=logits), teacher, labels, inputs["attention_mask"], config)
+                  for logits in calls]
+        return sum(w * loss for w, loss in zip(depth_weights(calls.shape[0]), losses)), None
+    outputs = model(**inputs)
+    return distillation_loss(outputs, teacher, labels, inputs["attention_mask"], config), outputs
+
+
+def make_soft_target_trainer(student, train: EncodedDataset, dev: Optional[EncodedDataset], tokenizer, output_dir: Path,
+                             config: DistillConfig, multi_depth: bool = False, callbacks=(), log: Callable[[str], None] = print):
+    """A Trainer on rows that carry their teacher's logits (make_trainer's recipe, without a teacher model)."""
+    from transformers import DataCollatorWithPadding, TrainerCallback
+
+    import time
+
+    class LogEpochs(TrainerCallback):
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metrics and "eval_accuracy" in metrics:
+                log(f"epoch {state.epoch:.2f}: dev accuracy {metrics['eval_accuracy']:.4f}")
+
+    class LogSteps(TrainerCallback):  # a long run in the background shows where it is: loss, steps/s, ETA
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = (time.perf_counter(), state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            seconds, steps = time.perf_counter() - self.start[0], state.global_step - self.start[1]
+            rate = steps / seconds if seconds > 0 else 0.0
+            left = (state.max_steps - state.global_step) / rate if rate > 0 else 0.0
+            log(f"step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}  {rate:.2f} steps/s  "
+                f"ETA {int(left // 3600)}h{int(left % 3600 // 60):02d}m")
+
+    args = training_arguments(
+        output_dir, epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
+        evaluate_each_epoch=dev is not None, save_strategy="steps", save_steps=config.save_steps,
+    )
+    args.remove_unused_columns = False  # else Trainer drops teacher_logits, which the model's forward does not name
+    return loss_trainer(
+        lambda model, inputs: soft_target_loss(model, inputs, config, multi_depth),
+        model=student, args=args, train_dataset=train, eval_dataset=dev,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=accuracy_metric if dev is not None else None,
+        callbacks=[LogEpochs(), LogSteps(), *callbacks],
+    )
