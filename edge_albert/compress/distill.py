@@ -135,7 +135,7 @@ def soft_target_loss(model, inputs, config: DistillConfig, multi_depth: bool = F
     """
     from types import SimpleNamespace
 
-    from ..converters.early_exit import depth_weights, per_call_logits
+    from ..hf.early_exit import depth_weights, per_call_logits
 
     inputs = dict(inputs)
     labels = inputs.pop("labels")

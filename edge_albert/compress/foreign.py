@@ -299,7 +299,7 @@ def _train_student(staging: Path, rows: List[Example], outputs: TeacherOutputs, 
     the saved student in staging/student, reloaded and scored on dev."""
     import torch
 
-    from ..converters.reference import load_reference_model
+    from ..hf.reference import load_reference_model
     from ..training import EncodedDataset, accuracy_of, last_checkpoint, save_checkpoint
     from .distill import TEACHER_LOGITS, make_soft_target_trainer
 

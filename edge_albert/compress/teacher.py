@@ -79,7 +79,7 @@ def load_teacher(info: TeacherInfo) -> Tuple[object, object]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..converters.quiet import quiet_transformers
+    from ..hf.quiet import quiet_transformers
 
     quiet_transformers()
     try:
