@@ -9,7 +9,7 @@ the runtime and export-android import this, so it imports nothing heavy.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, Optional, Tuple
 
 # Graph forms: `loop` runs the shared layer in one TFLite WHILE (any batch and length, weights
@@ -49,7 +49,13 @@ class Parity(enum.Enum):
 
 @dataclass(frozen=True)
 class QuantizationMode:
-    """One `--quantize` choice; `converter` names the TFLite converter setting (converters/tflite.py)."""
+    """One `--quantize` choice and its whole recipe; `converter` names the TFLite converter setting
+    (converters/tflite.py).
+
+    The table's rows hold the defaults; `for_run` fills in a run's own choices (per-channel or
+    per-tensor dense scales, calibration size), so the converter passes this one object to every
+    step instead of a name that each step looks up again.
+    """
 
     name: str
     needs_calibration: bool
@@ -66,6 +72,16 @@ class QuantizationMode:
     # Max abs logit difference the Android app's instrumented test allows between the device and
     # the converting machine; None: the app's LiteRT CPU path does not run this mode at usable speed.
     app_logit_tolerance: Optional[float] = None
+    # A run's choices (for_run): per-channel dense scales (int8 weights only) and, for a mode that
+    # needs calibration, how many texts calibrate it.
+    per_channel_dense: bool = True
+    calibration_samples: Optional[int] = None
+
+    def for_run(self, per_channel_dense: bool = True,
+                calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES) -> "QuantizationMode":
+        """This row with one run's choices: the recipe every conversion step reads."""
+        return replace(self, per_channel_dense=per_channel_dense,
+                       calibration_samples=calibration_samples if self.needs_calibration else None)
 
     @property
     def int8_weights(self) -> bool:
@@ -93,7 +109,10 @@ class QuantizationMode:
             return float(self.abs_tolerance)
         return max(QUANTIZED_TOLERANCE_FACTOR * measured_max_abs_diff, QUANTIZED_TOLERANCE_FLOOR)
 
-    def runtimes(self, per_tensor: bool = False) -> Dict[str, str]:
+    def runtimes(self, per_tensor: Optional[bool] = None) -> Dict[str, str]:
+        """The oldest interpreter versions that run this variant (per_tensor: None reads the recipe)."""
+        if per_tensor is None:
+            per_tensor = not self.per_channel_dense
         return dict(self.min_runtime_per_tensor if per_tensor and self.min_runtime_per_tensor else self.min_runtime)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..contract import INPUT_NAMES
-from ..quantization import MODES, quantization_mode
+from ..quantization import QuantizationMode
 from .checkpoint import AlbertCheckpoint
 from .weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
 
@@ -52,7 +52,7 @@ class FlatbufferInspection:
 _EMBEDDING_TABLES = frozenset(module.weight for module in EMBEDDING_MODULES if module.kind == TABLE)
 
 
-def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
+def ideal_bytes(checkpoint: AlbertCheckpoint, mode: QuantizationMode) -> int:
     """Bytes the weights need at this precision: the floor a compact .tflite should approach.
 
     int8 dense kernels carry a float32 scale and an int64 zero point per output channel (as
@@ -60,7 +60,6 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
     LayerNorm) stay 32-bit; full int8 stores biases as int32 with per-channel parameters too, and
     re-quantizes the shared layer's biases for each call (each call's input has its own scale).
     """
-    mode = quantization_mode(quantize)
     per_channel_bytes = 4 + 8
     layer_calls = checkpoint.config.num_hidden_layers
     total = 0
@@ -79,20 +78,17 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
 
 def convert_module(
     module,
-    quantize: str,
+    mode: QuantizationMode,
     calibration_inputs: Optional[Sequence[Dict[str, np.ndarray]]] = None,
-    per_channel_dense: bool = True,
 ) -> bytes:
-    """Convert the module's serving_default function to .tflite bytes at the given precision.
+    """Convert the module's serving_default function to .tflite bytes by the mode's recipe.
 
     Runs in a conversion worker process (see BackgroundConversion): the converter can abort natively.
     """
     from .quiet import import_tensorflow
 
     tf = import_tensorflow()
-    if quantize not in MODES:
-        raise ConversionError(f"unknown quantization {quantize!r}; choose one of {', '.join(MODES)}")
-    setting = MODES[quantize].converter
+    setting = mode.converter
     function = module.serving_default.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -101,7 +97,7 @@ def convert_module(
         converter.target_spec.supported_types = [tf.float16]
     elif setting == "dynamic-range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if not per_channel_dense:
+        if not mode.per_channel_dense:
             # Per-tensor weight scales keep FULLY_CONNECTED at an op version tflite-runtime 2.14 runs.
             converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     elif setting == "full-integer":
@@ -123,7 +119,7 @@ def convert_module(
         return converter.convert()
     except Exception as exc:  # the converter raises ConverterError, RuntimeError and others
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(f"TFLite conversion ({quantize}) failed: {first_line}") from None
+        raise ConversionError(f"TFLite conversion ({mode.name}) failed: {first_line}") from None
 
 
 # The module a conversion worker runs (`python -m ...`); a test points it at one that crashes.
@@ -133,14 +129,12 @@ REQUEST_FILE = "request.json"
 
 @dataclass
 class ConversionJob:
-    """One variant for a conversion worker: the checkpoint and graph to build, the precision, calibration."""
+    """One variant for a conversion worker: its mode (the recipe), the checkpoint and graph to build, calibration."""
 
-    quantize: str
+    mode: QuantizationMode
     checkpoint: str
     graph: str
     max_seq_len: int
-    mask_bias: float
-    per_channel_dense: bool = True
     calibration: Optional[List[Dict[str, np.ndarray]]] = None
     early_exit: Optional[str] = None  # the rule as text ("entropy=0.4"), parsed again in the worker
 
@@ -170,10 +164,11 @@ class BackgroundConversion:
                 calibration = str(self.work / f"{index}.calibration.npz")
                 np.savez(calibration, **{f"{i}/{name}": np.asarray(sample[name], dtype=np.int32)
                                          for i, sample in enumerate(job.calibration) for name in INPUT_NAMES})
+            # The process boundary: the mode travels as its name and the run's choices (tflite_worker reads them back).
             self.requests.append({"index": index, "checkpoint": job.checkpoint, "graph": job.graph,
-                                  "max_seq_len": job.max_seq_len, "mask_bias": job.mask_bias, "quantize": job.quantize,
-                                  "per_channel_dense": job.per_channel_dense, "calibration": calibration,
-                                  "early_exit": job.early_exit})
+                                  "max_seq_len": job.max_seq_len, "mask_bias": job.mode.mask_bias,
+                                  "quantize": job.mode.name, "per_channel_dense": job.mode.per_channel_dense,
+                                  "calibration": calibration, "early_exit": job.early_exit})
         self.env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[2])  # the edge_albert this process runs
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, self.env.get("PYTHONPATH", "")) if p)
@@ -410,15 +405,15 @@ def inspect_flatbuffer(model_bytes: bytes, ideal: int, merged: int = 0, saved: i
     )
 
 
-def compact_and_check(model_bytes: bytes, checkpoint: AlbertCheckpoint, quantize: str):
+def compact_and_check(model_bytes: bytes, checkpoint: AlbertCheckpoint, mode: QuantizationMode):
     """Merge duplicate buffers, inspect, and refuse a file that stores weights more than once."""
     compact, merged, saved = merge_duplicate_buffers(model_bytes)
-    ideal = ideal_bytes(checkpoint, quantize)
+    ideal = ideal_bytes(checkpoint, mode)
     inspection = inspect_flatbuffer(compact, ideal, merged, saved)
     limit = SIZE_TOLERANCE * ideal + STRUCTURE_SLACK_BYTES
     if inspection.file_bytes > limit:
         raise ConversionError(
-            f"{quantize} .tflite is {inspection.file_bytes:,} bytes, over {SIZE_TOLERANCE}x the ideal "
+            f"{mode.name} .tflite is {inspection.file_bytes:,} bytes, over {SIZE_TOLERANCE}x the ideal "
             f"{ideal:,} bytes (+{STRUCTURE_SLACK_BYTES // 1024} KiB structure): some weights are stored more "
             f"than once ({inspection.weight_buffers} weight buffers)"
         )
