@@ -22,7 +22,8 @@ def test_unknown_task_names_the_known_ones():
 
 
 def test_modes_table_rows():
-    assert quantization.MODE_NAMES == ("fp32", "fp16", "dynamic-int8", "int8")
+    assert quantization.MODE_NAMES == ("fp32", "fp16", "dynamic-int8", "int8", "dynamic-int4", "dynamic-int4-block32",
+                                       "dynamic-int4-mixed")
     assert [m.name for m in parse_modes("all")] == ["fp32", "fp16", "dynamic-int8"]
     assert [m.name for m in parse_modes("int8, fp32,int8")] == ["int8", "fp32"]
     assert quantization_mode("int8").needs_calibration and quantization_mode("int8").graph_forms == ("unrolled",)
@@ -47,7 +48,7 @@ def test_per_tensor_widens_the_runtimes_only_where_the_table_says():
 
 @pytest.mark.parametrize("value", ["", " , ", "int4", "fp32,bf16"])
 def test_bad_mode_lists_are_refused_with_the_valid_names(value):
-    with pytest.raises(ValueError, match="choose from fp32, fp16, dynamic-int8, int8 or all"):
+    with pytest.raises(ValueError, match="choose from fp32, fp16, dynamic-int8, int8, dynamic-int4, dynamic-int4-block32, dynamic-int4-mixed or all"):
         parse_modes(value)
 
 
@@ -71,7 +72,7 @@ def test_a_mode_added_as_one_row_is_parsed_and_validated_by_the_converter(monkey
     unrolled_only = _added_mode(monkeypatch, graph_forms=("unrolled",))
     with pytest.raises(ConversionError, match="fp32-strict needs graph unrolled"):
         check_modes_and_graph([unrolled_only], "loop")
-    with pytest.raises(ConversionError, match="choose from fp32, fp16, dynamic-int8, int8, fp32-strict or all"):
+    with pytest.raises(ConversionError, match="choose from fp32, fp16, dynamic-int8, int8, dynamic-int4, dynamic-int4-block32, dynamic-int4-mixed, fp32-strict or all"):
         parse_quantizations("bf16")
 
 

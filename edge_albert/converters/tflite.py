@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..contract import INPUT_NAMES
-from ..quantization import QuantizationMode
+from ..quantization import EMBEDDING_LOOKUP, FULLY_CONNECTED, QuantizationMode
 from .checkpoint import AlbertCheckpoint
 from .weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
 
@@ -43,13 +43,16 @@ class FlatbufferInspection:
     ideal_bytes: int
     size_ratio: float
     bytes_by_part: Dict[str, int] = field(default_factory=dict)
+    # How each part's matrices are stored: "float32", "int8 per channel", "int4 block 32", ...
+    precision_by_part: Dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# Gathered, not multiplied: quantized with one scale per table, not per channel.
-_EMBEDDING_TABLES = frozenset(module.weight for module in EMBEDDING_MODULES if module.kind == TABLE)
+# Gathered, not multiplied: quantized with one scale per table by the TFLite converter, not per
+# channel; the int4 path reads them with EMBEDDING_LOOKUP (weight_quantizer.py).
+EMBEDDING_TABLES = frozenset(module.weight for module in EMBEDDING_MODULES if module.kind == TABLE)
 
 
 def ideal_bytes(checkpoint: AlbertCheckpoint, mode: QuantizationMode) -> int:
@@ -61,13 +64,15 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, mode: QuantizationMode) -> int:
     re-quantizes the shared layer's biases for each call (each call's input has its own scale).
     """
     per_channel_bytes = 4 + 8
+    if mode.quantizer:
+        return _quantizer_ideal_bytes(checkpoint, mode, per_channel_bytes)
     layer_calls = checkpoint.config.num_hidden_layers
     total = 0
     for name, value in checkpoint.weights.items():
         if not mode.int8_weights:
             total += mode.weight_bytes * value.size
         elif value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS:
-            total += value.size + (0 if name in _EMBEDDING_TABLES else per_channel_bytes * value.shape[0])
+            total += value.size + (0 if name in EMBEDDING_TABLES else per_channel_bytes * value.shape[0])
         elif mode.needs_calibration and name.endswith(".bias"):
             calls = layer_calls if name.startswith(SHARED_LAYER_PREFIX) else 1
             total += (4 + per_channel_bytes) * value.size * calls
@@ -76,12 +81,34 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, mode: QuantizationMode) -> int:
     return int(total)
 
 
+def _quantizer_ideal_bytes(checkpoint: AlbertCheckpoint, mode: QuantizationMode, per_channel_bytes: int) -> int:
+    """AI Edge Quantizer modes: each matrix at its recipe's bits, plus a float32 scale and int64 zero point
+    per output channel, or a float16 scale per block; what the recipe leaves out stays float32."""
+    total = 0.0
+    for name, value in checkpoint.weights.items():
+        precision = None
+        if value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS:
+            operation = EMBEDDING_LOOKUP if name in EMBEDDING_TABLES else FULLY_CONNECTED
+            precision = mode.weight_precision(name, operation, value.shape)
+        if precision is None:
+            total += 4 * value.size
+        elif precision.block_size:
+            total += value.size * precision.bits / 8 + 2 * value.size // precision.block_size
+        else:
+            total += value.size * precision.bits / 8 + per_channel_bytes * value.shape[0]
+    return int(total)
+
+
 def convert_module(
     module,
     mode: QuantizationMode,
     calibration_inputs: Optional[Sequence[Dict[str, np.ndarray]]] = None,
+    weights: Optional[Dict[str, np.ndarray]] = None,
 ) -> bytes:
     """Convert the module's serving_default function to .tflite bytes by the mode's recipe.
+
+    AI Edge Quantizer modes convert to fp32 first and quantize that file; `weights` (the
+    checkpoint's) name the weight groups their recipe addresses.
 
     Runs in a conversion worker process (see BackgroundConversion): the converter can abort natively.
     """
@@ -116,10 +143,15 @@ def convert_module(
 
         converter.representative_dataset = representative_dataset
     try:
-        return converter.convert()
+        model_bytes = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, RuntimeError and others
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"TFLite conversion ({mode.name}) failed: {first_line}") from None
+    if setting == "ai-edge-quantizer":
+        from .weight_quantizer import quantize_weights
+
+        return quantize_weights(model_bytes, mode, weights or {})
+    return model_bytes
 
 
 # The module a conversion worker runs (`python -m ...`); a test points it at one that crashes.
@@ -388,8 +420,10 @@ def inspect_flatbuffer(model_bytes: bytes, ideal: int, merged: int = 0, saved: i
             name = op_names.get(builtin, str(builtin))
             operators[name] = operators.get(name, 0) + 1
     buffer_sizes = {i: len(b.data) for i, b in enumerate(model.buffers) if b.data is not None and len(b.data)}
+    parts = _parts_by_buffer(model, buffer_sizes)
+    precisions = _matrix_precisions(schema, model, buffer_sizes, parts)
     bytes_by_part: Dict[str, int] = {}
-    for index, part in _parts_by_buffer(model, buffer_sizes).items():
+    for index, part in parts.items():
         bytes_by_part[part] = bytes_by_part.get(part, 0) + buffer_sizes[index]
     return FlatbufferInspection(
         file_bytes=len(model_bytes),
@@ -402,7 +436,31 @@ def inspect_flatbuffer(model_bytes: bytes, ideal: int, merged: int = 0, saved: i
         ideal_bytes=ideal,
         size_ratio=len(model_bytes) / ideal if ideal else float("inf"),
         bytes_by_part=dict(sorted(bytes_by_part.items())),
+        precision_by_part={part: ", ".join(sorted(labels)) for part, labels in sorted(precisions.items())},
     )
+
+
+def _matrix_precisions(schema, model, buffer_sizes: Dict[int, int], parts: Dict[int, str]) -> Dict[str, set]:
+    """{part: storage labels of its constant matrices}; a blockwise matrix's scale buffer joins its part."""
+    types = {value: name.lower() for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
+    found: Dict[str, set] = {}
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            part = parts.get(tensor.buffer)
+            if part is None or tensor.shape is None or len(tensor.shape) != 2:
+                continue
+            label = types.get(tensor.type, str(tensor.type))
+            quantization = tensor.quantization
+            details = quantization.details if quantization is not None else None
+            if details is not None and hasattr(details, "blockSize"):
+                label += f" block {details.blockSize}"
+                scales = subgraph.tensors[details.scales].buffer
+                if scales in parts:
+                    parts[scales] = part  # stored for this matrix, read by no operator
+            elif quantization is not None and quantization.scale is not None and len(quantization.scale):
+                label += " per channel" if len(quantization.scale) > 1 else " per tensor"
+            found.setdefault(part, set()).add(label)
+    return found
 
 
 def compact_and_check(model_bytes: bytes, checkpoint: AlbertCheckpoint, mode: QuantizationMode):

@@ -60,7 +60,8 @@ class Converter:
                 self.modules[key] = build_albert_module(self.checkpoints[job["checkpoint"]], options)
         started = time.perf_counter()
         try:
-            return convert_module(self.modules[key], request_mode(job), load_calibration(job["calibration"]))
+            return convert_module(self.modules[key], request_mode(job), load_calibration(job["calibration"]),
+                                  self.checkpoints[job["checkpoint"]].weights)
         finally:
             self.seconds = time.perf_counter() - started  # the conversion alone, not the graph building
 
