@@ -54,7 +54,7 @@ def test_int4_manifest_records_the_mode_and_its_runtime(int4_loop):
 def test_int4_precisions_per_weight_group(int4_loop):
     precisions = {name: v.inspection.precision_by_part for name, v in int4_loop.items()}
     assert precisions["dynamic-int4"]["shared_layer"] == "int4 per channel"
-    assert "int4 block 32" in precisions["dynamic-int4-block32"]["shared_layer"]
+    assert precisions["dynamic-int4-block32"]["shared_layer"] == "int4 block 32"
     assert precisions["dynamic-int4-mixed"]["shared_layer"] == "int4 per channel, int8 per channel"
     assert "int4 per channel" in precisions["dynamic-int4"]["embeddings"]
     smaller = int4_loop["dynamic-int4"].inspection.file_bytes

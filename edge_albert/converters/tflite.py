@@ -299,12 +299,27 @@ def _operator_names(schema) -> Dict[int, str]:
     return {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 
 
+def _stored_after(buffer) -> bool:
+    """A buffer whose bytes follow the flatbuffer (offset and size) rather than sit inside it."""
+    return (getattr(buffer, "offset", 0) or 0) > 1
+
+
+def _buffer_bytes(buffer) -> int:
+    if buffer.data is not None and len(buffer.data):
+        return len(buffer.data)
+    return int(buffer.size or 0) if _stored_after(buffer) else 0
+
+
 def merge_duplicate_buffers(model_bytes: bytes):
     """Repoint tensors that hold byte-identical constants to one buffer; return (bytes, merged, saved)."""
     import flatbuffers
 
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    if any(_stored_after(buffer) for buffer in model.buffers):
+        # AI Edge Quantizer's files keep weights after the flatbuffer (buffer offsets), each once;
+        # repacking here would drop them.
+        return model_bytes, 0, 0
     first_by_digest: Dict[str, int] = {}
     replacement: Dict[int, int] = {}
     saved = 0
@@ -419,7 +434,7 @@ def inspect_flatbuffer(model_bytes: bytes, ideal: int, merged: int = 0, saved: i
             builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
             name = op_names.get(builtin, str(builtin))
             operators[name] = operators.get(name, 0) + 1
-    buffer_sizes = {i: len(b.data) for i, b in enumerate(model.buffers) if b.data is not None and len(b.data)}
+    buffer_sizes = {i: _buffer_bytes(b) for i, b in enumerate(model.buffers) if _buffer_bytes(b)}
     parts = _parts_by_buffer(model, buffer_sizes)
     precisions = _matrix_precisions(schema, model, buffer_sizes, parts)
     bytes_by_part: Dict[str, int] = {}
@@ -445,9 +460,11 @@ def _matrix_precisions(schema, model, buffer_sizes: Dict[int, int], parts: Dict[
     types = {value: name.lower() for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
     found: Dict[str, set] = {}
     for subgraph in model.subgraphs:
-        for tensor in subgraph.tensors:
+        scale_tensors = {t.quantization.details.scales for t in subgraph.tensors
+                         if t.quantization is not None and hasattr(t.quantization.details, "blockSize")}
+        for index, tensor in enumerate(subgraph.tensors):
             part = parts.get(tensor.buffer)
-            if part is None or tensor.shape is None or len(tensor.shape) != 2:
+            if part is None or index in scale_tensors or tensor.shape is None or len(tensor.shape) != 2:
                 continue
             label = types.get(tensor.type, str(tensor.type))
             quantization = tensor.quantization
