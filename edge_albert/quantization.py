@@ -9,7 +9,8 @@ the runtime and export-android import this, so it imports nothing heavy.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Dict, Optional, Tuple
 
 # Graph forms: `loop` runs the shared layer in one TFLite WHILE (any batch and length, weights
@@ -47,9 +48,44 @@ class Parity(enum.Enum):
     LABEL_AGREEMENT = "label-agreement"  # the same decisions on (almost) every sample
 
 
+# The ops AI Edge Quantizer stores weights of (converters/weight_quantizer.py), and its granularities.
+FULLY_CONNECTED = "FULLY_CONNECTED"
+EMBEDDING_LOOKUP = "EMBEDDING_LOOKUP"
+CHANNELWISE = "CHANNELWISE"
+BLOCKWISE_32 = "BLOCKWISE_32"
+# The quantizer selects weights by the name of the op's output; the converter renames those outputs
+# to this prefix + the checkpoint weight's name.
+WEIGHT_NAME_PREFIX = "edge_albert/"
+
+
+@dataclass(frozen=True)
+class WeightPrecision:
+    """One entry of an AI Edge Quantizer recipe: the weights of `operation` whose checkpoint name
+    matches `pattern` (re.search; ".*" for all) get `bits`-bit integers at `granularity`.
+    Later entries of a mode win over earlier ones (mixed precision)."""
+
+    operation: str
+    bits: int
+    granularity: str = CHANNELWISE
+    pattern: str = ".*"
+
+    @property
+    def block_size(self) -> Optional[int]:
+        return int(self.granularity.rsplit("_", 1)[1]) if self.granularity.startswith("BLOCKWISE_") else None
+
+    def describe(self) -> str:
+        return f"int{self.bits} " + (f"block {self.block_size}" if self.block_size else "per channel")
+
+
 @dataclass(frozen=True)
 class QuantizationMode:
-    """One `--quantize` choice; `converter` names the TFLite converter setting (converters/tflite.py)."""
+    """One `--quantize` choice and its whole recipe; `converter` names the TFLite converter setting
+    (converters/tflite.py).
+
+    The table's rows hold the defaults; `for_run` fills in a run's own choices (per-channel or
+    per-tensor dense scales, calibration size), so the converter passes this one object to every
+    step instead of a name that each step looks up again.
+    """
 
     name: str
     needs_calibration: bool
@@ -62,10 +98,34 @@ class QuantizationMode:
     min_runtime_per_tensor: Optional[Dict[str, str]] = None
     in_all: bool = True  # part of `--quantize all`
     converter: str = "none"  # a key of CONVERTER_SETTINGS
-    weight_bytes: int = 4  # bytes per stored weight element of the large matrices
+    weight_bytes: float = 4  # bytes per stored weight element of the large matrices
     # Max abs logit difference the Android app's instrumented test allows between the device and
     # the converting machine; None: the app's LiteRT CPU path does not run this mode at usable speed.
     app_logit_tolerance: Optional[float] = None
+    # A run's choices (for_run): per-channel dense scales (int8 weights only) and, for a mode that
+    # needs calibration, how many texts calibrate it.
+    per_channel_dense: bool = True
+    calibration_samples: Optional[int] = None
+    # converter "ai-edge-quantizer": the weight precisions it applies to the fp32 file.
+    quantizer: Tuple[WeightPrecision, ...] = ()
+
+    def for_run(self, per_channel_dense: bool = True,
+                calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES) -> "QuantizationMode":
+        """This row with one run's choices: the recipe every conversion step reads."""
+        return replace(self, per_channel_dense=per_channel_dense,
+                       calibration_samples=calibration_samples if self.needs_calibration else None)
+
+    def weight_precision(self, name: str, operation: str, shape: Tuple[int, ...]) -> Optional[WeightPrecision]:
+        """The precision this mode's quantizer recipe gives checkpoint weight `name` (read by `operation`), as
+        the quantizer picks it: re.search in WEIGHT_NAME_PREFIX + name, the last matching entry wins. A block
+        size that does not divide the weight's input dimension falls back to per channel."""
+        chosen = None
+        for precision in self.quantizer:
+            if precision.operation == operation and re.search(precision.pattern, WEIGHT_NAME_PREFIX + name):
+                chosen = precision
+        if chosen is not None and chosen.block_size and shape[-1] % chosen.block_size:
+            chosen = replace(chosen, granularity=CHANNELWISE)
+        return chosen
 
     @property
     def int8_weights(self) -> bool:
@@ -73,7 +133,7 @@ class QuantizationMode:
         return self.weight_bytes == 1
 
     @property
-    def kernel_weight_bytes(self) -> int:
+    def kernel_weight_bytes(self) -> float:
         """Bytes per large-matrix weight element the CPU kernels read at run time: float16-stored
         weights are dequantized to float32 when the interpreter prepares the model."""
         return 4 if self.converter == "float16" else self.weight_bytes
@@ -93,15 +153,25 @@ class QuantizationMode:
             return float(self.abs_tolerance)
         return max(QUANTIZED_TOLERANCE_FACTOR * measured_max_abs_diff, QUANTIZED_TOLERANCE_FLOOR)
 
-    def runtimes(self, per_tensor: bool = False) -> Dict[str, str]:
+    def runtimes(self, per_tensor: Optional[bool] = None) -> Dict[str, str]:
+        """The oldest interpreter versions that run this variant (per_tensor: None reads the recipe)."""
+        if per_tensor is None:
+            per_tensor = not self.per_channel_dense
         return dict(self.min_runtime_per_tensor if per_tensor and self.min_runtime_per_tensor else self.min_runtime)
 
 
 # How the TFLite converter is set for a mode: no optimization, float16 weights, int8 weights with
 # float activations, or full integer (int8 activations, needs calibration and the unrolled form).
-CONVERTER_SETTINGS: Tuple[str, ...] = ("none", "float16", "dynamic-range", "full-integer")
+# "ai-edge-quantizer": the fp32 file re-quantized by Google's AI Edge Quantizer (int4 weights).
+CONVERTER_SETTINGS: Tuple[str, ...] = ("none", "float16", "dynamic-range", "full-integer", "ai-edge-quantizer")
 
 _ANY_RUNTIME = {LITERT: "2.0", TFLITE_RUNTIME: "2.14"}
+# int4 weights: checked on ai-edge-litert 2.3.0; tflite-runtime 2.14 has no int4 kernels.
+_INT4_RUNTIME = {LITERT: "2.3"}
+
+
+def _int4(granularity: str) -> Tuple[WeightPrecision, ...]:
+    return (WeightPrecision(FULLY_CONNECTED, 4, granularity), WeightPrecision(EMBEDDING_LOOKUP, 4, granularity))
 
 MODES: Dict[str, QuantizationMode] = {
     mode.name: mode
@@ -117,6 +187,19 @@ MODES: Dict[str, QuantizationMode] = {
         QuantizationMode("int8", True, (UNROLLED,), INT8_MASK_BIAS, Parity.LABEL_AGREEMENT, None,
                          {LITERT: "2.0"}, in_all=False, converter="full-integer", weight_bytes=1,
                          app_logit_tolerance=5e-2),
+        # int4 weights from the fp32 file through AI Edge Quantizer (the workstation extra); not in `all`.
+        QuantizationMode("dynamic-int4", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.LABEL_AGREEMENT, None,
+                         _INT4_RUNTIME, in_all=False, converter="ai-edge-quantizer", weight_bytes=0.5,
+                         quantizer=_int4(CHANNELWISE)),
+        QuantizationMode("dynamic-int4-block32", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.LABEL_AGREEMENT, None,
+                         _INT4_RUNTIME, in_all=False, converter="ai-edge-quantizer", weight_bytes=0.5,
+                         quantizer=_int4(BLOCKWISE_32)),
+        # Mixed: the feed-forward matrices (over half the shared layer) and the embedding in int4, attention,
+        # projection and pooler in int8.
+        QuantizationMode("dynamic-int4-mixed", False, GRAPH_FORMS, FLOAT_MASK_BIAS, Parity.LABEL_AGREEMENT, None,
+                         _INT4_RUNTIME, in_all=False, converter="ai-edge-quantizer", weight_bytes=0.5,
+                         quantizer=(WeightPrecision(FULLY_CONNECTED, 8), WeightPrecision(FULLY_CONNECTED, 4, pattern="ffn"),
+                                    WeightPrecision(EMBEDDING_LOOKUP, 4))),
     )
 }
 MODE_NAMES: Tuple[str, ...] = tuple(MODES)

@@ -81,10 +81,12 @@ def inspection_text(manifest: dict) -> str:
             f"{inspection.get('weight_buffers', '?')} weight buffers, {inspection.get('subgraphs', '?')} subgraphs"
         )
         parts = inspection.get("bytes_by_part", {})
+        precisions = inspection.get("precision_by_part", {})  # bundles converted before it have none
         total = sum(parts.values()) or 1
-        rows = [[part, megabytes(size), f"{size / total:.1%}"] for part, size in parts.items()]
+        rows = [[part, megabytes(size), f"{size / total:.1%}"] + ([precisions.get(part, "-")] if precisions else [])
+                for part, size in parts.items()]
         lines.append("")
-        lines.append(format_table(["part", "bytes", "share"], rows))
+        lines.append(format_table(["part", "bytes", "share"] + (["matrices stored as"] if precisions else []), rows))
     files = manifest.get("files", {})
     if files:
         lines.append("")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,29 @@ def native_logs_silenced():
         os.close(saved)
 
 
+# The distribution whose version the manifest's min_runtime names, per backend (tensorflow: not checked).
+_BACKEND_DISTRIBUTIONS = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+
+
+def _version_tuple(version: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def runtime_refusal(backend: "Backend", min_runtime) -> Optional[str]:
+    """Why `backend` cannot run a bundle that needs `min_runtime` (None when it can, or cannot tell).
+
+    Said up front: an interpreter without a mode's kernels (tflite-runtime 2.14 and int4 weights)
+    may otherwise fail deep in loading, or worse, load and compute something else.
+    """
+    distribution = _BACKEND_DISTRIBUTIONS.get(backend.name)
+    if distribution is None or not isinstance(min_runtime, dict) or not min_runtime:
+        return None
+    needed = min_runtime.get(distribution)
+    if needed is None or (backend.version != "unknown" and _version_tuple(backend.version) < _version_tuple(needed)):
+        return f"this bundle needs {describe_min_runtime(min_runtime)}, and this is {backend}"
+    return None
+
+
 def describe_min_runtime(min_runtime) -> str:
     """The manifest's quantization.min_runtime ({"ai-edge-litert": "2.0", ...}) as words."""
     if isinstance(min_runtime, dict):
@@ -225,6 +249,9 @@ class ModelSession:
         from .tflite_check import check_model_file
 
         check_model_file(self.model_path)  # the interpreter trusts the flatbuffer; a crafted one can crash it
+        refusal = runtime_refusal(self.backend, self.min_runtime)
+        if refusal:
+            raise RuntimeBackendError(f"{self.backend.name} cannot run {self.model_path}: {refusal}")
         if weight_cache is not None:
             return _CompiledModelRunner(self, Path(weight_cache))
         try:

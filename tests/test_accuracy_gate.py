@@ -61,7 +61,7 @@ def damaged_fp16(gate_case, monkeypatch):
     def convert_with_damage(jobs):
         conversion = real_start_conversion(jobs)
         real_results = conversion.results
-        conversion.results = lambda: [damaged_bytes if job.quantize == "fp16" else model
+        conversion.results = lambda: [damaged_bytes if job.mode.name == "fp16" else model
                                       for job, model in zip(jobs, real_results())]
         return conversion
 
@@ -130,13 +130,13 @@ def test_gate_threshold_is_in_percentage_points_and_inclusive():
     reference = _report(gold, gold[:80] + [1 - g for g in gold[80:]])  # 80%
     variant = _report(gold, gold[:79] + [1 - g for g in gold[79:]])  # 79%
     variant.agreement = 0.99
-    assert accuracy_gate("dynamic-int8", reference, variant, 1.0).passed  # exactly 1.00 points: allowed
-    gate = accuracy_gate("dynamic-int8", reference, variant, 0.5)
+    assert accuracy_gate(MODES["dynamic-int8"], reference, variant, 1.0).passed  # exactly 1.00 points: allowed
+    gate = accuracy_gate(MODES["dynamic-int8"], reference, variant, 0.5)
     assert not gate.passed and gate.drop_points == pytest.approx(1.0)
     assert "loses 1.00 points of accuracy on dev.tsv (79.00% vs PyTorch 80.00%, n=100)" in gate.message
     better = _report(gold, gold)
     better.agreement = 0.8
-    assert accuracy_gate("fp16", reference, better, 0.0).drop_points == pytest.approx(-20.0)
+    assert accuracy_gate(MODES["fp16"], reference, better, 0.0).drop_points == pytest.approx(-20.0)
 
 
 def test_training_counterpart_is_found_beside_the_eval_file(tmp_path):

@@ -128,7 +128,7 @@ def _files_with_string(matches) -> list:
 
 
 def test_quantization_modes_are_spelled_only_in_the_modes_table():
-    for mode in ("fp32", "fp16", "dynamic-int8", "int8"):
+    for mode in ("fp32", "fp16", "dynamic-int8", "int8", "dynamic-int4", "dynamic-int4-block32", "dynamic-int4-mixed"):
         assert _files_with_string(lambda value: value == mode) == ["quantization.py"], mode
 
 

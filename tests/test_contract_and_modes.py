@@ -22,7 +22,8 @@ def test_unknown_task_names_the_known_ones():
 
 
 def test_modes_table_rows():
-    assert quantization.MODE_NAMES == ("fp32", "fp16", "dynamic-int8", "int8")
+    assert quantization.MODE_NAMES == ("fp32", "fp16", "dynamic-int8", "int8", "dynamic-int4", "dynamic-int4-block32",
+                                       "dynamic-int4-mixed")
     assert [m.name for m in parse_modes("all")] == ["fp32", "fp16", "dynamic-int8"]
     assert [m.name for m in parse_modes("int8, fp32,int8")] == ["int8", "fp32"]
     assert quantization_mode("int8").needs_calibration and quantization_mode("int8").graph_forms == ("unrolled",)
@@ -47,7 +48,7 @@ def test_per_tensor_widens_the_runtimes_only_where_the_table_says():
 
 @pytest.mark.parametrize("value", ["", " , ", "int4", "fp32,bf16"])
 def test_bad_mode_lists_are_refused_with_the_valid_names(value):
-    with pytest.raises(ValueError, match="choose from fp32, fp16, dynamic-int8, int8 or all"):
+    with pytest.raises(ValueError, match="choose from fp32, fp16, dynamic-int8, int8, dynamic-int4, dynamic-int4-block32, dynamic-int4-mixed or all"):
         parse_modes(value)
 
 
@@ -65,13 +66,13 @@ def test_a_mode_added_as_one_row_is_parsed_and_validated_by_the_converter(monkey
     from edge_albert.errors import ConversionError
 
     row = _added_mode(monkeypatch)
-    assert parse_quantizations("fp32-strict, fp32") == ["fp32-strict", "fp32"]
-    assert "fp32-strict" in parse_quantizations("all")
+    assert [m.name for m in parse_quantizations("fp32-strict, fp32")] == ["fp32-strict", "fp32"]
+    assert row in parse_quantizations("all")
     check_modes_and_graph([row], "loop")
     unrolled_only = _added_mode(monkeypatch, graph_forms=("unrolled",))
     with pytest.raises(ConversionError, match="fp32-strict needs graph unrolled"):
         check_modes_and_graph([unrolled_only], "loop")
-    with pytest.raises(ConversionError, match="choose from fp32, fp16, dynamic-int8, int8, fp32-strict or all"):
+    with pytest.raises(ConversionError, match="choose from fp32, fp16, dynamic-int8, int8, dynamic-int4, dynamic-int4-block32, dynamic-int4-mixed, fp32-strict or all"):
         parse_quantizations("bf16")
 
 
@@ -85,8 +86,8 @@ def test_verification_judges_an_added_mode_by_its_row(monkeypatch):
                 "token_type_ids": np.zeros((2, 3), np.int32)}]
     reference = [{"logits": np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)}]
     candidate = [{"logits": reference[0]["logits"] + np.float32(1e-5)}]
-    assert compare_outputs("text-classification", "fp32", batches, reference, candidate).passed
-    strict = compare_outputs("text-classification", "fp32-strict", batches, reference, candidate)
+    assert compare_outputs("text-classification", MODES["fp32"], batches, reference, candidate).passed
+    strict = compare_outputs("text-classification", MODES["fp32-strict"], batches, reference, candidate)
     assert not strict.passed and strict.tolerance == 1e-6 and "fp32-strict tolerance" in strict.message
 
 
@@ -100,7 +101,7 @@ def test_the_cli_accepts_an_added_mode_and_lists_the_table(monkeypatch):
     _added_mode(monkeypatch)
 
     def stop_with_the_parsed_modes(checkpoint_dir, output, quantize, **options):
-        raise ConversionError("parsed " + ",".join(convert_module.parse_quantizations(quantize)))
+        raise ConversionError("parsed " + ",".join(m.name for m in convert_module.parse_quantizations(quantize)))
 
     monkeypatch.setattr(convert_module, "convert_checkpoint", stop_with_the_parsed_modes)
     result = CliRunner().invoke(main, ["convert", "ckpt", "-o", "out.edgealbert", "--quantize", "fp32-strict"])

@@ -14,7 +14,7 @@ from edge_albert.hf.checkpoint import load_checkpoint
 from edge_albert.converters.convert import convert_checkpoint
 from edge_albert.converters.samples import BUILT_IN_TEXTS
 from edge_albert.errors import ConversionError, VerificationError
-from edge_albert.quantization import MODES
+from edge_albert.quantization import MODES, quantization_mode
 
 
 def _operators(bundle):
@@ -100,7 +100,7 @@ def test_loop_form_takes_any_length_and_batch(classifier_bundles, tiny_classifie
         mask[0, length // 2 + 1 :] = 0  # padding in the first row
         batches.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
     reference = verify_module.reference_outputs(checkpoint, batches)
-    check = verify_module.verify_variant(checkpoint, model_bytes, "fp32", batches, reference)
+    check = verify_module.verify_variant(checkpoint, model_bytes, quantization_mode("fp32"), batches, reference)
     assert check.passed, check.message
     assert check.max_abs_diff <= 1e-4
 
@@ -213,7 +213,7 @@ def test_duplicate_buffers_are_merged_and_outputs_unchanged(classifier_bundles, 
     assert count == 1 and saved == copy_bytes
     assert len(merged) <= len(original) + 1024
     checkpoint = load_checkpoint(tiny_classifier_checkpoint)
-    _, inspection = tflite_module.compact_and_check(duplicated, checkpoint, "fp32")
+    _, inspection = tflite_module.compact_and_check(duplicated, checkpoint, quantization_mode("fp32"))
     assert inspection.duplicate_buffers_merged == 1
     batch = verify_module.encode_samples(checkpoint, BUILT_IN_TEXTS[:2], [None, None], 64)
     outputs = [verify_module.tflite_outputs(m, batch, ["logits"])[0]["logits"] for m in (original, merged)]
@@ -225,7 +225,7 @@ def test_size_gate_refuses_a_file_far_above_the_ideal(tiny_classifier_checkpoint
     model_bytes = classifier_bundles.variants[0].bundle.model_path.read_bytes()
     monkeypatch.setattr(tflite_module, "ideal_bytes", lambda c, q: len(model_bytes) // 2)
     with pytest.raises(ConversionError, match="stored more than once"):
-        tflite_module.compact_and_check(model_bytes, checkpoint, "fp32")
+        tflite_module.compact_and_check(model_bytes, checkpoint, quantization_mode("fp32"))
 
 
 def test_cli_convert_prints_the_report_and_inspect_shows_the_breakdown(tiny_classifier_checkpoint, tmp_path):

@@ -19,7 +19,7 @@ from ..device_options import DEFAULT_BATCH_SIZE
 from ..early_exit import ExitRule
 from ..errors import EdgeAlbertError
 from ..evaluate import EVALUATED_TASKS, BundleModel, EvalData, EvaluationReport, Progress, evaluate_bundle, evaluate_model
-from ..quantization import DEFAULT_MAX_ACCURACY_DROP, MODES
+from ..quantization import DEFAULT_MAX_ACCURACY_DROP, QuantizationMode
 from ..report import format_table, megabytes
 from ..runtime import ModelSession
 from ..tasks import SEQUENCE_OUTPUTS, TASK_CLASSES, TextClassifier
@@ -142,7 +142,7 @@ class AccuracyGate:
         return asdict(self)
 
 
-def accuracy_gate(variant_name: str, reference: EvaluationReport, variant: EvaluationReport,
+def accuracy_gate(mode: QuantizationMode, reference: EvaluationReport, variant: EvaluationReport,
                   max_drop_points: float = DEFAULT_MAX_ACCURACY_DROP) -> AccuracyGate:
     """Pass when the variant loses at most `max_drop_points` percentage points of the reference's metric."""
     metric = reference.metric_name
@@ -152,17 +152,16 @@ def accuracy_gate(variant_name: str, reference: EvaluationReport, variant: Evalu
     summary = (f"{metric} {variant.headline:.2%} vs PyTorch {reference.headline:.2%} on {variant.n} examples "
                f"of {data_name} ({0.0 - drop:+.2f} points, agreement {variant.agreement:.1%})")
     message = summary if passed else (
-        f"{variant_name} loses {drop:.2f} points of {metric} on {data_name} ({variant.headline:.2%} vs PyTorch "
+        f"{mode.name} loses {drop:.2f} points of {metric} on {data_name} ({variant.headline:.2%} vs PyTorch "
         f"{reference.headline:.2%}, n={variant.n}), more than the {max_drop_points:g} allowed; "
-        + _gate_hint(variant_name))
+        + _gate_hint(mode))
     return AccuracyGate(metric, str(variant.data), variant.data_sha256, variant.n, reference.headline, variant.headline, drop,
                         float(max_drop_points), variant.agreement, bool(passed), message)
 
 
-def _gate_hint(variant_name: str) -> str:
+def _gate_hint(mode: QuantizationMode) -> str:
     """What to try when a variant loses too much: a calibrated mode's own hint, else more precision."""
-    mode = MODES.get(variant_name)
-    return mode.retry_hint if mode is not None and mode.needs_calibration else "try a higher precision"
+    return mode.retry_hint if mode.needs_calibration else "try a higher precision"
 
 
 def accuracy_table(reference: EvaluationReport, variants) -> str:

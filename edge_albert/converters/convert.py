@@ -55,7 +55,7 @@ WORKSTATION_MODULES = ("tensorflow", "torch", "transformers", "safetensors")
 class VariantResult:
     """One quantization variant: where it went (if anywhere) and how it measured."""
 
-    quantize: str
+    mode: QuantizationMode  # the variant's recipe
     graph: str
     bundle_path: Optional[Path]
     inspection: Optional[FlatbufferInspection]  # None when the converter itself failed
@@ -65,6 +65,11 @@ class VariantResult:
     bundle: Optional[Bundle] = None
     accuracy: Optional[AccuracyGate] = None  # measured when eval data was given
     failure: str = ""  # why it failed verification or the accuracy gate
+
+    @property
+    def quantize(self) -> str:
+        """The mode's name, as reports and file names spell it."""
+        return self.mode.name
 
     @property
     def passed(self) -> bool:
@@ -105,21 +110,34 @@ class ConversionResult:
         return [v.bundle for v in self.variants if v.bundle is not None]
 
 
-def output_paths(output: Path, quantizations: Sequence[str]) -> List[Path]:
-    """OUT for one variant; OUT's stem + '-<variant>' + suffix beside it for several."""
+def output_paths(output: Path, modes: Sequence[QuantizationMode]) -> List[Path]:
+    """OUT for one variant; OUT's stem + '-<mode name>' + suffix beside it for several."""
     output = Path(output)
-    if len(quantizations) == 1:
+    if len(modes) == 1:
         return [output]
     suffix = output.suffix or ".edgealbert"
-    return [output.with_name(f"{output.stem}-{q}{suffix}") for q in quantizations]
+    return [output.with_name(f"{output.stem}-{mode.name}{suffix}") for mode in modes]
 
 
-def parse_quantizations(value: str) -> List[str]:
-    """One mode name, a comma list ('fp32,fp16') or 'all' -> validated list of mode names (the modes table's rows)."""
+def parse_quantizations(value: str) -> List[QuantizationMode]:
+    """One mode name, a comma list ('fp32,fp16') or 'all' -> the modes table's rows, validated."""
     try:
-        return [mode.name for mode in parse_modes(value)]
+        return list(parse_modes(value))
     except ValueError as exc:
         raise ConversionError(str(exc)) from None
+
+
+def variant_modes(quantize, options: ConvertOptions) -> List[QuantizationMode]:
+    """`--quantize` parsed once (a string, or a list of names or rows) into modes carrying this run's recipe.
+
+    Every later step reads the recipe from these objects; only the conversion worker's request
+    spells a mode by name again (converters/tflite.py, tflite_worker.py).
+    """
+    if isinstance(quantize, str):
+        rows = parse_quantizations(quantize)
+    else:
+        rows = [value if isinstance(value, QuantizationMode) else _mode(value) for value in quantize]
+    return [row.for_run(options.per_channel_dense, options.calibration_samples) for row in rows]
 
 
 def check_modes_and_graph(modes: Sequence[QuantizationMode], graph: str) -> None:
@@ -142,7 +160,7 @@ def _check_graph_form(graph: str) -> None:
                               options=("graph",))
 
 
-def convert_checkpoint(checkpoint_dir, output, quantize: str | Sequence[str] = DEFAULT_MODE,
+def convert_checkpoint(checkpoint_dir, output, quantize: str | Sequence[str | QuantizationMode] = DEFAULT_MODE,
                        options: Optional[ConvertOptions] = None, progress: Optional[Progress] = None,
                        **settings) -> ConversionResult:
     """Convert a Hugging Face ALBERT checkpoint into one verified bundle per mode of `quantize`.
@@ -153,14 +171,13 @@ def convert_checkpoint(checkpoint_dir, output, quantize: str | Sequence[str] = D
     options = replace(options, **settings) if options is not None else ConvertOptions(**settings)
     say = progress or (lambda message: None)
     require_workstation("convert", WORKSTATION_MODULES)
-    quantizations = parse_quantizations(quantize) if isinstance(quantize, str) else list(quantize)
-    modes = [_mode(name) for name in quantizations]
-    targets = output_paths(Path(output), quantizations)
+    modes = variant_modes(quantize, options)
+    targets = output_paths(Path(output), modes)
     rule = _check_before_any_work(targets, modes, options)
     signing_key = _signing_key(options)
     prepared = prepare_checkpoint(checkpoint_dir, modes, targets, options, rule, say)
     prepared.signing_key = signing_key
-    say(f"building the TF graph ({options.graph} form) and converting {', '.join(quantizations)} in a worker process")
+    say(f"building the TF graph ({options.graph} form) and converting {', '.join(mode.name for mode in modes)} in a worker process")
     with start_conversion(_conversion_jobs(prepared, modes, options)) as conversion:  # converts while PyTorch runs here
         run_reference(prepared, options, say)
         converted = conversion.results()
@@ -197,7 +214,7 @@ def prepare_checkpoint(checkpoint_dir, modes: Sequence[QuantizationMode], target
     checkpoint = load_checkpoint(resolve_checkpoint(checkpoint_dir, options.revision))
     if rule is not None:
         check_early_exit_checkpoint(checkpoint)
-    needed = sum(ideal_bytes(checkpoint, mode.name) + _tokenizer_bytes(checkpoint) for mode in modes)
+    needed = sum(ideal_bytes(checkpoint, mode) + _tokenizer_bytes(checkpoint) for mode in modes)
     # the variants go side by side: free space for all of them
     check_bundle_output(targets[0], overwrite=options.overwrite, needed_bytes=needed, error=ConversionError)
     max_seq_len = _max_seq_len(checkpoint, options.max_seq_len)
@@ -208,8 +225,9 @@ def prepare_checkpoint(checkpoint_dir, modes: Sequence[QuantizationMode], target
     )
     data = _eval_data(checkpoint, options, say)
     calibration = None
-    if any(mode.needs_calibration for mode in modes):
-        calibration = choose_calibration(checkpoint, options.calibration_texts, data, options.calibration_samples)
+    calibrated = [mode for mode in modes if mode.needs_calibration]
+    if calibrated:
+        calibration = choose_calibration(checkpoint, options.calibration_texts, data, calibrated[0].calibration_samples)
         say(f"full int8 calibrates on {calibration.describe()}")
     texts, pairs = sample_sets.sample_inputs(checkpoint.task, list(options.samples) if options.samples else None)
     fixed_length = max_seq_len if options.graph == UNROLLED else None
@@ -268,22 +286,21 @@ def convert_variant(prepared: PreparedCheckpoint, mode: QuantizationMode, target
     """
     if isinstance(converted, ConversionError):
         say(f"NOT converted {mode.name}: {converted}")
-        return VariantResult(mode.name, options.graph, None, None, None, seconds, False, failure=str(converted))
-    model_bytes, inspection = compact_and_check(converted, prepared.checkpoint, mode.name)
+        return VariantResult(mode, options.graph, None, None, None, seconds, False, failure=str(converted))
+    model_bytes, inspection = compact_and_check(converted, prepared.checkpoint, mode)
     check, gate = _judge_variant(prepared, mode, model_bytes, options, say)
     passed = check.passed and (gate is None or gate.passed)
     failure = "" if passed else (check.message if not check.passed else gate.message)
     bundle = None
     if passed or options.force:
         manifest = build_manifest(
-            prepared.checkpoint, mode.name, options.graph, prepared.max_seq_len, options.per_channel_dense,
-            inspection, check, forced=not passed, accuracy=gate.to_dict() if gate else None,
+            prepared.checkpoint, mode, options.graph, prepared.max_seq_len, inspection, check, forced=not passed, accuracy=gate.to_dict() if gate else None,
             calibration=prepared.calibration.to_dict() if mode.needs_calibration else None, early_exit=prepared.rule)
         bundle = _write_bundle(target, prepared, model_bytes, manifest, options, say)
         say(f"wrote {target}" + (" (forced)" if not passed else ""))
     else:
         say(f"NOT bundled {mode.name}: {failure}")
-    return VariantResult(mode.name, options.graph, target if bundle else None, inspection, check, seconds,
+    return VariantResult(mode, options.graph, target if bundle else None, inspection, check, seconds,
                          bundle is not None, bundle, gate, failure)
 
 
@@ -291,12 +308,12 @@ def _judge_variant(prepared: PreparedCheckpoint, mode: QuantizationMode, model_b
                    say: Progress) -> Tuple[VariantCheck, Optional[AccuracyGate]]:
     """Verify against PyTorch's sample outputs; with eval data, score it and judge int8 agreement there."""
     say(f"verifying {mode.name} against PyTorch")
-    check = verify_variant(prepared.checkpoint, model_bytes, mode.name, prepared.batches, prepared.reference,
+    check = verify_variant(prepared.checkpoint, model_bytes, mode, prepared.batches, prepared.reference,
                            early_exit=prepared.rule)
     if prepared.data is None:
         return check, None
     say(f"evaluating {mode.name} on {len(prepared.data)} examples")
-    gate = _evaluate_variant(prepared.checkpoint, model_bytes, mode.name, prepared.max_seq_len, prepared.data,
+    gate = _evaluate_variant(prepared.checkpoint, model_bytes, mode, prepared.max_seq_len, prepared.data,
                              prepared.reference_evaluation, options.max_accuracy_drop, prepared.rule)
     say(f"{mode.name}: {gate.message}")
     return _judge_agreement_on_eval_data(check, gate), gate
@@ -342,14 +359,14 @@ def _check_before_any_work(targets: Sequence[Path], modes: Sequence[Quantization
     early_exit = options.early_exit
     rule = parse_rule(early_exit) if isinstance(early_exit, str) else early_exit
     if rule is not None:
-        check_early_exit_options(options.graph, [mode.name for mode in modes])
+        check_early_exit_options(options.graph, modes)
     check_modes_and_graph(modes, options.graph)
     return rule
 
 
 def _conversion_jobs(prepared: PreparedCheckpoint, modes: Sequence[QuantizationMode],
                      options: ConvertOptions) -> List[ConversionJob]:
-    """One worker job per mode: the graph to build, its mask bias, calibration samples where the mode needs them."""
+    """One worker job per mode: its recipe, the graph to build, calibration samples where the mode needs them."""
     jobs = []
     rule = prepared.rule
     for mode in modes:
@@ -357,9 +374,8 @@ def _conversion_jobs(prepared: PreparedCheckpoint, modes: Sequence[QuantizationM
         if mode.needs_calibration:
             samples_to_calibrate = _calibration_samples(prepared.checkpoint, prepared.calibration,
                                                         prepared.max_seq_len, prepared.fixed_length)
-        jobs.append(ConversionJob(mode.name, str(prepared.checkpoint.path), options.graph, prepared.max_seq_len,
-                                  mode.mask_bias, options.per_channel_dense, samples_to_calibrate,
-                                  rule.as_text() if rule else None))
+        jobs.append(ConversionJob(mode, str(prepared.checkpoint.path), options.graph, prepared.max_seq_len,
+                                  samples_to_calibrate, rule.as_text() if rule else None))
     return jobs
 
 
@@ -386,12 +402,12 @@ def _tokenizer_bytes(checkpoint: AlbertCheckpoint) -> int:
     return sum(path.stat().st_size for path in files)
 
 
-def check_early_exit_options(graph: str, quantizations: Sequence[str]) -> None:
+def check_early_exit_options(graph: str, modes: Sequence[QuantizationMode]) -> None:
     """Refuse early exit on a graph form or precision that cannot carry it, before any work."""
     if graph != LOOP:
         raise ConversionError("{early_exit} needs {graph} loop: the exit decision lives in the WHILE loop, "
                               "which the unrolled form does not have", options=("early_exit", "graph"))
-    calibrated = [name for name in quantizations if _mode(name).needs_calibration or LOOP not in _mode(name).graph_forms]
+    calibrated = [mode.name for mode in modes if mode.needs_calibration or LOOP not in mode.graph_forms]
     if calibrated:
         raise ConversionError(f"{{early_exit}} cannot be combined with full {calibrated[0]}: full {calibrated[0]} "
                               "needs the unrolled form (the converter cannot calibrate the loop); use dynamic-int8",
@@ -408,7 +424,7 @@ def check_early_exit_checkpoint(checkpoint: AlbertCheckpoint) -> None:
                               f"{checkpoint.problem_type or 'a regression'}", options=("early_exit",))
 
 
-def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: EvalData,
+def _evaluate_variant(checkpoint, model_bytes, mode: QuantizationMode, max_seq_len, data: EvalData,
                       reference: EvaluationReport, max_accuracy_drop: float,
                       early_exit: Optional[ExitRule] = None) -> AccuracyGate:
     """Score the converted model through the device runtime (same tokenizer and decoding as PyTorch's run)."""
@@ -421,8 +437,8 @@ def _evaluate_variant(checkpoint, model_bytes, quantization, max_seq_len, data: 
         model_path.write_bytes(model_bytes)
         model = task_model(model_path, checkpoint.task, checkpoint.labels, tokenizer, max_seq_len,
                            early_exit=early_exit, max_calls=checkpoint.config.num_hidden_layers)
-        report = evaluate_model(model, data, reference, name=quantization)
-    return accuracy_gate(quantization, reference, report, max_accuracy_drop)
+        report = evaluate_model(model, data, reference, name=mode.name)
+    return accuracy_gate(mode, reference, report, max_accuracy_drop)
 
 
 # Evaluation-split names, replaced by "train" to find the training split of the same data set.

@@ -124,7 +124,11 @@ def embed(emb: dict, input_ids, token_type_ids, eps: float):
     """ids [batch, seq] -> hidden [batch, seq, H]: word + position + token type, LayerNorm, E -> H projection."""
     tf = _tf()
     seq_len = tf.shape(input_ids)[1]
-    words = tf.gather(emb[WORD_EMBEDDINGS.weight], input_ids)
+    # Looked up with 1-D ids and reshaped back: the form of TFLite's EMBEDDING_LOOKUP, which the
+    # int4 path turns this GATHER into (AI Edge Quantizer quantizes that op, not GATHER).
+    table = emb[WORD_EMBEDDINGS.weight]
+    words = tf.reshape(tf.gather(table, tf.reshape(input_ids, [-1])),
+                       tf.concat([tf.shape(input_ids), tf.shape(table)[1:]], 0))
     # A gather (not a slice) so that dynamic-range quantization stores the table as int8.
     positions = tf.expand_dims(tf.gather(emb[POSITION_EMBEDDINGS.weight], tf.range(seq_len)), 0)
     token_types = tf.gather(emb[TOKEN_TYPE_EMBEDDINGS.weight], token_type_ids)

@@ -15,7 +15,7 @@ from .. import __version__
 from ..bundle import SPIECE_FILE, TOKENIZER_FILE
 from ..contract import INPUT_DTYPE, INPUT_NAMES, OUTPUT_DTYPE, SIGNATURE_NAME, task_contract
 from ..early_exit import CALLS_OUTPUT, ExitRule
-from ..quantization import LOOP, quantization_mode
+from ..quantization import LOOP, QuantizationMode
 from ..hf.checkpoint import AlbertCheckpoint
 from .tflite import FlatbufferInspection
 from .verify import VariantCheck
@@ -29,10 +29,9 @@ SOURCE_CONFIG_KEYS = (
 
 def build_manifest(
     checkpoint: AlbertCheckpoint,
-    quantization: str,
+    mode: QuantizationMode,
     graph: str,
     max_seq_len: int,
-    per_channel_dense: bool,
     inspection: FlatbufferInspection,
     check: VariantCheck,
     forced: bool,
@@ -40,7 +39,7 @@ def build_manifest(
     calibration: Optional[dict] = None,
     early_exit: Optional[ExitRule] = None,
 ) -> dict:
-    """The self-describing manifest of one variant; the mode's row gives its mask bias and runtimes."""
+    """The self-describing manifest of one variant; the mode's recipe gives its mask bias and runtimes."""
     signature = _signature(checkpoint, graph, max_seq_len, early_exit)
     return {
         "task": checkpoint.task,
@@ -55,7 +54,7 @@ def build_manifest(
             "spiece_file": SPIECE_FILE if checkpoint.spiece_model is not None else None,
             **checkpoint.tokenizer_settings,
         },
-        "quantization": _quantization(quantization, per_channel_dense, calibration),
+        "quantization": _quantization(mode, calibration),
         "source": _source(checkpoint),
         "inspection": inspection.to_dict(),
         "validation": {**check.to_dict(), "forced": forced, **({"accuracy": accuracy} if accuracy else {})},
@@ -78,14 +77,13 @@ def _signature(checkpoint: AlbertCheckpoint, graph: str, max_seq_len: int, early
             "early_exit": {**early_exit.to_manifest(), "max_calls": checkpoint.config.num_hidden_layers}}
 
 
-def _quantization(quantization: str, per_channel_dense: bool, calibration: Optional[dict]) -> dict:
-    mode = quantization_mode(quantization)
+def _quantization(mode: QuantizationMode, calibration: Optional[dict]) -> dict:
     return {
-        "mode": quantization,
-        "per_channel_dense": per_channel_dense if mode.int8_weights else None,
+        "mode": mode.name,
+        "per_channel_dense": mode.per_channel_dense if mode.int8_weights else None,
         "attention_mask_bias": mode.mask_bias,
         "note": None,
-        "min_runtime": mode.runtimes(per_tensor=not per_channel_dense),
+        "min_runtime": mode.runtimes(),
         **({"calibration": calibration} if calibration else {}),
     }
 

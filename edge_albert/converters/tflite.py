@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..contract import INPUT_NAMES
-from ..quantization import MODES, quantization_mode
+from ..quantization import EMBEDDING_LOOKUP, FULLY_CONNECTED, QuantizationMode
 from ..hf.checkpoint import AlbertCheckpoint
 from ..hf.weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
 
@@ -43,16 +43,19 @@ class FlatbufferInspection:
     ideal_bytes: int
     size_ratio: float
     bytes_by_part: Dict[str, int] = field(default_factory=dict)
+    # How each part's matrices are stored: "float32", "int8 per channel", "int4 block 32", ...
+    precision_by_part: Dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# Gathered, not multiplied: quantized with one scale per table, not per channel.
-_EMBEDDING_TABLES = frozenset(module.weight for module in EMBEDDING_MODULES if module.kind == TABLE)
+# Gathered, not multiplied: quantized with one scale per table by the TFLite converter, not per
+# channel; the int4 path reads them with EMBEDDING_LOOKUP (weight_quantizer.py).
+EMBEDDING_TABLES = frozenset(module.weight for module in EMBEDDING_MODULES if module.kind == TABLE)
 
 
-def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
+def ideal_bytes(checkpoint: AlbertCheckpoint, mode: QuantizationMode) -> int:
     """Bytes the weights need at this precision: the floor a compact .tflite should approach.
 
     int8 dense kernels carry a float32 scale and an int64 zero point per output channel (as
@@ -60,15 +63,16 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
     LayerNorm) stay 32-bit; full int8 stores biases as int32 with per-channel parameters too, and
     re-quantizes the shared layer's biases for each call (each call's input has its own scale).
     """
-    mode = quantization_mode(quantize)
     per_channel_bytes = 4 + 8
+    if mode.quantizer:
+        return _quantizer_ideal_bytes(checkpoint, mode, per_channel_bytes)
     layer_calls = checkpoint.config.num_hidden_layers
     total = 0
     for name, value in checkpoint.weights.items():
         if not mode.int8_weights:
             total += mode.weight_bytes * value.size
         elif value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS:
-            total += value.size + (0 if name in _EMBEDDING_TABLES else per_channel_bytes * value.shape[0])
+            total += value.size + (0 if name in EMBEDDING_TABLES else per_channel_bytes * value.shape[0])
         elif mode.needs_calibration and name.endswith(".bias"):
             calls = layer_calls if name.startswith(SHARED_LAYER_PREFIX) else 1
             total += (4 + per_channel_bytes) * value.size * calls
@@ -77,22 +81,41 @@ def ideal_bytes(checkpoint: AlbertCheckpoint, quantize: str) -> int:
     return int(total)
 
 
+def _quantizer_ideal_bytes(checkpoint: AlbertCheckpoint, mode: QuantizationMode, per_channel_bytes: int) -> int:
+    """AI Edge Quantizer modes: each matrix at its recipe's bits, plus a float32 scale and int64 zero point
+    per output channel, or a float16 scale per block; what the recipe leaves out stays float32."""
+    total = 0.0
+    for name, value in checkpoint.weights.items():
+        precision = None
+        if value.ndim == 2 and value.size >= MIN_QUANTIZED_ELEMENTS:
+            operation = EMBEDDING_LOOKUP if name in EMBEDDING_TABLES else FULLY_CONNECTED
+            precision = mode.weight_precision(name, operation, value.shape)
+        if precision is None:
+            total += 4 * value.size
+        elif precision.block_size:
+            total += value.size * precision.bits / 8 + 2 * value.size // precision.block_size
+        else:
+            total += value.size * precision.bits / 8 + per_channel_bytes * value.shape[0]
+    return int(total)
+
+
 def convert_module(
     module,
-    quantize: str,
+    mode: QuantizationMode,
     calibration_inputs: Optional[Sequence[Dict[str, np.ndarray]]] = None,
-    per_channel_dense: bool = True,
+    weights: Optional[Dict[str, np.ndarray]] = None,
 ) -> bytes:
-    """Convert the module's serving_default function to .tflite bytes at the given precision.
+    """Convert the module's serving_default function to .tflite bytes by the mode's recipe.
+
+    AI Edge Quantizer modes convert to fp32 first and quantize that file; `weights` (the
+    checkpoint's) name the weight groups their recipe addresses.
 
     Runs in a conversion worker process (see BackgroundConversion): the converter can abort natively.
     """
     from ..hf.quiet import import_tensorflow
 
     tf = import_tensorflow()
-    if quantize not in MODES:
-        raise ConversionError(f"unknown quantization {quantize!r}; choose one of {', '.join(MODES)}")
-    setting = MODES[quantize].converter
+    setting = mode.converter
     function = module.serving_default.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -101,7 +124,7 @@ def convert_module(
         converter.target_spec.supported_types = [tf.float16]
     elif setting == "dynamic-range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if not per_channel_dense:
+        if not mode.per_channel_dense:
             # Per-tensor weight scales keep FULLY_CONNECTED at an op version tflite-runtime 2.14 runs.
             converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     elif setting == "full-integer":
@@ -120,10 +143,15 @@ def convert_module(
 
         converter.representative_dataset = representative_dataset
     try:
-        return converter.convert()
+        model_bytes = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, RuntimeError and others
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(f"TFLite conversion ({quantize}) failed: {first_line}") from None
+        raise ConversionError(f"TFLite conversion ({mode.name}) failed: {first_line}") from None
+    if setting == "ai-edge-quantizer":
+        from .weight_quantizer import quantize_weights
+
+        return quantize_weights(model_bytes, mode, weights or {})
+    return model_bytes
 
 
 # The module a conversion worker runs (`python -m ...`); a test points it at one that crashes.
@@ -133,14 +161,12 @@ REQUEST_FILE = "request.json"
 
 @dataclass
 class ConversionJob:
-    """One variant for a conversion worker: the checkpoint and graph to build, the precision, calibration."""
+    """One variant for a conversion worker: its mode (the recipe), the checkpoint and graph to build, calibration."""
 
-    quantize: str
+    mode: QuantizationMode
     checkpoint: str
     graph: str
     max_seq_len: int
-    mask_bias: float
-    per_channel_dense: bool = True
     calibration: Optional[List[Dict[str, np.ndarray]]] = None
     early_exit: Optional[str] = None  # the rule as text ("entropy=0.4"), parsed again in the worker
 
@@ -170,10 +196,11 @@ class BackgroundConversion:
                 calibration = str(self.work / f"{index}.calibration.npz")
                 np.savez(calibration, **{f"{i}/{name}": np.asarray(sample[name], dtype=np.int32)
                                          for i, sample in enumerate(job.calibration) for name in INPUT_NAMES})
+            # The process boundary: the mode travels as its name and the run's choices (tflite_worker reads them back).
             self.requests.append({"index": index, "checkpoint": job.checkpoint, "graph": job.graph,
-                                  "max_seq_len": job.max_seq_len, "mask_bias": job.mask_bias, "quantize": job.quantize,
-                                  "per_channel_dense": job.per_channel_dense, "calibration": calibration,
-                                  "early_exit": job.early_exit})
+                                  "max_seq_len": job.max_seq_len, "mask_bias": job.mode.mask_bias,
+                                  "quantize": job.mode.name, "per_channel_dense": job.mode.per_channel_dense,
+                                  "calibration": calibration, "early_exit": job.early_exit})
         self.env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[2])  # the edge_albert this process runs
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, self.env.get("PYTHONPATH", "")) if p)
@@ -274,12 +301,27 @@ def _operator_names(schema) -> Dict[int, str]:
     return {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 
 
+def _stored_after(buffer) -> bool:
+    """A buffer whose bytes follow the flatbuffer (offset and size) rather than sit inside it."""
+    return (getattr(buffer, "offset", 0) or 0) > 1
+
+
+def _buffer_bytes(buffer) -> int:
+    if buffer.data is not None and len(buffer.data):
+        return len(buffer.data)
+    return int(buffer.size or 0) if _stored_after(buffer) else 0
+
+
 def merge_duplicate_buffers(model_bytes: bytes):
     """Repoint tensors that hold byte-identical constants to one buffer; return (bytes, merged, saved)."""
     import flatbuffers
 
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    if any(_stored_after(buffer) for buffer in model.buffers):
+        # AI Edge Quantizer's files keep weights after the flatbuffer (buffer offsets), each once;
+        # repacking here would drop them.
+        return model_bytes, 0, 0
     first_by_digest: Dict[str, int] = {}
     replacement: Dict[int, int] = {}
     saved = 0
@@ -394,9 +436,11 @@ def inspect_flatbuffer(model_bytes: bytes, ideal: int, merged: int = 0, saved: i
             builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
             name = op_names.get(builtin, str(builtin))
             operators[name] = operators.get(name, 0) + 1
-    buffer_sizes = {i: len(b.data) for i, b in enumerate(model.buffers) if b.data is not None and len(b.data)}
+    buffer_sizes = {i: _buffer_bytes(b) for i, b in enumerate(model.buffers) if _buffer_bytes(b)}
+    parts = _parts_by_buffer(model, buffer_sizes)
+    precisions = _matrix_precisions(schema, model, buffer_sizes, parts)
     bytes_by_part: Dict[str, int] = {}
-    for index, part in _parts_by_buffer(model, buffer_sizes).items():
+    for index, part in parts.items():
         bytes_by_part[part] = bytes_by_part.get(part, 0) + buffer_sizes[index]
     return FlatbufferInspection(
         file_bytes=len(model_bytes),
@@ -409,18 +453,44 @@ def inspect_flatbuffer(model_bytes: bytes, ideal: int, merged: int = 0, saved: i
         ideal_bytes=ideal,
         size_ratio=len(model_bytes) / ideal if ideal else float("inf"),
         bytes_by_part=dict(sorted(bytes_by_part.items())),
+        precision_by_part={part: ", ".join(sorted(labels)) for part, labels in sorted(precisions.items())},
     )
 
 
-def compact_and_check(model_bytes: bytes, checkpoint: AlbertCheckpoint, quantize: str):
+def _matrix_precisions(schema, model, buffer_sizes: Dict[int, int], parts: Dict[int, str]) -> Dict[str, set]:
+    """{part: storage labels of its constant matrices}; a blockwise matrix's scale buffer joins its part."""
+    types = {value: name.lower() for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
+    found: Dict[str, set] = {}
+    for subgraph in model.subgraphs:
+        scale_tensors = {t.quantization.details.scales for t in subgraph.tensors
+                         if t.quantization is not None and hasattr(t.quantization.details, "blockSize")}
+        for index, tensor in enumerate(subgraph.tensors):
+            part = parts.get(tensor.buffer)
+            if part is None or index in scale_tensors or tensor.shape is None or len(tensor.shape) != 2:
+                continue
+            label = types.get(tensor.type, str(tensor.type))
+            quantization = tensor.quantization
+            details = quantization.details if quantization is not None else None
+            if details is not None and hasattr(details, "blockSize"):
+                label += f" block {details.blockSize}"
+                scales = subgraph.tensors[details.scales].buffer
+                if scales in parts:
+                    parts[scales] = part  # stored for this matrix, read by no operator
+            elif quantization is not None and quantization.scale is not None and len(quantization.scale):
+                label += " per channel" if len(quantization.scale) > 1 else " per tensor"
+            found.setdefault(part, set()).add(label)
+    return found
+
+
+def compact_and_check(model_bytes: bytes, checkpoint: AlbertCheckpoint, mode: QuantizationMode):
     """Merge duplicate buffers, inspect, and refuse a file that stores weights more than once."""
     compact, merged, saved = merge_duplicate_buffers(model_bytes)
-    ideal = ideal_bytes(checkpoint, quantize)
+    ideal = ideal_bytes(checkpoint, mode)
     inspection = inspect_flatbuffer(compact, ideal, merged, saved)
     limit = SIZE_TOLERANCE * ideal + STRUCTURE_SLACK_BYTES
     if inspection.file_bytes > limit:
         raise ConversionError(
-            f"{quantize} .tflite is {inspection.file_bytes:,} bytes, over {SIZE_TOLERANCE}x the ideal "
+            f"{mode.name} .tflite is {inspection.file_bytes:,} bytes, over {SIZE_TOLERANCE}x the ideal "
             f"{ideal:,} bytes (+{STRUCTURE_SLACK_BYTES // 1024} KiB structure): some weights are stored more "
             f"than once ({inspection.weight_buffers} weight buffers)"
         )

@@ -18,12 +18,21 @@ import numpy as np
 
 from ..contract import INPUT_NAMES
 from ..early_exit import parse_rule
-from ..errors import EdgeAlbertError
+from ..errors import ConversionError, EdgeAlbertError
 from ..lifetime import die_with_parent
+from ..quantization import MODES, QuantizationMode
 from ..runtime import native_logs_silenced
 from ..hf.checkpoint import load_checkpoint
 from .graph import GraphOptions, build_albert_module
 from .tflite import REQUEST_FILE, convert_module
+
+
+def request_mode(job: dict) -> QuantizationMode:
+    """The job's mode from its name and the run's choices: the one place a mode is looked up by name again."""
+    name = job["quantize"]
+    if name not in MODES:
+        raise ConversionError(f"unknown quantization {name!r}; choose one of {', '.join(MODES)}")
+    return MODES[name].for_run(job["per_channel_dense"])
 
 
 def load_calibration(path):
@@ -53,8 +62,8 @@ class Converter:
                 self.modules[key] = build_albert_module(self.checkpoints[job["checkpoint"]], options)
         started = time.perf_counter()
         try:
-            return convert_module(self.modules[key], job["quantize"], load_calibration(job["calibration"]),
-                                  job["per_channel_dense"])
+            return convert_module(self.modules[key], request_mode(job), load_calibration(job["calibration"]),
+                                  self.checkpoints[job["checkpoint"]].weights)
         finally:
             self.seconds = time.perf_counter() - started  # the conversion alone, not the graph building
 

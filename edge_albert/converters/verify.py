@@ -13,7 +13,7 @@ import numpy as np
 
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, task_contract
-from ..quantization import MIN_LABEL_AGREEMENT, Parity, QuantizationMode, quantization_mode
+from ..quantization import MIN_LABEL_AGREEMENT, Parity, QuantizationMode
 from ..hf.checkpoint import AlbertCheckpoint
 from .graph import OUTPUT_NAMES
 from ..hf.reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
@@ -186,7 +186,7 @@ def _measure(
 
 def compare_outputs(
     task: str,
-    variant: str,
+    mode: QuantizationMode,
     batches: List[Batch],
     reference: List[Dict[str, np.ndarray]],
     candidate: List[Dict[str, np.ndarray]],
@@ -194,17 +194,16 @@ def compare_outputs(
     """Max/mean absolute difference per output, label agreement, and the pass/fail verdict."""
     found = _measure(task, batches, reference, candidate)
     if found.mismatch:
-        return _failed(variant, found.mismatch)
+        return _failed(mode.name, found.mismatch)
     samples = sum(b[INPUT_IDS].shape[0] for b in batches)
-    mode = quantization_mode(variant)
     tolerance = mode.abs_tolerance if mode.parity is Parity.MAX_ABS_DIFF else None
     runtime_tolerance = mode.device_tolerance(found.max_diff)
     if tolerance is not None:
-        passed, message, minimum = _tolerance_verdict(found, variant, mode, tolerance)
+        passed, message, minimum = _tolerance_verdict(found, mode, tolerance)
     else:
         passed, message, minimum = _agreement_verdict(found, mode)
     return VariantCheck(
-        variant=variant,
+        variant=mode.name,
         samples=samples,
         max_abs_diff=found.max_diff,
         mean_abs_diff=found.mean_diff,
@@ -218,15 +217,14 @@ def compare_outputs(
     )
 
 
-def _tolerance_verdict(found: _Differences, variant: str, mode: QuantizationMode,
-                       tolerance: float) -> Tuple[bool, str, None]:
+def _tolerance_verdict(found: _Differences, mode: QuantizationMode, tolerance: float) -> Tuple[bool, str, None]:
     """Float variants: every output within the mode's absolute tolerance."""
     max_diff, worst = found.max_diff, found.worst
     passed = max_diff <= tolerance and np.isfinite(max_diff)
     message = (
         f"max abs diff {max_diff:.3g} in {worst} within {tolerance:g}"
         if passed
-        else f"max abs diff {max_diff:.3g} in {worst} exceeds the {variant} tolerance {tolerance:g}; "
+        else f"max abs diff {max_diff:.3g} in {worst} exceeds the {mode.name} tolerance {tolerance:g}; "
         + mode.retry_hint
     )
     return passed, message, None
@@ -253,22 +251,22 @@ def _failed(variant: str, message: str) -> VariantCheck:
 def verify_variant(
     checkpoint: AlbertCheckpoint,
     model_bytes: bytes,
-    variant: str,
+    mode: QuantizationMode,
     batches: List[Batch],
     reference: List[Dict[str, np.ndarray]],
     early_exit: Optional[ExitRule] = None,
 ) -> VariantCheck:
     """Run the .tflite on the sample batches and compare with the reference outputs."""
     if early_exit is not None:
-        return verify_early_exit(checkpoint, model_bytes, variant, batches, reference, early_exit)
+        return verify_early_exit(checkpoint, model_bytes, mode, batches, reference, early_exit)
     candidate = tflite_outputs(model_bytes, batches, OUTPUT_NAMES[checkpoint.task])
-    return compare_outputs(checkpoint.task, variant, batches, reference, candidate)
+    return compare_outputs(checkpoint.task, mode, batches, reference, candidate)
 
 
 def verify_early_exit(
     checkpoint: AlbertCheckpoint,
     model_bytes: bytes,
-    variant: str,
+    mode: QuantizationMode,
     batches: List[Batch],
     reference: List[Dict[str, np.ndarray]],
     rule: ExitRule,
@@ -283,14 +281,14 @@ def verify_early_exit(
 
     fed = [{**batch, **rule.feed()} for batch in batches]
     candidate = tflite_outputs(model_bytes, fed, ("logits", CALLS_OUTPUT))
-    check = compare_outputs(checkpoint.task, variant, batches, [{"logits": r["logits"]} for r in reference],
+    check = compare_outputs(checkpoint.task, mode, batches, [{"logits": r["logits"]} for r in reference],
                             [{"logits": c["logits"]} for c in candidate])
     expected = np.concatenate([r[CALLS_OUTPUT] for r in reference])
     got = np.concatenate([c[CALLS_OUTPUT] for c in candidate])
     agreement = float(np.mean(expected == got)) if expected.size else 1.0
     message = f"{check.message}; exit call matches the reference on {int((expected == got).sum())}/{expected.size} samples"
     passed = check.passed
-    if quantization_mode(variant).parity is Parity.MAX_ABS_DIFF and agreement < 1.0:
+    if mode.parity is Parity.MAX_ABS_DIFF and agreement < 1.0:
         passed = False
         message += f" ({rule.as_text()}: a float variant must stop every sample where PyTorch does)"
     return replace(check, passed=bool(passed), message=message, exit_call_agreement=agreement)
