@@ -29,7 +29,8 @@ DEVICE = {"__init__", "android_export", "atomic", "bundle", "contract", "data", 
 # Workstation: the TensorFlow / torch / transformers side (and its settings, read by the CLI).
 WORKSTATION = {"finetune", "finetune_config", "hub", "tokenizer_training", "training",
                "compress/__init__", "compress/augment", "compress/distill", "compress/importance", "compress/options",
-               "compress/plan", "compress/prune", "compress/run",
+               "compress/plan", "compress/prune", "compress/run", "compress/foreign", "compress/foreign_options",
+               "compress/teacher", "compress/teacher_outputs", "converters/weight_quantizer",
                "converters/__init__", "converters/accuracy_gate", "converters/convert", "converters/graph",
                "converters/manifest", "converters/options", "converters/samples", "converters/tflite",
                "converters/tflite_worker", "converters/verify",
@@ -37,7 +38,7 @@ WORKSTATION = {"finetune", "finetune_config", "hub", "tokenizer_training", "trai
 # Shared: the front door to both sides; it imports the workstation side only inside its commands,
 # apart from the workstation settings it shows as defaults.
 SHARED = {"cli"}
-WORKSTATION_SETTINGS = {"compress/__init__", "compress/options", "finetune_config", "converters/options"}
+WORKSTATION_SETTINGS = {"compress/__init__", "compress/options", "compress/foreign_options", "finetune_config", "converters/options"}
 
 
 def _dotted(module: str) -> str:
