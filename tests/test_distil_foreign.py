@@ -265,3 +265,36 @@ def test_an_interrupted_distillation_resumes_with_its_tokenizer(outputs_file, ss
     assert result.resumed_from and int(result.resumed_from.rsplit("-", 1)[1]) >= 2
     assert "60 labelled rows; tokenizer from" in " ".join(lines) and (out / "spiece.model").read_bytes() == spiece
     assert not staging.exists()
+
+
+def test_a_pruned_student_keeps_its_removed_heads_at_zero(teacher, student, sst2, tmp_path):
+    """A compressed student (heads removed by `compress`, stored as zeros) distilled from another teacher stays
+    compressed: the removed heads get no update, so the converter still drops them."""
+    import shutil
+
+    import torch
+
+    from edge_albert.compress.prune import head_masks, pruned_heads_are_zero, zero_pruned_heads
+    from edge_albert.hf.checkpoint import PRUNED_HEADS_KEY
+    from edge_albert.hf.reference import load_reference_model
+    from edge_albert.training import save_checkpoint
+
+    pruned_dir = tmp_path / "pruned"
+    shutil.copytree(student, pruned_dir)
+    config = json.loads((pruned_dir / "config.json").read_text())
+    config[PRUNED_HEADS_KEY] = [1, 3]
+    (pruned_dir / "config.json").write_text(json.dumps(config))
+    model = load_reference_model(pruned_dir)
+    zero_pruned_heads(model)
+    save_checkpoint(model, pruned_dir, "float32")
+    assert pruned_heads_are_zero(load_reference_model(pruned_dir))
+
+    train, dev = sst2
+    distil(train, tmp_path / "out", teacher_dir=teacher, student_dir=pruned_dir, dev_path=dev,
+           options=_options(learning_rate=1e-2), log=lambda line: None)
+    trained = load_reference_model(tmp_path / "out")
+    assert trained.config.to_dict()[PRUNED_HEADS_KEY] == [1, 3]
+    assert pruned_heads_are_zero(trained)
+    kept = [parameter * mask for parameter, mask in head_masks(trained).items()]
+    original = [parameter * mask for parameter, mask in head_masks(model).items()]
+    assert any(not torch.equal(a, b) for a, b in zip(kept, original)), "the kept heads were trained"

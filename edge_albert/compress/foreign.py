@@ -327,6 +327,10 @@ def _train_student(staging: Path, rows: List[Example], outputs: TeacherOutputs, 
         if path.is_file():
             shutil.copyfile(path, final / path.name)
     reloaded = load_reference_model(final)
+    from .prune import pruned_heads_are_zero
+
+    if not pruned_heads_are_zero(reloaded):
+        raise RuntimeError("a pruned head of the student is no longer zero after training")  # a bug, not bad input
     per_call = None
     if dev_set is not None and options.multi_depth:
         from transformers import DataCollatorWithPadding
@@ -345,9 +349,15 @@ def _student(staging: Path, train: List[Example], student_dir, options: DistilOp
 
     tokenizer_dir = staging / "tokenizer"
     if student_dir is not None:
+        from .prune import freeze_pruned_heads, pruned_heads_of
+
         tokenizer, model = finetune._load_initial(student_dir, options.transfer.labels)
         finetune._copy_tokenizer_files(Path(student_dir), tokenizer_dir)
-        log(f"student from {student_dir} ({sum(p.numel() for p in model.parameters()):,} parameters)")
+        pruned = pruned_heads_of(model.config)
+        if pruned:  # a compressed student: its removed heads stay exactly zero, so the converter still drops them
+            freeze_pruned_heads(model)
+        log(f"student from {student_dir} ({sum(p.numel() for p in model.parameters()):,} parameters"
+            + (f", heads {pruned} pruned and kept at zero" if pruned else "") + ")")
         return tokenizer, model, tokenizer_dir
     scratch = options.scratch
     texts = finetune._unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
