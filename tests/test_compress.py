@@ -217,7 +217,8 @@ def test_an_existing_output_is_refused_without_overwrite(tiny_classifier_checkpo
     ("--learning-rate", "-0.1", "--learning-rate must be a number > 0"),
     ("--importance-examples", "-3", "--importance-examples must be an integer >= 1, not -3"),
     ("--importance-examples", "0", "--importance-examples must be an integer >= 1, not 0"),
-    ("--max-length", "0", "--max-length must be an integer >= 1, not 0"),
+    ("--max-seq-len", "0", "--max-seq-len must be an integer >= 1, not 0"),
+    ("--max-length", "0", "--max-seq-len must be an integer >= 1, not 0"),  # the old spelling, a hidden alias
     ("--alpha", "1.5", "--alpha must be a number in [0, 1], not 1.5"),
     ("--alpha", "-0.1", "--alpha must be a number in [0, 1]"),
     ("--temperature", "inf", "--temperature must be a number > 0, not inf"),
