@@ -100,14 +100,6 @@ TRUSTED_KEY_HELP = ("Public key (edge-albert keygen) the bundle must be signed w
                     "$EDGE_ALBERT_TRUSTED_KEY when set.")
 
 
-def _argv_text(text: str) -> str:
-    """An argument as text: bytes that are not UTF-8 (kept by Python as surrogates) become U+FFFD."""
-    try:
-        return os.fsencode(text).decode("utf-8", errors="replace")
-    except UnicodeError:
-        return text.encode("utf-8", errors="replace").decode("utf-8")
-
-
 def _stdin_lines():
     """stdin as UTF-8 lines: undecodable bytes become U+FFFD, and \\r, \\n and \\r\\n all end a line."""
     buffer = getattr(sys.stdin, "buffer", None)
@@ -166,8 +158,9 @@ def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, bat
     # Read lazily: results stream out as lines arrive.
     if not texts and _is_terminal(sys.stdin):  # typed at a prompt with no TEXT: say so rather than wait silently
         click.echo(STDIN_JSONL_HINT if jsonl else STDIN_HINT, err=True)
-    lines = [_argv_text(text) for text in texts] if texts else _stdin_lines()
-    for result in predict_records(model, records_from_lines(lines, jsonl), batch_size=batch_size, top_k=top_k):
+    lines = texts or _stdin_lines()  # records_from_lines decodes argv's undecodable bytes
+    records = records_from_lines(lines, jsonl, model.task)
+    for result in predict_records(model, records, batch_size=batch_size, top_k=top_k):
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 

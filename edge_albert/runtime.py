@@ -289,20 +289,26 @@ class ModelSession:
         if length > self.max_seq_len:
             raise ValueError(f"batch length {length} exceeds the model's maximum {self.max_seq_len}")
         target = self.padded_length(max(length, 1))
-        feed = {
-            INPUT_IDS: _pad_to(input_ids, target, self.pad_id),
-            ATTENTION_MASK: _pad_to(attention_mask, target, 0),
-            TOKEN_TYPE_IDS: _pad_to(token_type_ids, target, 0),
-        }
         if rows == 0:
             return {}
-        if self.dynamic_batch:
-            outputs = self._invoke({**feed, **self.constant_inputs})
-        else:
-            per_row = [self._invoke({**{k: v[i:i + 1] for k, v in feed.items()}, **self.constant_inputs})
-                       for i in range(rows)]
-            outputs = {name: np.concatenate([o[name] for o in per_row], axis=0) for name in per_row[0]}
+        outputs = self.run_padded(_pad_to(input_ids, target, self.pad_id), _pad_to(attention_mask, target, 0),
+                                  _pad_to(token_type_ids, target, 0))
         return {name: value[:, :length] if name in self.sequence_outputs else value for name, value in outputs.items()}
+
+    def run_padded(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+                   token_type_ids: np.ndarray) -> Dict[str, np.ndarray]:
+        """Run int32 [rows >= 1, padded_length(length)] arrays as they are; sequence outputs keep the padded width.
+
+        For callers that pad once, straight to the width the model runs at (tasks.BundleModel.run_encoded).
+        """
+        feed = {INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask, TOKEN_TYPE_IDS: token_type_ids}
+        if self.constant_inputs:
+            feed.update(self.constant_inputs)
+        if self.dynamic_batch:
+            return self._invoke(feed)
+        per_row = [self._invoke({k: v[i:i + 1] if k in INPUT_NAMES else v for k, v in feed.items()})
+                   for i in range(input_ids.shape[0])]
+        return {name: np.concatenate([o[name] for o in per_row], axis=0) for name in per_row[0]}
 
     def _invoke(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         shape = tuple(feed[INPUT_IDS].shape)
