@@ -8,12 +8,12 @@ the exact token count. The runtime path is `TextClassifier.predict(text)`, one t
 returning a Prediction (label, score, every label's probability). Both use the same texts (SST-2
 dev), the same backend and thread count, and the same model file, each with its own interpreter.
 
-Rounds alternate the order (raw first, then runtime first, ...) so a busy spell of a shared
-machine hits both alike; each round gives a mean per text for each path, and the report is the
-median over rounds with the spread (min-max) of the difference and ratio across rounds. The raw
-path runs at the exact length, the runtime at its length bucket (8, 16, 32, ...), so the
-difference includes the model's extra work on padding; the report also times the raw path at the
-bucket length to separate the two. Writes JSON and Markdown (with the CPU flags) to --out.
+Each text runs through every path back to back (the order turning from text to text), so a busy
+spell of a shared machine hits the paths of one text alike; the overhead is the median over texts
+of those paired differences, per round, and the report gives the median over rounds and the range
+(min-max) across rounds. The raw path runs at the exact length, the runtime at its length bucket
+(8, 16, 32, ...), so the difference includes the model's extra work on padding; the raw path is
+also timed at the bucket length to separate the two. Writes JSON and Markdown (with the CPU flags) to --out.
 """
 
 from __future__ import annotations
@@ -73,12 +73,19 @@ def raw_path(model: TextClassifier, threads: int, bucketed: bool) -> Callable[[s
     return run
 
 
-def time_path(run: Callable[[str], object], texts: Sequence[str]) -> float:
-    """Mean milliseconds per text over one pass."""
-    started = time.perf_counter()
-    for text in texts:
-        run(text)
-    return (time.perf_counter() - started) * 1000 / len(texts)
+def time_round(paths: Dict[str, Callable[[str], object]], texts: Sequence[str], number: int) -> Dict[str, np.ndarray]:
+    """Milliseconds per text and path: each text runs through every path back to back, the order turning
+    with each text, so a busy spell of a shared machine hits the paths of one text alike."""
+    names = list(paths)
+    times = {name: np.empty(len(texts)) for name in names}
+    clock = time.perf_counter
+    for index, text in enumerate(texts):
+        shift = (index + number) % len(names)
+        for name in names[shift:] + names[:shift]:
+            started = clock()
+            paths[name](text)
+            times[name][index] = (clock() - started) * 1000
+    return times
 
 
 def main(argv=None) -> int:
@@ -105,26 +112,26 @@ def main(argv=None) -> int:
     for run in paths.values():  # warm up: every length bucket allocated once
         for text in texts[:50]:
             run(text)
-    rounds: Dict[str, List[float]] = {name: [] for name in paths}
-    names = list(paths)
+    per_text: Dict[str, List[np.ndarray]] = {name: [] for name in paths}
     for number in range(args.rounds):
-        order = names if number % 2 == 0 else names[::-1]
-        for name in order:
-            rounds[name].append(time_path(paths[name], texts))
-        print(f"round {number + 1}/{args.rounds}: " + ", ".join(f"{n} {rounds[n][-1]:.3f} ms" for n in names),
-              file=sys.stderr)
-    runtime, raw, bucketed = (np.array(rounds[n]) for n in ("runtime", "raw", "raw_bucketed"))
-    summary = {
-        name: {"median_ms": float(np.median(values)), "min_ms": float(values.min()), "max_ms": float(values.max())}
-        for name, values in (("runtime", runtime), ("raw", raw), ("raw_bucketed", bucketed))
-    }
-    for name, values in (("overhead_ms", runtime - raw), ("overhead_over_bucketed_ms", runtime - bucketed),
-                         ("ratio", runtime / raw)):
-        summary[name] = {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
+        times = time_round(paths, texts, number)
+        for name in paths:
+            per_text[name].append(times[name])
+        print(f"round {number + 1}/{args.rounds}: " + ", ".join(
+            f"{name} {np.median(times[name]):.3f} ms" for name in paths), file=sys.stderr)
+    runtime, raw, bucketed = (np.stack(per_text[n]) for n in ("runtime", "raw", "raw_bucketed"))  # [rounds, texts]
+    # Per round: the median over texts of each path, and of the paired (same text, back to back) differences.
+    rounds = {name: np.median(values, axis=1) for name, values in
+              (("runtime", runtime), ("raw", raw), ("raw_bucketed", bucketed),
+               ("overhead_ms", runtime - raw), ("overhead_over_bucketed_ms", runtime - bucketed))}
+    rounds["ratio"] = rounds["runtime"] / rounds["raw"]
+    summary = {name: {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
+               for name, values in rounds.items()}
     result = {
         "command": "python benchmarks/runtime_overhead.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "bundle": str(args.bundle), "backend": str(model.session.backend), "threads": args.threads,
-        "texts": len(texts), "rounds": args.rounds, "per_round_ms": rounds, "summary": summary,
+        "texts": len(texts), "rounds": args.rounds,
+        "per_round": {name: values.tolist() for name, values in rounds.items()}, "summary": summary,
         "machine": machine_info(), "cpu_flags": _cpu_flags(),
     }
     print(json.dumps(summary, indent=1))
@@ -148,7 +155,7 @@ def _cpu_flags() -> str:
 def markdown(result: dict) -> str:
     s = result["summary"]
     m = result["machine"]
-    rows = [f"| {name} | {s[name]['median_ms']:.3f} | {s[name]['min_ms']:.3f}-{s[name]['max_ms']:.3f} |"
+    rows = [f"| {name} | {s[name]['median']:.3f} | {s[name]['min']:.3f}-{s[name]['max']:.3f} |"
             for name in ("runtime", "raw", "raw_bucketed")]
     return "\n".join([
         f"# Runtime overhead per text ({result['texts']} texts x {result['rounds']} rounds, {result['threads']} threads)",
@@ -156,8 +163,8 @@ def markdown(result: dict) -> str:
         f"`{result['command']}`", "",
         f"{result['backend']}; {m.get('cpu_model')}, {m.get('cores')} cores, load average {m.get('load_average')}",
         "",
-        "| path | median ms/text over rounds | range |", "|---|---|---|", *rows, "",
-        f"runtime - raw (exact length): median {s['overhead_ms']['median']:.3f} ms "
+        "| path | ms per text (median over rounds of the median over texts) | range over rounds |", "|---|---|---|", *rows, "",
+        f"runtime - raw (exact length), paired per text: median {s['overhead_ms']['median']:.3f} ms "
         f"(rounds {s['overhead_ms']['min']:.3f} to {s['overhead_ms']['max']:.3f}); ratio {s['ratio']['median']:.3f} "
         f"({s['ratio']['min']:.3f} to {s['ratio']['max']:.3f})",
         f"runtime - raw at the runtime's length bucket: median {s['overhead_over_bucketed_ms']['median']:.3f} ms "
