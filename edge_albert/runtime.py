@@ -25,6 +25,9 @@ import numpy as np
 from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS
 from .errors import RuntimeBackendError, setting_error_type
 from .extras import WHEEL
+from importlib import metadata
+from .verbosity import is_verbose
+from .tflite_check import check_model_file
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 SIGNATURE = SIGNATURE_NAME
@@ -64,7 +67,6 @@ def _import_backend(name: str) -> Backend:
 
 
 def _package_version(distribution: str) -> str:
-    from importlib import metadata
 
     try:
         return metadata.version(distribution)
@@ -115,7 +117,6 @@ def native_logs_silenced():
     LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++ when an
     interpreter is created and has no setting to turn it off; Python's sys.stderr cannot catch it.
     """
-    from .verbosity import is_verbose
 
     if is_verbose():
         yield
@@ -246,8 +247,6 @@ class ModelSession:
         return RuntimeBackendError(f"{self.backend} cannot run {self.model_path}: {detail}; {need}")
 
     def _create(self, weight_cache):
-        from .tflite_check import check_model_file
-
         check_model_file(self.model_path)  # the interpreter trusts the flatbuffer; a crafted one can crash it
         refusal = runtime_refusal(self.backend, self.min_runtime)
         if refusal:
