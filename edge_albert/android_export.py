@@ -33,6 +33,9 @@ from .bundle import MANIFEST_FILE, MODEL_FILE, Bundle, load_bundle, sha256_of_fi
 from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS, task_contract
 from .errors import BundleError, RuntimeBackendError
 from .quantization import GRAPH_FORMS, LOOP, MODES, UNROLLED
+from .runtime import create_interpreter
+from .tflite_check import check_model_file
+from .runtime import native_logs_silenced
 
 ANDROID_FORMAT = "edge-albert-android"
 VOCAB_FORMAT = "edge-albert-android-vocab"
@@ -415,9 +418,6 @@ def _carry_over(source: Path, destination: Path, top: bool = True) -> None:
 
 
 def _load_interpreter(model_path: Path):
-    from .runtime import create_interpreter
-    from .tflite_check import check_model_file
-
     check_model_file(model_path)
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -471,7 +471,6 @@ def _run(interpreter, feed: Dict[str, np.ndarray], names: Dict[int, str], output
         array = feed[names[position]]
         if list(detail["shape"]) != list(array.shape):
             interpreter.resize_tensor_input(detail["index"], list(array.shape))
-    from .runtime import native_logs_silenced
 
     with native_logs_silenced():  # the first allocation applies the XNNPACK delegate, which logs
         interpreter.allocate_tensors()

@@ -25,6 +25,13 @@ from .errors import EdgeAlbertError, ServeError
 from .extras import install_hint
 from .finetune_config import FinetuneConfig
 from .serve import options as serving
+from .verbosity import set_verbose
+import json
+from .errors import BundleError
+import time
+from pathlib import Path
+from .atomic import check_writable_file
+from .lifetime import Terminated, end_by_signal, ending_signals_interrupt
 
 
 def reports_errors(command):
@@ -32,8 +39,6 @@ def reports_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from .lifetime import Terminated, end_by_signal, ending_signals_interrupt
-
         try:
             with ending_signals_interrupt():  # SIGTERM/SIGHUP clean up as Ctrl-C does, then end by that signal
                 return command(*args, **kwargs)
@@ -100,14 +105,6 @@ TRUSTED_KEY_HELP = ("Public key (edge-albert keygen) the bundle must be signed w
                     "$EDGE_ALBERT_TRUSTED_KEY when set.")
 
 
-def _argv_text(text: str) -> str:
-    """An argument as text: bytes that are not UTF-8 (kept by Python as surrogates) become U+FFFD."""
-    try:
-        return os.fsencode(text).decode("utf-8", errors="replace")
-    except UnicodeError:
-        return text.encode("utf-8", errors="replace").decode("utf-8")
-
-
 def _stdin_lines():
     """stdin as UTF-8 lines: undecodable bytes become U+FFFD, and \\r, \\n and \\r\\n all end a line."""
     buffer = getattr(sys.stdin, "buffer", None)
@@ -136,7 +133,6 @@ def runtime_options(command):
 @click.option("-v", "--verbose", is_flag=True, help="Show the libraries' own logs (TensorFlow, LiteRT, transformers).")
 def main(verbose: bool) -> None:
     """Convert fine-tuned ALBERT checkpoints to TensorFlow Lite bundles and run them on edge devices."""
-    from .verbosity import set_verbose
 
     if not _stdout_is_open():
         click.echo("error: standard output is closed; redirect it to a file or to /dev/null instead", err=True)
@@ -155,7 +151,6 @@ def main(verbose: bool) -> None:
 def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, batch_size: int, exit_value,
             trusted_key) -> None:
     """Predict with BUNDLE: TEXT arguments, else one text per stdin line; JSON lines out."""
-    import json
 
     from .predict import predict_records, records_from_lines
     from .tasks import load_model
@@ -166,8 +161,9 @@ def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, bat
     # Read lazily: results stream out as lines arrive.
     if not texts and _is_terminal(sys.stdin):  # typed at a prompt with no TEXT: say so rather than wait silently
         click.echo(STDIN_JSONL_HINT if jsonl else STDIN_HINT, err=True)
-    lines = [_argv_text(text) for text in texts] if texts else _stdin_lines()
-    for result in predict_records(model, records_from_lines(lines, jsonl), batch_size=batch_size, top_k=top_k):
+    lines = texts or _stdin_lines()  # records_from_lines decodes argv's undecodable bytes
+    records = records_from_lines(lines, jsonl, model.task)
+    for result in predict_records(model, records, batch_size=batch_size, top_k=top_k):
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
@@ -184,7 +180,6 @@ def _is_terminal(stream) -> bool:
 
 
 def _set_exit_value(model, value: float) -> None:
-    from .errors import BundleError
 
     if not hasattr(model, "set_exit_value"):
         raise BundleError(f"--exit-value applies to early-exit text-classification bundles, not {model.task}")
@@ -251,7 +246,6 @@ def serve_ray(bundles, address, host, port, replicas, token_file, allow_unauthen
 
 def _progress_printer():
     """Stage messages on stderr with the elapsed time, so long conversions show where they are."""
-    import time
 
     started = time.perf_counter()
 
@@ -326,7 +320,6 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
 @reports_errors
 def inspect(bundle, as_json):
     """Show BUNDLE's manifest and the size breakdown of its model (embeddings / shared layer / head)."""
-    import json
 
     from .bundle import load_bundle
     from .report import inspection_text
@@ -588,10 +581,7 @@ def export_android(bundle, assets_dir, overwrite, trusted_key):
 def evaluate(bundle, data, text_column, text_pair_column, label_column, reference_dir, json_out, threads, backend,
              batch_size, exit_value, trusted_key):
     """Score BUNDLE on labelled DATA: accuracy, macro P/R/F1, confusion (TSV/CSV/JSONL); EM/F1 (SQuAD JSON)."""
-    import json
-    from pathlib import Path
 
-    from .atomic import check_writable_file
     from .evaluate import evaluate_bundle, report_text
 
     if json_out:
@@ -637,7 +627,6 @@ def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max
     from . import bench as measure
     from .runtime import check_batch
 
-    from .atomic import check_writable_file
 
     for written in (json_out, markdown_out, plot_out):
         if written:
@@ -667,8 +656,6 @@ def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max
 
 
 def _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key) -> None:
-    import json
-    from pathlib import Path
 
     from .bench import run_texts_benchmark, texts_result_text
     from .tasks import TextClassifier, load_model
@@ -688,7 +675,6 @@ def _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_val
 
 def _read_texts(path: str, labels) -> list:
     """Texts of a labelled TSV/CSV/JSONL file (its text column), else one text per line."""
-    from pathlib import Path
 
     if Path(path).suffix.lower() in (".tsv", ".csv", ".jsonl"):
         from .evaluate import load_eval_data

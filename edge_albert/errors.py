@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Callable, Optional, Sequence
+import math
 
 
 class EdgeAlbertError(Exception):
@@ -116,7 +117,6 @@ def check_number(value, name: str, *, low: Optional[float] = None, high: Optiona
 
     NaN and infinity fail every bound, so `epochs=nan` is refused like `epochs=-1`; bools are not numbers.
     """
-    import math
 
     kinds = (int,) if integer else (int, float)
     ok = not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value)

@@ -28,6 +28,9 @@ from .device_options import DEFAULT_BATCH_SIZE
 from .early_exit import call_distribution, describe_calls
 from .errors import DataError, EdgeAlbertError
 from .tasks import BundleModel, QuestionAnswerer, TextClassifier, load_model
+from .bundle import sha256_of_file
+from .tokenizer import clean_text
+from .report import format_table
 
 EVALUATED_TASKS = ("text-classification", "question-answering")
 Progress = Callable[[str], None]
@@ -233,7 +236,6 @@ def load_eval_data(
         raise EdgeAlbertError(f"evaluation supports {' and '.join(EVALUATED_TASKS)} models, not {task}")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    from .bundle import sha256_of_file
 
     digest = sha256_of_file(path)
     if task == "question-answering":
@@ -315,7 +317,6 @@ def _squad_question(qa, context: str, raw: str, path: Path, where: str) -> Squad
     texts = tuple(x["text"] for x in answers)
     if not impossible and not any(normalize_answer(t) for t in texts):
         raise DataError(f"{place} has no answer but is not marked \"is_impossible\": true")
-    from .tokenizer import clean_text  # lone surrogates ("\\ud800") would break the report's UTF-8
 
     return SquadQuestion(clean_text(qid), clean_text(question), clean_text(context),
                          () if impossible else tuple(clean_text(t) for t in texts), impossible, line)
@@ -463,7 +464,6 @@ def report_text(report: EvaluationReport) -> str:
 
     Metrics are percentages with two decimals (80.96%), as convert's accuracy table prints them.
     """
-    from .report import format_table
 
     m = report.metrics
     lines = [f"model:  {report.model}", f"data:   {report.data} ({report.n} examples)"]

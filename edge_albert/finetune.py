@@ -41,6 +41,7 @@ from .tokenizer_training import (CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_PIECES
 from .hub import resolve_checkpoint
 from .training import (EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, save_checkpoint,
                        training_arguments)
+from .errors import CheckpointError
 
 
 # --------------------------------------------------------------------------- training
@@ -346,7 +347,6 @@ def _copy_tokenizer_files(source: Path, target: Path) -> None:
 def _check_init_from(checkpoint_dir) -> None:
     """init_from must be a sequence-classification checkpoint convert could read: one line naming the setting."""
     from .hf.checkpoint import load_checkpoint
-    from .errors import CheckpointError
 
     try:
         architecture = load_checkpoint(checkpoint_dir).architecture

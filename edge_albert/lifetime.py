@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from typing import Iterator, Optional
+import ctypes
 
 ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 PR_SET_PDEATHSIG = 1
@@ -66,7 +67,6 @@ def die_with_parent(parent_pid: Optional[int]) -> None:
     """
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)

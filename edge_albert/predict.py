@@ -18,26 +18,40 @@ TEXT_FIELDS = ("text", "text_pair", "question", "context")
 EXAMPLE = '{"text": "..."}'
 
 
-def records_from_lines(lines: Iterable[str], jsonl: bool) -> Iterator[dict]:
-    """One record per line: the line itself as `text`, or (with `jsonl`) a JSON object.
+def records_from_lines(lines: Iterable[str], jsonl: bool, task: Optional[str] = None) -> Iterator[dict]:
+    """One record per line: the line itself as `text`, or (with `jsonl`) a JSON object, checked once here
+    (for the bundle's `task` when given), so a batch never holds a record that cannot run.
 
-    Lone surrogates (undecodable input bytes, JSON "\\ud800") become U+FFFD in texts and ids, so
-    such a line is predicted like any other and its echo can be written as UTF-8.
+    Texts are cleaned here, once: undecodable bytes (argv's surrogate escapes) and lone surrogates (JSON
+    "\\ud800") become U+FFFD in texts and ids, so such a line is predicted like any other and its echo can
+    be written as UTF-8.
     """
     for number, line in enumerate(lines, start=1):
         line = line[:-1] if line.endswith("\n") else line
         line = line[:-1] if line.endswith("\r") else line
         if not jsonl:
-            yield {"text": clean_text(line)}
+            yield {"text": decoded_text(line)}
             continue
         if not line.strip():
             continue  # blank lines between JSON objects are not records
         record = parse_json(line, f"input line {number}")
-        check_record(record, f"input line {number}")
+        check_record(record, f"input line {number}", task)
         for key in TEXT_FIELDS + ("id",):
             if isinstance(record.get(key), str):
                 record[key] = clean_text(record[key])
         yield record
+
+
+def decoded_text(text: str) -> str:
+    """A line read from argv or a byte stream, its undecodable bytes (surrogate escapes) decoded as UTF-8 does
+    with errors="replace"; other lone surrogates become U+FFFD as in `clean_text`."""
+    cleaned = clean_text(text)
+    if cleaned is text:
+        return text
+    try:
+        return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return cleaned
 
 
 def parse_json(text: Union[str, bytes], where: str) -> object:
@@ -59,8 +73,9 @@ def parse_json(text: Union[str, bytes], where: str) -> object:
                         "ids and fields must be strings or ordinary numbers") from None
 
 
-def check_record(record: object, where: str) -> None:
-    """Refuse a record that is not an object with string `text` or `question` + `context` fields.
+def check_record(record: object, where: str, task: Optional[str] = None) -> None:
+    """Refuse a record that is not an object with string `text` or `question` + `context` fields, or (with
+    `task`) one the bundle's task cannot use, before it joins a batch with other records.
 
     `where` names the record in the message ("input line 3" for the CLI, "record 3" for the server),
     so both report a bad record with the same words.
@@ -77,15 +92,20 @@ def check_record(record: object, where: str) -> None:
     if has_qa and len(record["context"]) > MAX_QA_CONTEXT_CHARS:
         raise DataError(f"{where}: 'context' has {len(record['context']):,} characters; question answering reads "
                         f"at most {MAX_QA_CONTEXT_CHARS:,} per context: split the document")
+    if task is not None:
+        _check_task(record, task)
 
 
-def check_record_for_task(record: dict, task: str) -> None:
-    """Refuse a record the bundle's task cannot use, before it joins a batch with other records."""
+def _check_task(record: dict, task: str) -> None:
     if task == "question-answering":
-        if not ("question" in record and "context" in record) and "text_pair" not in record:
+        if not has_text_pair_or_qa(record):
             raise DataError("a question-answering bundle needs records with 'question' and 'context'")
     elif "text" not in record:
         raise DataError("this bundle needs records with a 'text' field")
+
+
+def has_text_pair_or_qa(record: dict) -> bool:
+    return ("question" in record and "context" in record) or "text_pair" in record
 
 
 def _batches(records: Iterable[dict], size: int) -> Iterator[List[dict]]:
@@ -111,7 +131,7 @@ def _batches(records: Iterable[dict], size: int) -> Iterator[List[dict]]:
 
 def predict_records(model: BundleModel, records: Iterable[dict], batch_size: int = 32,
                     top_k: Optional[int] = None) -> Iterator[dict]:
-    """Yield one result dict per record, in input order."""
+    """Yield one result dict per record (checked by `check_record` for the model's task), in input order."""
     for batch in _batches(records, max(1, batch_size)):
         yield from predict_batch(model, batch, top_k)
 
@@ -131,12 +151,15 @@ def predict_batch(model: BundleModel, batch: List[dict], top_k: Optional[int] = 
             elif "text_pair" in record:
                 questions.append(record["text"])
                 contexts.append(record["text_pair"])
-            else:
-                check_record_for_task(record, model.task)
+            else:  # records are checked where they are read (check_record); this one was not
+                _check_task(record, model.task)
         results = model.predict(questions, contexts)
         echo = ("id", "question") if echo_inputs else ("id",)
         return [_output(record, result.to_dict(top_k), echo) for record, result in zip(batch, results)]
-    texts = [_text_of(record) for record in batch]
+    try:
+        texts = [record["text"] for record in batch]
+    except KeyError:  # records are checked where they are read (check_record); this one was not
+        raise DataError("this bundle needs records with a 'text' field") from None
     if isinstance(model, TextClassifier) and any("text_pair" in record for record in batch):
         results = [None] * len(batch)
         paired = [i for i, record in enumerate(batch) if "text_pair" in record]
@@ -149,11 +172,6 @@ def predict_batch(model: BundleModel, batch: List[dict], top_k: Optional[int] = 
         results = model.predict(texts)
     echo = ("id", "text") if echo_inputs else ("id",)
     return [_output(record, result.to_dict(top_k), echo) for record, result in zip(batch, results)]
-
-
-def _text_of(record: dict) -> str:
-    check_record_for_task(record, "text")
-    return record["text"]
 
 
 def _output(record: dict, result: dict, echo: tuple) -> dict:

@@ -25,6 +25,9 @@ import numpy as np
 from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS
 from .errors import RuntimeBackendError, setting_error_type
 from .extras import WHEEL
+from importlib import metadata
+from .verbosity import is_verbose
+from .tflite_check import check_model_file
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 SIGNATURE = SIGNATURE_NAME
@@ -64,7 +67,6 @@ def _import_backend(name: str) -> Backend:
 
 
 def _package_version(distribution: str) -> str:
-    from importlib import metadata
 
     try:
         return metadata.version(distribution)
@@ -115,7 +117,6 @@ def native_logs_silenced():
     LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++ when an
     interpreter is created and has no setting to turn it off; Python's sys.stderr cannot catch it.
     """
-    from .verbosity import is_verbose
 
     if is_verbose():
         yield
@@ -246,8 +247,6 @@ class ModelSession:
         return RuntimeBackendError(f"{self.backend} cannot run {self.model_path}: {detail}; {need}")
 
     def _create(self, weight_cache):
-        from .tflite_check import check_model_file
-
         check_model_file(self.model_path)  # the interpreter trusts the flatbuffer; a crafted one can crash it
         refusal = runtime_refusal(self.backend, self.min_runtime)
         if refusal:
@@ -289,20 +288,26 @@ class ModelSession:
         if length > self.max_seq_len:
             raise ValueError(f"batch length {length} exceeds the model's maximum {self.max_seq_len}")
         target = self.padded_length(max(length, 1))
-        feed = {
-            INPUT_IDS: _pad_to(input_ids, target, self.pad_id),
-            ATTENTION_MASK: _pad_to(attention_mask, target, 0),
-            TOKEN_TYPE_IDS: _pad_to(token_type_ids, target, 0),
-        }
         if rows == 0:
             return {}
-        if self.dynamic_batch:
-            outputs = self._invoke({**feed, **self.constant_inputs})
-        else:
-            per_row = [self._invoke({**{k: v[i:i + 1] for k, v in feed.items()}, **self.constant_inputs})
-                       for i in range(rows)]
-            outputs = {name: np.concatenate([o[name] for o in per_row], axis=0) for name in per_row[0]}
+        outputs = self.run_padded(_pad_to(input_ids, target, self.pad_id), _pad_to(attention_mask, target, 0),
+                                  _pad_to(token_type_ids, target, 0))
         return {name: value[:, :length] if name in self.sequence_outputs else value for name, value in outputs.items()}
+
+    def run_padded(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+                   token_type_ids: np.ndarray) -> Dict[str, np.ndarray]:
+        """Run int32 [rows >= 1, padded_length(length)] arrays as they are; sequence outputs keep the padded width.
+
+        For callers that pad once, straight to the width the model runs at (tasks.BundleModel.run_encoded).
+        """
+        feed = {INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask, TOKEN_TYPE_IDS: token_type_ids}
+        if self.constant_inputs:
+            feed.update(self.constant_inputs)
+        if self.dynamic_batch:
+            return self._invoke(feed)
+        per_row = [self._invoke({k: v[i:i + 1] if k in INPUT_NAMES else v for k, v in feed.items()})
+                   for i in range(input_ids.shape[0])]
+        return {name: np.concatenate([o[name] for o in per_row], axis=0) for name in per_row[0]}
 
     def _invoke(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         shape = tuple(feed[INPUT_IDS].shape)

@@ -23,6 +23,7 @@ from typing import Optional, Tuple, Union
 
 from .atomic import check_writable_file
 from .errors import BundleError, EdgeAlbertError
+import subprocess
 
 SIGNATURE_FILE = "manifest.sig"
 SIGNATURE_FORMAT = "edge-albert-signature"
@@ -69,7 +70,6 @@ def committable_in(path: PathLike) -> Optional[Path]:
 
     Asks `git check-ignore`; without git, any .git above the path counts as a working tree.
     """
-    import subprocess
 
     path = Path(path).resolve()
     root = next((parent for parent in path.parents if (parent / ".git").exists()), None)

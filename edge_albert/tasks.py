@@ -194,19 +194,34 @@ class BundleModel:
         Rows run batch by batch, shortest together, so that each batch is padded only to its own
         longest row (then to a length bucket); positions past a row's length hold zeros.
         """
+        session = self.session
+        if encoded.length > session.max_seq_len:
+            raise ValueError(f"batch length {encoded.length} exceeds the model's maximum {session.max_seq_len}")
+        if encoded.num_rows == 0:
+            return {}
+        if encoded.num_rows <= self.batch_size:  # one batch (one text per call): no sorting, no scattering
+            return self._run_rows(encoded, range(encoded.num_rows), encoded.length)
         outputs: Dict[str, np.ndarray] = {}
-        order = np.argsort(encoded.lengths(), kind="stable")
+        lengths = encoded.lengths()
+        order = np.argsort(lengths, kind="stable")
         for start in range(0, len(order), self.batch_size):
             picked = order[start:start + self.batch_size]
-            batch = encoded.rows(picked)
-            for name, value in self.session.run(batch.input_ids, batch.attention_mask, batch.token_type_ids).items():
+            for name, value in self._run_rows(encoded, picked, int(lengths[picked].max())).items():
                 if name not in outputs:
-                    shape = (encoded.num_rows,) + ((encoded.length,) if name in self.session.sequence_outputs else ())
+                    shape = (encoded.num_rows,) + ((encoded.length,) if name in session.sequence_outputs else ())
                     outputs[name] = np.zeros(shape + value.shape[len(shape):], dtype=value.dtype)
-                if name in self.session.sequence_outputs:
+                if name in session.sequence_outputs:
                     outputs[name][picked, :value.shape[1]] = value
                 else:
                     outputs[name][picked] = value
+        return outputs
+
+    def _run_rows(self, encoded: Encoded, rows: Sequence[int], length: int) -> Dict[str, np.ndarray]:
+        """Outputs of `rows`, padded once to the model's width for `length` tokens; sequence outputs cut to `length`."""
+        session = self.session
+        outputs = session.run_padded(*encoded.batch(rows, session.padded_length(max(length, 1))))
+        for name in session.sequence_outputs.intersection(outputs):
+            outputs[name] = outputs[name][:, :length]
         return outputs
 
 
@@ -267,9 +282,9 @@ class TextClassifier(BundleModel):
         else:
             probabilities = softmax(logits.astype(np.float64))
         best = int(np.argmax(probabilities))
-        scores = {label: float(p) for label, p in zip(labels, probabilities)}
-        return Prediction(label=labels[best], score=float(probabilities[best]), scores=scores, truncated=truncated,
-                          layer_calls=layer_calls)
+        values = probabilities.tolist()  # Python floats, as float(p) gives
+        return Prediction(label=labels[best], score=values[best], scores=dict(zip(labels, values)),
+                          truncated=truncated, layer_calls=layer_calls)
 
 
 class QuestionAnswerer(BundleModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from functools import cached_property
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -34,51 +34,91 @@ _CUT_POINT = re.compile(r"[ \t\n\r]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-@dataclass
 class Encoded:
     """A tokenized batch: one row per model input (an example can overflow into several rows).
 
-    Arrays are int32 [rows, length], padded on the right to the longest row (transformers'
-    `padding=True`). `offsets`, `sequence_ids` and `word_ids` are per row and per token, with
-    character offsets into the text of that token's sequence (0 = text, 1 = text_pair); special
-    and padding tokens have offset (0, 0) and sequence id None.
+    Rows are kept as the tokenizer returned them, unpadded; `batch(rows, width)` is the one padding
+    step on the way to the model, straight to the width the model runs at. The padded views
+    (`input_ids`, `attention_mask`, `token_type_ids`: int32 [rows, length], padded on the right to
+    the longest row, transformers' `padding=True`; `offsets`, `sequence_ids`, `word_ids` per row
+    and token, character offsets into the text of that token's sequence (0 = text, 1 = text_pair),
+    special and padding tokens with offset (0, 0) and sequence id None) are built on first use.
     """
 
-    input_ids: np.ndarray
-    attention_mask: np.ndarray
-    token_type_ids: np.ndarray
-    offsets: List[List[Offset]]
-    sequence_ids: List[List[Optional[int]]]
-    word_ids: List[List[Optional[int]]]
-    example_index: np.ndarray  # row -> index of the input it came from (overflow_to_sample_mapping)
-    truncated: List[bool]  # per input: some of its tokens are in no row
+    def __init__(self, encodings: Sequence, example_index: np.ndarray, truncated: List[bool], pad_id: int,
+                 pad_type_id: int = 0):
+        self.encodings = list(encodings)
+        self.example_index = example_index  # row -> index of the input it came from (overflow_to_sample_mapping)
+        self.truncated = truncated  # per input: some of its tokens are in no row
+        self.pad_id = pad_id
+        self.pad_type_id = pad_type_id
+        self._lengths = [len(encoding.ids) for encoding in self.encodings]
+        self._padded: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
 
     @property
     def num_rows(self) -> int:
-        return int(self.input_ids.shape[0])
+        return len(self.encodings)
 
     @property
     def length(self) -> int:
-        return int(self.input_ids.shape[1])
+        return max(self._lengths, default=0)
 
     def lengths(self) -> np.ndarray:
         """Number of real (unpadded) tokens per row."""
-        return self.attention_mask.sum(axis=1).astype(np.int64)
+        return np.asarray(self._lengths, dtype=np.int64)
+
+    def batch(self, rows: Sequence[int], width: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """input_ids, attention_mask and token_type_ids of `rows`, int32 [len(rows), width], padded on the right."""
+        shape = (len(rows), width)
+        input_ids = np.full(shape, self.pad_id, dtype=np.int32)
+        attention_mask = np.zeros(shape, dtype=np.int32)
+        token_type_ids = np.full(shape, self.pad_type_id, dtype=np.int32)
+        for i, row in enumerate(rows):
+            encoding = self.encodings[row]
+            n = self._lengths[row]
+            input_ids[i, :n] = encoding.ids
+            attention_mask[i, :n] = 1
+            token_type_ids[i, :n] = encoding.type_ids
+        return input_ids, attention_mask, token_type_ids
+
+    def _arrays(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._padded is None:
+            self._padded = self.batch(range(self.num_rows), self.length)
+        return self._padded
+
+    @property
+    def input_ids(self) -> np.ndarray:
+        return self._arrays()[0]
+
+    @property
+    def attention_mask(self) -> np.ndarray:
+        return self._arrays()[1]
+
+    @property
+    def token_type_ids(self) -> np.ndarray:
+        return self._arrays()[2]
+
+    def _per_token(self, field: str, pad) -> list:
+        width = self.length
+        return [list(getattr(encoding, field)) + [pad] * (width - n) for encoding, n in zip(self.encodings, self._lengths)]
+
+    @cached_property
+    def offsets(self) -> List[List[Offset]]:
+        return self._per_token("offsets", (0, 0))
+
+    @cached_property
+    def sequence_ids(self) -> List[List[Optional[int]]]:
+        return self._per_token("sequence_ids", None)
+
+    @cached_property
+    def word_ids(self) -> List[List[Optional[int]]]:
+        return self._per_token("word_ids", None)
 
     def rows(self, index: Union[slice, Sequence[int], np.ndarray]) -> "Encoded":
-        """A sub-batch of rows, re-padded to its own longest row (padding per batch)."""
+        """A sub-batch of rows, padded to its own longest row (padding per batch)."""
         picked = np.arange(self.num_rows)[index]
-        width = int(self.attention_mask[picked].sum(axis=1).max()) if len(picked) else 0
-        return Encoded(
-            input_ids=self.input_ids[picked, :width],
-            attention_mask=self.attention_mask[picked, :width],
-            token_type_ids=self.token_type_ids[picked, :width],
-            offsets=[self.offsets[i] for i in picked],
-            sequence_ids=[self.sequence_ids[i] for i in picked],
-            word_ids=[self.word_ids[i] for i in picked],
-            example_index=self.example_index[picked],
-            truncated=self.truncated,
-        )
+        return Encoded([self.encodings[i] for i in picked], self.example_index[picked], self.truncated,
+                       self.pad_id, self.pad_type_id)
 
 
 class AlbertTokenizer:
@@ -95,6 +135,7 @@ class AlbertTokenizer:
             raise BundleError("the tokenizer has no <pad> token and the manifest gives no pad_id")
         self.pad_id = int(pad_id)
         self.pad_type_id = int(pad_type_id)
+        self._truncation: Optional[tuple] = None  # what the tokenizer is set to: (max_length, stride, strategy)
 
     @classmethod
     def from_file(cls, path: Union[str, os.PathLike], pad_id: Optional[int] = None) -> "AlbertTokenizer":
@@ -118,7 +159,19 @@ class AlbertTokenizer:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without [CLS]/[SEP]."""
+        self._truncate(None)
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def _truncate(self, setting: Optional[tuple]) -> None:
+        """Set the tokenizer's truncation ((max_length, stride, strategy) or None), calling it only on a change."""
+        if setting == self._truncation:
+            return
+        if setting is None:
+            self._tokenizer.no_truncation()
+        else:
+            max_length, stride, strategy = setting
+            self._tokenizer.enable_truncation(max_length, stride=stride, strategy=strategy, direction="right")
+        self._truncation = setting
 
     def encode(
         self,
@@ -143,19 +196,15 @@ class AlbertTokenizer:
                 raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
         if truncation is True:  # transformers' spelling of the default strategy
             truncation = "longest_first"
-        if truncation and max_length is not None and not return_overflowing_tokens:
-            texts, text_pairs = self._precut(texts, text_pairs, max_length, truncation)
-        if truncation and max_length is not None:
-            if truncation not in TRUNCATION_STRATEGIES:
-                raise ValueError(f"truncation must be one of {TRUNCATION_STRATEGIES}, not {truncation!r}")
-            self._tokenizer.enable_truncation(max_length, stride=stride, strategy=truncation, direction="right")
-        else:
-            self._tokenizer.no_truncation()
-        inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
+        if truncation and max_length is not None and truncation not in TRUNCATION_STRATEGIES:
+            raise ValueError(f"truncation must be one of {TRUNCATION_STRATEGIES}, not {truncation!r}")
+        truncate = (max_length, stride, truncation) if truncation and max_length is not None else None
         try:
-            encodings = self._tokenizer.encode_batch(inputs, add_special_tokens=True) if inputs else []
-        finally:
-            self._tokenizer.no_truncation()
+            encodings = self._encode_all(texts, text_pairs, truncate, return_overflowing_tokens)
+        except TypeError:  # lone surrogates ("\\ud800", undecodable argv bytes): the tokenizer takes only UTF-8
+            encodings = self._encode_all([clean_text(t) for t in texts],
+                                         None if text_pairs is None else [clean_text(t) for t in text_pairs],
+                                         truncate, return_overflowing_tokens)
         rows, example_index, truncated = [], [], []
         for index, encoding in enumerate(encodings):
             truncated.append(bool(encoding.overflowing) and not return_overflowing_tokens)
@@ -165,7 +214,18 @@ class AlbertTokenizer:
                 for overflow in encoding.overflowing:
                     rows.append(overflow)
                     example_index.append(index)
-        return self._pad(rows, np.asarray(example_index, dtype=np.int64), truncated)
+        return Encoded(rows, np.asarray(example_index, dtype=np.int64), truncated, self.pad_id, self.pad_type_id)
+
+    def _encode_all(self, texts: List[str], pairs: Optional[List[str]], truncate: Optional[tuple],
+                    overflow: bool) -> list:
+        """One encoding per input; a single input skips encode_batch's thread-pool hand-off (same result)."""
+        if truncate is not None and not overflow:
+            texts, pairs = self._precut(texts, pairs, truncate[0], truncate[2])
+        self._truncate(truncate)
+        if len(texts) == 1:
+            return [self._tokenizer.encode(texts[0], None if pairs is None else pairs[0], add_special_tokens=True)]
+        inputs = texts if pairs is None else list(zip(texts, pairs))
+        return self._tokenizer.encode_batch(inputs, add_special_tokens=True) if inputs else []
 
     def _prefix_with_tokens(self, text: str, tokens_needed: int) -> str:
         """A prefix of `text` whose tokens are the first tokens of `text`, at least `tokens_needed` of them.
@@ -207,33 +267,21 @@ class AlbertTokenizer:
             cut_pairs.append(second)
         return cut_texts, cut_pairs
 
-    def _pad(self, rows, example_index: np.ndarray, truncated: List[bool]) -> Encoded:
-        width = max((len(row.ids) for row in rows), default=0)
-        shape = (len(rows), width)
-        input_ids = np.full(shape, self.pad_id, dtype=np.int32)
-        attention_mask = np.zeros(shape, dtype=np.int32)
-        token_type_ids = np.full(shape, self.pad_type_id, dtype=np.int32)
-        offsets, sequence_ids, word_ids = [], [], []
-        for i, row in enumerate(rows):
-            n = len(row.ids)
-            input_ids[i, :n] = row.ids
-            attention_mask[i, :n] = 1
-            token_type_ids[i, :n] = row.type_ids
-            padding = width - n
-            offsets.append(list(row.offsets) + [(0, 0)] * padding)
-            sequence_ids.append(list(row.sequence_ids) + [None] * padding)
-            word_ids.append(list(row.word_ids) + [None] * padding)
-        return Encoded(input_ids, attention_mask, token_type_ids, offsets, sequence_ids, word_ids, example_index,
-                       truncated)
-
     def shorten(self, text: str, max_tokens: int) -> Tuple[str, bool]:
         """Cut `text` so that it has at most `max_tokens` tokens, at a word boundary where one fits.
 
         Used for questions that would leave no room for the context (transformers' "only_second"
         truncation raises on them). Returns the kept prefix and whether anything was cut.
         """
-        text = self._prefix_with_tokens(_as_text(text), max(0, max_tokens) + 1)
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        text = _as_text(text)
+        try:
+            text = self._prefix_with_tokens(text, max(0, max_tokens) + 1)
+            self._truncate(None)
+            encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        except TypeError:  # lone surrogates, as in `encode`
+            if clean_text(text) == text:
+                raise
+            return self.shorten(clean_text(text), max_tokens)
         if len(encoding.ids) <= max_tokens:
             return text, False
         if max_tokens <= 0:
@@ -255,12 +303,13 @@ class AlbertTokenizer:
 
 
 def _as_text(value) -> str:
-    """The text to tokenize; lone surrogates (undecodable bytes from argv or a JSON "\\ud800") become U+FFFD."""
+    """The text to tokenize (None: empty). Lone surrogates are replaced only if the tokenizer refuses the text
+    (see `encode`), so texts cleaned where they were read are not scanned again."""
     if value is None:
         return ""
     if not isinstance(value, str):
         raise TypeError(f"expected a str to tokenize, got {type(value).__name__}")
-    return clean_text(value)
+    return value
 
 
 def clean_text(text: str) -> str:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
+from .verbosity import is_verbose
+import json
+import struct
 
 
 class EncodedDataset:
@@ -66,7 +69,6 @@ def accuracy_metric(prediction) -> dict:
 
 def show_progress() -> bool:
     """Progress bars only when asked (--verbose) or when a person watches a terminal."""
-    from .verbosity import is_verbose
 
     return is_verbose() or sys.stderr.isatty()
 
@@ -145,8 +147,6 @@ def save_checkpoint(model, out_dir: Path, save_dtype: str) -> None:
 def stored_float_dtype(checkpoint_dir) -> str:
     """"float16" when a checkpoint's model.safetensors stores its floating tensors in float16, else
     "float32" (bfloat16, float32, mixed, or a pytorch_model.bin): what save_checkpoint takes."""
-    import json
-    import struct
 
     path = Path(checkpoint_dir) / "model.safetensors"
     if not path.is_file():

@@ -17,6 +17,8 @@ from typing import Callable, Optional
 from ..errors import CompressionError, check_number
 from ..training import EncodedDataset, accuracy_metric, loss_trainer, training_arguments
 from .augment import NO_LABEL
+from types import SimpleNamespace
+import time
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,6 @@ def soft_target_loss(model, inputs, config: DistillConfig, multi_depth: bool = F
     the teacher and `convert --early-exit` can stop early. Rows without teacher logits (dev) get
     cross-entropy alone. Returns (loss, outputs), outputs None for the multi-depth training loss.
     """
-    from types import SimpleNamespace
 
     from ..hf.early_exit import depth_weights, per_call_logits
 
@@ -155,7 +156,6 @@ def make_soft_target_trainer(student, train: EncodedDataset, dev: Optional[Encod
     """A Trainer on rows that carry their teacher's logits (make_trainer's recipe, without a teacher model)."""
     from transformers import DataCollatorWithPadding, TrainerCallback
 
-    import time
 
     class LogEpochs(TrainerCallback):
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):

@@ -30,6 +30,7 @@ from .augment import NOT_IMPLEMENTED, augment_examples, mask_token_of
 from .importance import IMPORTANCE_METHOD
 from .options import CompressOptions
 from .plan import CompressionPlan, choose_plan, compute_ratio
+import platform
 
 PROVENANCE_FILE = "compression.json"
 
@@ -349,7 +350,6 @@ def _effective_parameters(model) -> int:
 
 
 def _versions() -> dict:
-    import platform
 
     import torch
     import transformers

@@ -45,6 +45,7 @@ from ..hf.quiet import require_workstation
 from ..hf.reference import load_reference_model, load_reference_runner
 from .tflite import ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, verify_variant
+from dataclasses import replace
 
 Progress = Callable[[str], None]
 # The libraries convert needs; on the light (device) install it says which extra to add instead.
@@ -489,7 +490,6 @@ def _judge_agreement_on_eval_data(check: VariantCheck, gate: AccuracyGate) -> Va
     """
     if check.tolerance is not None or gate.agreement is None:
         return check
-    from dataclasses import replace
 
     passed = gate.agreement >= MIN_LABEL_AGREEMENT and bool(np.isfinite(check.max_abs_diff))
     message = (

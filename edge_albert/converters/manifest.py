@@ -19,6 +19,7 @@ from ..quantization import LOOP, QuantizationMode
 from ..hf.checkpoint import AlbertCheckpoint
 from .tflite import FlatbufferInspection
 from .verify import VariantCheck
+from importlib import metadata
 
 # The config.json fields a manifest records about the source model.
 SOURCE_CONFIG_KEYS = (
@@ -114,7 +115,6 @@ def _output_shape(checkpoint: AlbertCheckpoint, name: str, input_shape: list) ->
 
 def _library_versions() -> dict:
     """Installed versions, read from package metadata: importing TensorFlow just for its version costs seconds."""
-    from importlib import metadata
 
     versions = {}
     for module_name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("torch", ("torch",)),

@@ -18,6 +18,15 @@ from ..contract import INPUT_NAMES
 from ..quantization import EMBEDDING_LOOKUP, FULLY_CONNECTED, QuantizationMode
 from ..hf.checkpoint import AlbertCheckpoint
 from ..hf.weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
+import signal
+import os
+import tempfile
+from pathlib import Path
+import json
+import subprocess
+import sys
+from ..verbosity import is_verbose
+import shutil
 
 SIZE_TOLERANCE = 1.03
 # Flatbuffer structure (op list, tensor table, signature, metadata) that does not scale with
@@ -182,10 +191,6 @@ class BackgroundConversion:
     """
 
     def __init__(self, jobs: Sequence[ConversionJob]):
-        import os
-        import tempfile
-        from pathlib import Path
-
         self.work = Path(tempfile.mkdtemp(prefix="edge-albert-convert-"))
         self.requests = []
         self.results_by_index: List[object] = [None] * len(jobs)
@@ -209,12 +214,7 @@ class BackgroundConversion:
         self._start()
 
     def _start(self) -> None:
-        import json
-        import os
-        import subprocess
-        import sys
 
-        from ..verbosity import is_verbose
 
         (self.work / REQUEST_FILE).write_text(json.dumps(self.pending))
         self.log_path = self.work / "worker.log"
@@ -254,7 +254,6 @@ class BackgroundConversion:
         return self.results_by_index
 
     def close(self) -> None:
-        import shutil
 
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
@@ -275,7 +274,6 @@ def start_conversion(jobs: Sequence[ConversionJob]) -> BackgroundConversion:
 
 def _worker_death(quantize: str, returncode: int, log_path) -> str:
     """One line for a worker that ended without a result: the signal, else its status and last log line."""
-    import signal
 
     if returncode < 0:
         try:

@@ -17,6 +17,7 @@ from ..quantization import MIN_LABEL_AGREEMENT, Parity, QuantizationMode
 from ..hf.checkpoint import AlbertCheckpoint
 from .graph import OUTPUT_NAMES
 from ..hf.reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
+from dataclasses import replace
 
 # Each mode's parity rule (absolute tolerance or label agreement) and the tolerance recorded for
 # devices come from the modes table (edge_albert/quantization.py).
@@ -277,7 +278,6 @@ def verify_early_exit(
     this also proves a row keeps its own exit while the loop runs on for the others). Quantized
     ones may legitimately flip a borderline exit; their agreement is recorded, the labels gate.
     """
-    from dataclasses import replace
 
     fed = [{**batch, **rule.feed()} for batch in batches]
     candidate = tflite_outputs(model_bytes, fed, ("logits", CALLS_OUTPUT))

@@ -27,6 +27,13 @@ from .app import ERROR_KINDS, OPEN_PATHS
 from .openapi import openapi_schema
 from .options import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TEXTS, DEFAULT_REPLICAS, RAY_DEFAULT_PORT
 from .protocol import RequestTooLarge, parse_predict_request, response_body, run_batch
+from ..verbosity import is_verbose
+import logging
+import signal
+import threading
+from ..errors import ServeError
+from importlib import resources
+import asyncio
 
 REPLICA_HEADER = "X-Edge-Albert-Replica"  # which replica answered: lets tests and operators see the spread
 # Ray's @serve.batch: up to BATCH_SIZE requests per model call. A replica takes at most
@@ -86,7 +93,6 @@ class Gateway:
 
     def __init__(self, models: Dict[str, object], token: Optional[str] = None, max_texts: int = DEFAULT_MAX_TEXTS,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, timeout_s: float = TIMEOUT_S):
-        from importlib import resources
 
         from .metrics import ServerMetrics
 
@@ -154,7 +160,6 @@ class Gateway:
 
     async def readyz(self) -> Response:
         """Ready when every model's replicas answer a probe (an empty text) within the timeout."""
-        import asyncio
 
         for name in sorted(self.handles):
             task = (await self._describe(name))["summary"]["task"]
@@ -175,7 +180,6 @@ class Gateway:
         return JSONResponse({"models": [(await self._describe(name))["summary"] for name in sorted(self.handles)]})
 
     async def predict(self, name: str, request: Request) -> Response:
-        import asyncio
 
         from ray.serve.exceptions import BackPressureError
 
@@ -224,7 +228,6 @@ def deploy(bundles, host: str = DEFAULT_HOST, port: int = RAY_DEFAULT_PORT, repl
 
     Ray must already be initialised (ray.init, with address="auto" to join a running cluster).
     """
-    from ..verbosity import is_verbose
     from .server import model_name
 
     # Ray's own INFO lines (replica starts, access lines) only with `edge-albert -v`; neither carries texts.
@@ -242,9 +245,7 @@ def quiet_ray() -> None:
 
     Set before ray.init; replicas' own logs reach this terminal only with -v (ray.init's log_to_driver).
     """
-    import logging
 
-    from ..verbosity import is_verbose
 
     os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -258,14 +259,10 @@ def run_cluster(bundles, address: Optional[str] = None, host: str = DEFAULT_HOST
                 num_threads: Optional[int] = None, max_texts: int = DEFAULT_MAX_TEXTS, say=print,
                 trusted_key: Optional[str] = None) -> None:
     """Join (address="auto" or HOST:6379) or start a Ray cluster, deploy, serve until SIGTERM/SIGINT."""
-    import signal
-    import threading
 
     import ray
 
     from ..bundle import load_bundle
-    from ..errors import ServeError
-    from ..verbosity import is_verbose
     from .server import check_exposure, model_name, read_token
 
     token = read_token(token_file) if token_file else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from ..errors import DataError, EdgeAlbertError
-from ..predict import check_record, check_record_for_task, parse_json, predict_batch
+from ..predict import check_record, parse_json, predict_batch
 from ..tasks import BundleModel
 
 
@@ -43,12 +43,10 @@ def parse_predict_request(body: bytes, task: str, max_texts: int) -> PredictRequ
         if len(records) > max_texts:
             raise RequestTooLarge(f"{len(records)} records in one request; the limit is {max_texts} (--max-texts)")
         for number, record in enumerate(records, start=1):
-            check_record(record, f"record {number}")
-            check_record_for_task(record, task)
+            check_record(record, f"record {number}", task)
         return PredictRequest(records, single=False, top_k=top_k)
     record = {key: value for key, value in payload.items() if key != "top_k"}
-    check_record(record, "request body")
-    check_record_for_task(record, task)
+    check_record(record, "request body", task)
     return PredictRequest([record], single=True, top_k=top_k)
 
 
