@@ -4,7 +4,7 @@ Importing this package pulls in nothing heavy (no TensorFlow, PyTorch or transfo
 it is what runs on the device.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .bundle import Bundle, load_bundle  # noqa: E402
 from .errors import (  # noqa: E402

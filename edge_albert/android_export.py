@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .atomic import check_writable_output, replacing_directory
 from .bundle import MANIFEST_FILE, MODEL_FILE, Bundle, load_bundle, sha256_of_file
 from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS, task_contract

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from . import __version__
+from .version import __version__
 from . import device_options as device
 from . import quantization
 from .compress import AugmentConfig, CompressOptions, DistillConfig
@@ -455,9 +455,9 @@ def transfer_options(command):
     """The transfer-set options distill and teacher-outputs share (the same texts must give the same digest)."""
     for option in reversed((
         click.option("--labels", default=",".join(DEFAULT_LABELS), show_default=True, help="Label names in index order: the teacher's id2label must be these."),
-        click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True),
+        click.option("--text-column", default=DEFAULT_TEXT_COLUMN, show_default=True, help="Text column of the data files."),
         click.option("--text-pair-column", "pair_column", default=None, help="Second text column, for sentence pairs."),
-        click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True),
+        click.option("--label-column", default=DEFAULT_LABEL_COLUMN, show_default=True, help="Label column (label names or integer ids)."),
         click.option("--augment", type=click.IntRange(min=0), default=TransferOptions().augment.copies, show_default=True, help="Unlabelled augmented copies per training row (masking, n-grams), trained on the teacher's soft targets."),
         click.option("--augment-seed", type=click.IntRange(min=0), default=TransferOptions.augment_seed, show_default=True, help="Seed of the augmented texts."),
         click.option("--teacher-max-length", type=click.IntRange(min=1), default=TransferOptions.teacher_max_length, show_default=True, help="The teacher's truncation, in its own tokens."),
@@ -500,14 +500,14 @@ def teacher_outputs(teacher_dir, train_file, output, labels, text_column, pair_c
 @click.option("--dev", "dev_file", type=click.Path(dir_okay=False, path_type=str), help="Labelled file scored each epoch and at the end.")
 @transfer_options
 @click.option("--multi-depth", is_flag=True, help="Distil into the classifier after every layer call, losses weighted by depth (for convert --early-exit).")
-@click.option("--epochs", type=float, default=DistillConfig.epochs, show_default=True)
-@click.option("--learning-rate", type=float, default=DistillConfig.learning_rate, show_default=True)
-@click.option("--batch-size", type=int, default=DistillConfig.batch_size, show_default=True)
-@click.option("--temperature", type=float, default=DistillConfig.temperature, show_default=True)
+@click.option("--epochs", type=float, default=DistillConfig.epochs, show_default=True, help="Passes over the transfer set (fractions allowed).")
+@click.option("--learning-rate", type=float, default=DistillConfig.learning_rate, show_default=True, help="Peak learning rate of distillation.")
+@click.option("--batch-size", type=int, default=DistillConfig.batch_size, show_default=True, help="Training rows per step.")
+@click.option("--temperature", type=float, default=DistillConfig.temperature, show_default=True, help="Softmax temperature of the soft targets.")
 @click.option("--alpha", type=float, default=DistillConfig.alpha, show_default=True, help="Weight of the soft targets; 1 - alpha weighs the labels.")
 @click.option("--max-length", type=int, default=DistillConfig.max_length, show_default=True, help="The student's truncation, in its own tokens.")
 @click.option("--save-steps", type=click.IntRange(min=1), default=DistillConfig.save_steps, show_default=True, help="Trainer checkpoint interval (resume points).")
-@click.option("--seed", type=int, default=DistillConfig.seed, show_default=True)
+@click.option("--seed", type=int, default=DistillConfig.seed, show_default=True, help="Seed of the student's initialisation and of training.")
 @click.option("--vocab-size", type=int, default=FinetuneConfig.vocab_size, show_default=True, help="From scratch: SentencePiece pieces.")
 @click.option("--embedding-size", type=int, default=FinetuneConfig.embedding_size, show_default=True, help="From scratch.")
 @click.option("--hidden-size", type=int, default=FinetuneConfig.hidden_size, show_default=True, help="From scratch.")

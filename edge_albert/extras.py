@@ -6,7 +6,7 @@ names the wheel `make wheel` builds (and a source checkout's editable install).
 
 from __future__ import annotations
 
-from . import __version__
+from .version import __version__
 
 WHEEL = f"edge_albert-{__version__}-py3-none-any.whl"
 

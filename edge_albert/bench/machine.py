@@ -13,7 +13,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 
 MB = 1e6
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..bundle import SPIECE_FILE, TOKENIZER_FILE
 from ..contract import INPUT_DTYPE, INPUT_NAMES, OUTPUT_DTYPE, SIGNATURE_NAME, task_contract
 from ..early_exit import CALLS_OUTPUT, ExitRule

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .. import __version__
+from ..version import __version__
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string", "description": "one line, as the CLI prints it"}},
           "required": ["error"]}
