@@ -9,6 +9,9 @@ labels are not all one class), exported once for the module.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -98,3 +101,17 @@ def test_page_says_in_one_line_when_the_model_cannot_load(tmp_path):
             expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, "#status.error")))
         assert status.text.startswith("Cannot load model.tflite") and "\n" not in status.text
         assert not driver.find_element(By.ID, "run").is_enabled()
+
+
+@pytest.mark.slow
+def test_readme_python_lines_run_as_written(exported, tmp_path):
+    """README's three MediaPipe Python lines, copied from it, in the MediaPipe venv, on the exported model."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = readme.split("Python (in the MediaPipe venv", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "create_from_model_path(\"out/sst2.tflite\")" in snippet and len(snippet.splitlines()) == 3
+    (tmp_path / "out").mkdir()
+    shutil.copyfile(exported["model"], tmp_path / "out" / "sst2.tflite")
+    done = subprocess.run([mediapipe_python(), "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "GLOG_minloglevel": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "category_name='positive'" in done.stdout.splitlines()[-1].split("),")[0]
