@@ -90,6 +90,13 @@ def test_browser_classifies_like_mediapipe_python_and_the_bundle(exported, tmp_p
             "fetch('https://example.com/log', {method: 'POST'}).catch(() => {});")
         assert refused == "connect-src"
 
+        # the file picker: the same model as a buffer (modelAssetBuffer) classifies the same
+        driver.find_element(By.ID, "model-file").send_keys(str(exported["model"]))
+        WebDriverWait(driver, WAIT_S).until(
+            lambda d: d.find_element(By.ID, "status").text == f"{exported['model'].name} loaded.")
+        picked = np.asarray([r["scores"] for r in classify_all(driver, TEXTS[:5])], dtype=np.float64)
+        np.testing.assert_allclose(picked, browser[:5], atol=1e-6)
+
 
 @pytest.mark.slow
 def test_page_says_in_one_line_when_the_model_cannot_load(tmp_path):
