@@ -12,7 +12,14 @@ DEMO_OUT := out/sst2-albert.edgealbert
 # Workstation extras plus the LiteRT interpreter; the constraints pin every version CI tests.
 EXTRAS := litert,convert,bench,dev,serve,cluster
 
-.PHONY: demo test system-deps install wheel clean
+# export-mediapipe's MediaPipe interpreter: mediapipe 0.10.21 needs numpy < 2 and protobuf 4, so its own venv.
+MP_VENV := .venv-mediapipe
+MP_STAMP := $(MP_VENV)/.installed
+# The MediaPipe web page's npm package (@mediapipe/tasks-text, its wasm served from node_modules).
+WEB_MP := web/mediapipe
+WEB_STAMP := $(WEB_MP)/node_modules/.installed
+
+.PHONY: demo test system-deps install mediapipe-venv web-deps wheel clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +28,20 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(MP_STAMP): requirements/mediapipe.txt
+	$(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install --quiet -r requirements/mediapipe.txt
+	touch $(MP_STAMP)
+
+mediapipe-venv: $(MP_STAMP)
+
+# npm ci: exactly package-lock.json's versions, from the npm registry; nothing is fetched at page load.
+$(WEB_STAMP): $(WEB_MP)/package.json $(WEB_MP)/package-lock.json
+	cd $(WEB_MP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
+
+web-deps: $(WEB_STAMP)
 
 # Needs root for apt-get: run as root (no sudo needed), or with sudo as a normal user.
 system-deps:
@@ -38,8 +59,8 @@ demo: $(STAMP)
 	@echo "The bundles are in out/. edge-albert is installed in $(VENV)/bin; to use it from your shell:"
 	@echo "    . $(VENV)/bin/activate        (or run $(BIN)/edge-albert directly)"
 
-test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+test: $(STAMP) $(MP_STAMP) system-deps $(WEB_STAMP)
+	EDGE_ALBERT_MEDIAPIPE_PYTHON=$(abspath $(MP_VENV))/bin/python $(BIN)/python -m pytest -q
 
 # The device package: pure Python, one wheel for every platform; the interpreter comes by extra.
 wheel: $(STAMP)
@@ -49,4 +70,4 @@ wheel: $(STAMP)
 	@ls dist/edge_albert-*-py3-none-any.whl
 
 clean:
-	rm -rf $(VENV) out build dist
+	rm -rf $(VENV) $(MP_VENV) $(WEB_MP)/node_modules out build dist

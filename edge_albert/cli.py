@@ -567,6 +567,28 @@ def export_android(bundle, assets_dir, overwrite, trusted_key):
                f"({result.android['graph']} graph, input length {length})")
 
 
+@main.command("export-mediapipe")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--eval-data", type=click.Path(dir_okay=False, path_type=str),
+              help="Texts to verify on: a labelled TSV/CSV/JSONL (its text column) or one text a line [default: built-in texts with capitals, accents and quotes].")
+@click.option("--mediapipe-python", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Python with mediapipe 0.10.21 (make mediapipe-venv) [default: $EDGE_ALBERT_MEDIAPIPE_PYTHON, else this one].")
+@click.option("--force", is_flag=True, help="Write the model even if MediaPipe's TextClassifier disagrees with the bundle.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
+@click.option("--trusted-key", type=click.Path(dir_okay=False, path_type=str), default=None, help=TRUSTED_KEY_HELP)
+@reports_errors
+def export_mediapipe(bundle, out, eval_data, mediapipe_python, force, overwrite, trusted_key):
+    """Write OUT.tflite for MediaPipe Tasks' TextClassifier (Python, web, Android), verified against BUNDLE."""
+    from .bundle import read_manifest
+    from .mediapipe_export.export import export_mediapipe as run_export, report_text
+
+    texts = _read_texts(eval_data, read_manifest(bundle).get("labels") or []) if eval_data else None
+    result = run_export(bundle, out, texts=texts, force=force, overwrite=overwrite, mediapipe_python=mediapipe_python,
+                        trusted_key=trusted_key, warn=lambda line: click.echo(f"warning: {line}", err=True))
+    click.echo(report_text(result))
+
+
 @main.command()
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=str))
 @click.argument("data", type=click.Path(dir_okay=False, path_type=str))
