@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edge_albert"
 # or in two, fails test_every_module_is_classified: a new module is placed on purpose.
 # Device: runs bundles on the light install, never imports the workstation side.
 DEVICE = {"__init__", "android_export", "atomic", "bundle", "contract", "data", "device_options", "early_exit", "extras", "lifetime",
-          "errors", "evaluate", "predict", "quantization", "report", "runtime", "signing", "tasks", "tflite_check",
+          "errors", "evaluate", "model_work", "predict", "quantization", "report", "runtime", "signing", "tasks", "tflite_check",
           "tokenizer", "verbosity",
           "bench/__init__", "bench/budgets", "bench/machine", "bench/measure", "bench/report",
           "serve/__init__", "serve/app", "serve/batching", "serve/cluster", "serve/metrics", "serve/openapi",
