@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edge_albert"
 DEVICE = {"__init__", "android_export", "atomic", "bundle", "contract", "data", "device_options", "early_exit", "extras", "lifetime",
           "errors", "evaluate", "model_work", "predict", "quantization", "report", "runtime", "signing", "tasks", "tflite_check",
           "tokenizer", "verbosity",
-          "bench/__init__", "bench/budgets", "bench/machine", "bench/measure", "bench/report",
+          "bench/__init__", "bench/budgets", "bench/machine", "bench/measure", "bench/report", "bench/scaling",
           "serve/__init__", "serve/app", "serve/batching", "serve/cluster", "serve/metrics", "serve/openapi",
           "serve/options", "serve/protocol", "serve/server"}
 # Workstation: the TensorFlow / torch / transformers side (and its settings, read by the CLI).
