@@ -21,7 +21,7 @@ from .compress import AugmentConfig, CompressOptions, DistillConfig
 from .compress.foreign_options import TransferOptions
 from .compress.options import INITS
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
-from .errors import EdgeAlbertError, ServeError
+from .errors import BenchError, EdgeAlbertError, ServeError
 from .extras import install_hint
 from .finetune_config import FinetuneConfig
 from .serve import options as serving
@@ -650,6 +650,10 @@ def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max
     from .runtime import check_batch
 
 
+    if exit_value is not None and not texts_file:  # early exit depends on the text: only real texts measure it
+        raise BenchError("{exit_value} needs {texts_file}: an early-exit bundle's speed depends on the texts, so it "
+                         "is measured over real ones (bench BUNDLE --texts FILE --exit-value V)",
+                         options=("exit_value", "texts_file"))
     for written in (json_out, markdown_out, plot_out):
         if written:
             check_writable_file(written)

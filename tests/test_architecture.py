@@ -21,9 +21,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edge_albert"
 # or in two, fails test_every_module_is_classified: a new module is placed on purpose.
 # Device: runs bundles on the light install, never imports the workstation side.
 DEVICE = {"__init__", "android_export", "atomic", "bundle", "contract", "data", "device_options", "early_exit", "extras", "lifetime", "version",
-          "errors", "evaluate", "predict", "quantization", "report", "runtime", "signing", "tasks", "tflite_check",
+          "errors", "evaluate", "model_work", "predict", "quantization", "report", "runtime", "signing", "tasks", "tflite_check",
           "tokenizer", "verbosity",
-          "bench/__init__", "bench/budgets", "bench/machine", "bench/measure", "bench/report",
+          "bench/__init__", "bench/budgets", "bench/machine", "bench/measure", "bench/report", "bench/scaling",
           "serve/__init__", "serve/app", "serve/batching", "serve/cluster", "serve/metrics", "serve/openapi",
           "serve/options", "serve/protocol", "serve/server"}
 # Workstation: the TensorFlow / torch / transformers side (and its settings, read by the CLI).
@@ -34,6 +34,8 @@ WORKSTATION = {"finetune", "finetune_config", "hub", "tokenizer_training", "trai
                "converters/__init__", "converters/accuracy_gate", "converters/convert", "converters/graph",
                "converters/manifest", "converters/options", "converters/samples", "converters/tflite",
                "converters/tflite_worker", "converters/verify",
+               "mediapipe_export/__init__", "mediapipe_export/client", "mediapipe_export/export", "mediapipe_export/graph",
+               "mediapipe_export/spiece", "mediapipe_export/worker",
                "hf/__init__", "hf/checkpoint", "hf/early_exit", "hf/macs", "hf/quiet", "hf/reference", "hf/weights"}
 # Shared: the front door to both sides; it imports the workstation side only inside its commands,
 # apart from the workstation settings it shows as defaults.

@@ -17,7 +17,7 @@ from tests.runtime_bundles import bundle_for
 
 from edge_albert import bench
 from edge_albert.cli import main
-from edge_albert.hf.macs import albert_macs
+from edge_albert.hf.macs import albert_macs, albert_parameters
 from edge_albert.tokenizer import AlbertTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -240,9 +240,103 @@ def test_cli_names_the_batch_flag_for_a_target(int8_bundle):
     assert run.exit_code == 1 and run.output.endswith("budgets are per sequence at batch 1; run with --batch-size 1\n")
 
 
-def test_budgets_for_another_model_shape_are_refused(int8_bundle):
-    with pytest.raises(bench.BenchError, match="another model shape: .*hidden_size=32 \\(budget for 768\\)"):
-        bench.target_for_bundle(REPO / "edge_albert" / "targets" / "x86-host.toml", int8_bundle)
+ALBERT_BASE = {"vocab_size": 30000, "embedding_size": 128, "hidden_size": 768, "num_hidden_layers": 12,
+               "num_attention_heads": 12, "intermediate_size": 3072}
+EXAMPLE = json.loads((REPO / "examples" / "sst2-albert" / "config.json").read_text())
+
+
+def test_albert_parameters_count_what_the_converter_counts(int8_bundle):
+    manifest = json.loads((int8_bundle / "manifest.json").read_text())
+    config, hidden = manifest["source"]["config"], manifest["source"]["config"]["hidden_size"]
+    head = hidden * 2 + 2  # the classifier (2 labels): not part of the encoder's weights
+    assert albert_parameters(config) == manifest["source"]["parameters"] - head
+    assert albert_parameters(ALBERT_BASE) == 11_685_122 - (768 * 2 + 2)  # albert-base-v2 with 2 labels
+
+
+def test_budgets_of_the_target_shape_are_not_scaled():
+    assert bench.budget_scale("rpi4", "rpi4.toml", ALBERT_BASE, dict(ALBERT_BASE, hidden_act="gelu"),
+                              "dynamic-int8") is None
+
+
+def test_budgets_for_another_shape_scale_by_macs_and_weight_bytes():
+    scale = bench.budget_scale("rpi4", "rpi4.toml", ALBERT_BASE, EXAMPLE, "dynamic-int8", [16, 128])
+    for seq_len in (16, 128):
+        ratio = albert_macs(EXAMPLE, seq_len)["total"] / albert_macs(ALBERT_BASE, seq_len)["total"]
+        assert scale.latency[seq_len] == pytest.approx(ratio) and 0.02 < ratio < 0.06
+        assert scale.limit("p50_ms", 100.0, seq_len, 40.0) == pytest.approx(100 * ratio)
+    weights = albert_parameters(EXAMPLE) / albert_parameters(ALBERT_BASE)
+    assert scale.weights == pytest.approx(weights) and scale.bytes_per_weight == 1
+    assert scale.model_weight_mb == pytest.approx(albert_parameters(EXAMPLE) / 1e6)
+    # memory: only the weights are swapped (runtime, tokenizer and arena stay); load never below the albert-base budget
+    swapped = 150.0 - scale.reference_weight_mb + scale.model_weight_mb
+    assert scale.limit("peak_rss_mb", 150.0, 16, 50.0) == pytest.approx(swapped)
+    assert scale.limit("peak_rss_mb", 150.0, 16, None) == pytest.approx(swapped) and 140 < swapped < 150
+    assert scale.limit("load_ms", 500.0, 16, 50.0) == 500.0
+    fp32 = bench.budget_scale("rpi4", "rpi4.toml", ALBERT_BASE, EXAMPLE, "fp32")
+    assert fp32.model_weight_mb == pytest.approx(4 * scale.model_weight_mb) and fp32.weights == pytest.approx(weights)
+    bigger = bench.budget_scale("rpi4", "rpi4.toml", ALBERT_BASE, dict(ALBERT_BASE, hidden_size=1024), "fp32")
+    assert bigger.weights > 1 and bigger.limit("load_ms", 500.0, 16, 50.0) == pytest.approx(500 * bigger.weights)
+
+
+@pytest.mark.parametrize("config, quantization, missing", [
+    ({}, "dynamic-int8", "vocab_size, embedding_size"),
+    (dict(EXAMPLE, hidden_size=None), "fp32", "hidden_size is unknown"),
+    (EXAMPLE, "", "bytes per weight of an unrecorded quantization"),
+])
+def test_a_shape_that_cannot_be_scaled_says_how_to_get_a_budget(config, quantization, missing):
+    with pytest.raises(bench.BenchError) as caught:
+        bench.budget_scale("rpi4", "edge_albert/targets/rpi4.toml", ALBERT_BASE, config, quantization)
+    message = str(caught.value)
+    assert missing in message and "cannot be scaled" in message and "\n" not in message
+    assert "copy edge_albert/targets/rpi4.toml to a .toml of your own" in message
+    assert "`edge-albert bench BUNDLE --target YOUR.toml`" in message
+
+
+def test_budgets_for_another_model_shape_are_scaled_and_recorded(int8_bundle, tmp_path):
+    target, _ = bench.target_for_bundle(REPO / "edge_albert" / "targets" / "x86-host.toml", int8_bundle,
+                                        seq_lens=[16])
+    config = json.loads((int8_bundle / "manifest.json").read_text())["source"]["config"]
+    assert target.scale.latency[16] == pytest.approx(albert_macs(config, 16)["total"] /
+                                                     albert_macs(ALBERT_BASE, 16)["total"])
+    result = bench.run_benchmark(int8_bundle, seq_lens=[16], runs=2, warmup=0, threads=1)
+    check = bench.check_budgets(result, target)
+    base = {m: v for m, v in next(b for b in target.budgets if b.quantization == "dynamic-int8"
+                                   and b.seq_len == 16).limits.items()}
+    rows = {row["metric"]: row for row in check["checked"]}
+    unscaled = {row["metric"]: row for row in check["scaling"]["not_checked"]}
+    assert set(rows) | set(unscaled) == set(base) and not set(rows) & set(unscaled)
+    assert rows["p50_ms"]["budget"] == pytest.approx(base["p50_ms"] * target.scale.latency[16])
+    assert rows["p50_ms"]["albert_base_budget"] == base["p50_ms"] and "MACs at seq 16" in rows["p50_ms"]["source"]
+    assert rows["peak_rss_mb"]["budget"] == pytest.approx(
+        base["peak_rss_mb"] - target.scale.reference_weight_mb + target.scale.model_weight_mb)
+    assert rows["peak_rss_mb"]["budget"] < base["peak_rss_mb"] and "weights" in rows["peak_rss_mb"]["source"]
+    assert rows["load_ms"]["budget"] == base["load_ms"]
+    assert check["scaling"]["latency"] == {"16": pytest.approx(target.scale.latency[16])}
+    result.budget_check = check
+    assert "budgets scaled from albert-base to this model (vocab_size=" in result.to_markdown()
+    text = bench.result_text(result)
+    assert "x86-host: budgets scaled from albert-base" in text and "seq 16 p50_ms: budget" in text
+    assert json.loads(result.to_json())["budget_check"]["scaling"]["weights"] == pytest.approx(target.scale.weights)
+
+
+def test_cli_checks_scaled_budgets_and_writes_them_to_json(int8_bundle, tmp_path):
+    target = write_target(tmp_path / "base.toml", "dynamic-int8", 16, p50_ms=1e6, p99_ms=1e6, peak_rss_mb=1e6,
+                          load_ms=1e6)
+    target.write_text(target.read_text() + "\n[model]\n" + "".join(f"{k} = {v}\n" for k, v in ALBERT_BASE.items()))
+    run = CliRunner().invoke(main, ["bench", str(int8_bundle), "--target", str(target), "--seq-lens", "16",
+                                    "--runs", "2", "--warmup", "0", "--json", str(tmp_path / "r.json")])
+    assert run.exit_code == 0, run.output
+    assert "test-target: budgets scaled from albert-base" in run.output and "(albert-base 1e+06)" in run.output
+    check = json.loads((tmp_path / "r.json").read_text())["budget_check"]
+    assert check["passed"] and len(check["checked"]) == 4 and 0 < check["scaling"]["weights"] < 0.1
+    assert all(row["budget"] < row["albert_base_budget"] for row in check["checked"] if row["metric"] != "load_ms")
+
+
+def test_exit_value_without_texts_is_one_line_before_any_work(int8_bundle):
+    run = CliRunner().invoke(main, ["bench", str(int8_bundle), "--exit-value", "2", "--seq-lens", "16"])
+    assert run.exit_code == 1
+    assert run.output == ("error: --exit-value needs --texts: an early-exit bundle's speed depends on the texts, "
+                          "so it is measured over real ones (bench BUNDLE --texts FILE --exit-value V)\n")
 
 
 def test_a_budget_without_its_source_is_refused(tmp_path):

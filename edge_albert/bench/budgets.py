@@ -15,6 +15,7 @@ from ..device_options import DEFAULT_BENCH_BATCH, DEFAULT_SEQ_LENS
 from ..errors import BenchError
 from .machine import machine_info
 from .measure import BenchResult, PathLike, _model_summary, run_benchmark
+from .scaling import BudgetScale, budget_scale
 
 TARGETS_DIR = Path(__file__).resolve().parents[1] / "targets"  # package data: works after pip install on a Pi
 BUDGET_EXCEEDED_EXIT = 3  # distinct from 1 (could not measure) so scripts can tell them apart
@@ -43,6 +44,7 @@ class Target:
     model: Dict[str, int]
     budgets: List[Budget]
     path: Path
+    scale: Optional[BudgetScale] = None  # set by target_for_bundle for a bundle of another shape than [model]
 
     @property
     def is_arm(self) -> bool:
@@ -128,13 +130,14 @@ def check_target_applies(target: Target, machine: Optional[dict] = None, model: 
     if batch != 1:
         raise BenchError(f"target {target.name} budgets are per sequence at batch 1; run with {{batch}} 1",
                          options=("batch",))
-    if model is not None and target.model:
-        config = model.get("config") or {}
-        different = {k: (v, config.get(k)) for k, v in target.model.items() if config.get(k) != v}
-        if different:
-            detail = ", ".join(f"{k}={got} (budget for {want})" for k, (want, got) in different.items())
-            raise BenchError(f"target {target.name} budgets are for another model shape: {detail}")
+    if model is not None:  # another shape is scaled (bench/scaling.py); refused only where it cannot be
+        _scale_for(target, model)
     return warnings
+
+
+def _scale_for(target: Target, model: dict, seq_lens: Sequence[int] = ()) -> Optional[BudgetScale]:
+    return budget_scale(target.name, target.path, target.model, model.get("config") or {},
+                        _budget_quantization(model), seq_lens)
 
 
 def _budget_quantization(model: dict) -> str:
@@ -144,7 +147,8 @@ def _budget_quantization(model: dict) -> str:
 def check_budgets(result: BenchResult, target: Target) -> dict:
     """Compare every measured length with its budget; the result says what was exceeded, by how much."""
     quantization = _budget_quantization(result.model)
-    checked, exceeded = [], []
+    scale = target.scale
+    checked, exceeded, unscaled = [], [], []
     for entry in result.results:
         budget = next((b for b in target.budgets if b.quantization == quantization and b.seq_len == entry.seq_len), None)
         if budget is None:
@@ -153,10 +157,22 @@ def check_budgets(result: BenchResult, target: Target) -> dict:
                     "peak_rss_mb": entry.peak_rss_mb, "load_ms": result.load_ms}
         for metric, limit in budget.limits.items():
             value = measured[metric]
+            source = budget.sources[metric]
+            if scale is not None:
+                base, limit = limit, scale.limit(metric, limit, entry.seq_len, result.rss_before_load_mb)
+                if limit is None:
+                    unscaled.append({"seq_len": entry.seq_len, "metric": metric, "reason": (
+                        f"this process held {_mb_text(result.rss_before_load_mb)} before loading, nothing of the "
+                        f"albert-base budget {base:g} MB is left to scale")})
+                    continue
+                source = (f"{scale.how(metric, entry.seq_len, result.rss_before_load_mb)} of the albert-base "
+                          f"budget {base:g}; that budget: {source}")
             if value is None:
                 continue
             row = {"seq_len": entry.seq_len, "quantization": quantization, "metric": metric, "measured": value,
-                   "budget": limit, "ok": value <= limit, "source": budget.sources[metric]}
+                   "budget": limit, "ok": value <= limit, "source": source}
+            if scale is not None:
+                row["albert_base_budget"] = base
             checked.append(row)
             if not row["ok"]:
                 exceeded.append(row)
@@ -165,8 +181,15 @@ def check_budgets(result: BenchResult, target: Target) -> dict:
         have = sorted({(b.quantization, b.seq_len) for b in target.budgets})
         raise BenchError(f"target {target.name} has no budget for {quantization or 'this quantization'} at seq "
                          f"{lengths}; it has {', '.join(f'{q}@{n}' for q, n in have)}")
-    return {"target": target.name, "file": str(target.path), "checked": checked, "exceeded": exceeded,
-            "passed": not exceeded}
+    check = {"target": target.name, "file": str(target.path), "checked": checked, "exceeded": exceeded,
+             "passed": not exceeded}
+    if scale is not None:
+        check["scaling"] = dict(scale.to_dict(), summary=scale.summary(), not_checked=unscaled)
+    return check
+
+
+def _mb_text(value: Optional[float]) -> str:
+    return "an unknown RSS" if value is None else f"{value:.1f} MB"
 
 
 def exceeded_lines(check: dict) -> List[str]:
@@ -206,6 +229,7 @@ def target_for_bundle(name_or_path: PathLike, bundle_path: PathLike, batch: int 
     bundle = load_bundle(bundle_path, verify=False)  # run_benchmark verifies when it loads
     model = _model_summary(bundle)
     warnings = check_target_applies(target, machine_info(), model, batch=batch)
+    target.scale = _scale_for(target, model, seq_lens or ())
     quantization = _budget_quantization(model)
     if seq_lens is not None and not any(b.quantization == quantization and b.seq_len in seq_lens for b in target.budgets):
         have = sorted({(b.quantization, b.seq_len) for b in target.budgets})

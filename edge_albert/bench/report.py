@@ -56,8 +56,10 @@ def result_markdown(result: BenchResult) -> str:
         lines.append(f"\nseq {seq_len} skipped: {reason}.")
     if result.budget_check:
         check = result.budget_check
-        lines += ["", f"## Budgets: {check['target']} ({'passed' if check['passed'] else 'EXCEEDED'})", "",
-                  "| seq | metric | measured | budget | ok | budget source |", "|---|---|---|---|---|---|"]
+        lines += ["", f"## Budgets: {check['target']} ({'passed' if check['passed'] else 'EXCEEDED'})", ""]
+        if check.get("scaling"):
+            lines += [check["scaling"]["summary"] + ".", ""]
+        lines += ["| seq | metric | measured | budget | ok | budget source |", "|---|---|---|---|---|---|"]
         for row in check["checked"]:
             lines.append(f"| {row['seq_len']} | {row['metric']} | {row['measured']:.1f} | {row['budget']:.1f} | "
                          f"{'yes' if row['ok'] else '**no**'} | {row['source']} |")
@@ -78,7 +80,23 @@ def result_text(result: BenchResult) -> str:
     rows = [f"  seq {r.seq_len:>4}: p50 {r.latency.p50_ms:8.2f} ms  p90 {r.latency.p90_ms:8.2f}  "
             f"p99 {r.latency.p99_ms:8.2f}  min {r.latency.min_ms:8.2f}  {r.throughput_per_s:7.1f} seq/s  "
             f"({r.latency.runs} runs)" for r in result.results]
-    return "\n".join([head, machine] + rows)
+    scaled = scaled_budget_lines(result.budget_check) if result.budget_check else []
+    return "\n".join([head, machine] + rows + scaled)
+
+
+def scaled_budget_lines(check: dict) -> List[str]:
+    """For budgets scaled to another shape: the scale, then each budget checked with its albert-base figure."""
+    scaling = check.get("scaling")
+    if not scaling:
+        return []
+    lines = [f"{check['target']}: {scaling['summary']}"]
+    for row in check["checked"]:
+        unit = "MB" if row["metric"].endswith("_mb") else "ms"
+        lines.append(f"  seq {row['seq_len']} {row['metric']}: budget {row['budget']:.1f} {unit} (albert-base "
+                     f"{row['albert_base_budget']:g}), measured {row['measured']:.1f} {unit}"
+                     f"{'' if row['ok'] else '  EXCEEDED'}")
+    lines += [f"  seq {row['seq_len']} {row['metric']}: not checked: {row['reason']}" for row in scaling["not_checked"]]
+    return lines
 
 
 def write_plot(result: BenchResult, path: PathLike) -> Path:

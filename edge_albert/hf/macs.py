@@ -1,26 +1,7 @@
-"""The compute of one ALBERT sequence, from its Hugging Face config: the MAC count.
+"""The MAC count of one ALBERT sequence: it lives in edge_albert.model_work (standard library,
+device side) so that `bench` can scale a target's budgets on a Pi; re-exported here for compress
+and the benchmarks."""
 
-Standard library only: compress's plan sizes a student by it, and the benchmarks
-(benchmarks/make_targets.py, compress_table.py, compare.py) turn it into latency bounds.
-"""
+from ..model_work import albert_macs, albert_parameters
 
-from __future__ import annotations
-
-from typing import Dict
-
-
-def albert_macs(config: dict, seq_len: int) -> Dict[str, int]:
-    """Multiply-accumulates of one ALBERT sequence: dense layers (weights) and attention scores.
-
-    Per token per layer: attention projections 4*H*A (A = H unless heads were pruned) and the
-    FFN 2*H*I; attention scores and the weighted sum add 2*seq*A per token per layer (activation x activation, never int8 in
-    dynamic-range models). Plus the embedding projection E*H per token and the pooler H*H.
-    """
-    hidden, inter = int(config["hidden_size"]), int(config["intermediate_size"])
-    layers, embedding = int(config["num_hidden_layers"]), int(config["embedding_size"])
-    # Head-pruned models (compress; manifest config "pruned_heads") attend over fewer head dimensions.
-    heads = int(config.get("num_attention_heads") or 1)
-    width = hidden * (heads - len(config.get("pruned_heads") or ())) // heads
-    dense = seq_len * (layers * (4 * hidden * width + 2 * hidden * inter) + embedding * hidden) + hidden * hidden
-    attention = layers * 2 * seq_len * seq_len * width
-    return {"dense": dense, "attention": attention, "total": dense + attention}
+__all__ = ["albert_macs", "albert_parameters"]
