@@ -81,6 +81,14 @@ class ReferenceSession:
         rule = self.early_exit.from_feed(self.constant_inputs) if self.early_exit is not None else None
         return self.runner.run(dict(zip(INPUT_NAMES, (input_ids, attention_mask, token_type_ids))), early_exit=rule)
 
+    def padded_length(self, length: int) -> int:
+        """PyTorch runs any width: no length buckets, the batch's longest row."""
+        return int(length)
+
+    def run_padded(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+                   token_type_ids: np.ndarray) -> Dict[str, np.ndarray]:
+        return self.run(input_ids, attention_mask, token_type_ids)
+
 
 def reference_task_model(checkpoint, max_seq_len: int, torch_model=None, batch_size: int = DEFAULT_BATCH_SIZE,
                          early_exit: Optional[ExitRule] = None) -> BundleModel:
