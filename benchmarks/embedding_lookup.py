@@ -50,8 +50,9 @@ def _convert(checkpoint: Path, out: Path, pythonpath: Path) -> None:
     if all(out.with_name(f"{out.stem}-{mode}.edgealbert").is_dir() for mode in MODES):
         return
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
-    subprocess.run([sys.executable, "-m", "edge_albert.cli", "convert", str(checkpoint), "-o", str(out),
-                    "--quantize", ",".join(MODES), "--overwrite"], check=True, env=env)
+    # cwd too: `python -m` puts the working directory ahead of PYTHONPATH
+    subprocess.run([sys.executable, "-m", "edge_albert.cli", "convert", str(checkpoint.resolve()), "-o", str(out.resolve()),
+                    "--quantize", ",".join(MODES), "--overwrite"], check=True, env=env, cwd=pythonpath)
 
 
 def _parity(checkpoint: Path, bundles: dict, seq_lens) -> dict:
