@@ -11,9 +11,10 @@ dev), the same backend and thread count, and the same model file, each with its 
 Each text runs through every path back to back (the order turning from text to text), so a busy
 spell of a shared machine hits the paths of one text alike; the overhead is the median over texts
 of those paired differences, per round, and the report gives the median over rounds and the range
-(min-max) across rounds. The raw path runs at the exact length, the runtime at its length bucket
-(8, 16, 32, ...), so the difference includes the model's extra work on padding; the raw path is
-also timed at the bucket length to separate the two. Writes JSON and Markdown (with the CPU flags) to --out.
+(min-max) across rounds. The raw path runs at the exact length, as the runtime does for one text per
+call on a loop-form bundle (runtime.py; before that change the runtime padded to a length bucket,
+8, 16, 32, ...); the raw path is also timed at the bucket length, what padding would cost.
+Writes JSON and Markdown (with the CPU flags) to --out.
 """
 
 from __future__ import annotations

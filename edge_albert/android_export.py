@@ -27,15 +27,14 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .version import __version__
 from .atomic import check_writable_output, replacing_directory
 from .bundle import MANIFEST_FILE, MODEL_FILE, Bundle, load_bundle, sha256_of_file
 from .contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, TOKEN_TYPE_IDS, task_contract
 from .errors import BundleError, RuntimeBackendError
 from .quantization import GRAPH_FORMS, LOOP, MODES, UNROLLED
-from .runtime import create_interpreter
+from .runtime import create_interpreter, native_logs_silenced
 from .tflite_check import check_model_file
-from .runtime import native_logs_silenced
+from .version import __version__
 
 ANDROID_FORMAT = "edge-albert-android"
 VOCAB_FORMAT = "edge-albert-android-vocab"

@@ -9,29 +9,28 @@ from __future__ import annotations
 import errno
 import functools
 import io
+import json
 import os
 import sys
+import time
+from pathlib import Path
 
 import click
 
-from .version import __version__
 from . import device_options as device
 from . import quantization
+from .atomic import check_writable_file
 from .compress import AugmentConfig, CompressOptions, DistillConfig
 from .compress.foreign_options import TransferOptions
 from .compress.options import INITS
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
-from .errors import BenchError, EdgeAlbertError, ServeError
+from .errors import BenchError, BundleError, EdgeAlbertError, ServeError
 from .extras import install_hint
 from .finetune_config import FinetuneConfig
+from .lifetime import Terminated, end_by_signal, ending_signals_interrupt
 from .serve import options as serving
 from .verbosity import set_verbose
-import json
-from .errors import BundleError
-import time
-from pathlib import Path
-from .atomic import check_writable_file
-from .lifetime import Terminated, end_by_signal, ending_signals_interrupt
+from .version import __version__
 
 
 def reports_errors(command):
@@ -133,7 +132,6 @@ def runtime_options(command):
 @click.option("-v", "--verbose", is_flag=True, help="Show the libraries' own logs (TensorFlow, LiteRT, transformers).")
 def main(verbose: bool) -> None:
     """Convert fine-tuned ALBERT checkpoints to TensorFlow Lite bundles and run them on edge devices."""
-
     if not _stdout_is_open():
         click.echo("error: standard output is closed; redirect it to a file or to /dev/null instead", err=True)
         sys.exit(1)
@@ -151,7 +149,6 @@ def main(verbose: bool) -> None:
 def predict(bundle: str, texts: tuple, jsonl: bool, top_k, threads, backend, batch_size: int, exit_value,
             trusted_key) -> None:
     """Predict with BUNDLE: TEXT arguments, else one text per stdin line; JSON lines out."""
-
     from .predict import predict_records, records_from_lines
     from .tasks import load_model
 
@@ -180,7 +177,6 @@ def _is_terminal(stream) -> bool:
 
 
 def _set_exit_value(model, value: float) -> None:
-
     if not hasattr(model, "set_exit_value"):
         raise BundleError(f"--exit-value applies to early-exit text-classification bundles, not {model.task}")
     model.set_exit_value(value)
@@ -246,7 +242,6 @@ def serve_ray(bundles, address, host, port, replicas, token_file, allow_unauthen
 
 def _progress_printer():
     """Stage messages on stderr with the elapsed time, so long conversions show where they are."""
-
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -320,7 +315,6 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
 @reports_errors
 def inspect(bundle, as_json):
     """Show BUNDLE's manifest and the size breakdown of its model (embeddings / shared layer / head)."""
-
     from .bundle import load_bundle
     from .report import inspection_text
     from .tflite_check import check_model_file
@@ -682,7 +676,6 @@ def bench(bundle, target, threads, seq_lens, batch, old_batch, runs, warmup, max
 
 
 def _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_value, json_out, trusted_key) -> None:
-
     from .bench import run_texts_benchmark, texts_result_text
     from .tasks import TextClassifier, load_model
 
@@ -701,7 +694,6 @@ def _bench_texts(bundle, texts_file, threads, backend, repeats, warmup, exit_val
 
 def _read_texts(path: str, labels) -> list:
     """Texts of a labelled TSV/CSV/JSONL file (its text column), else one text per line."""
-
     if Path(path).suffix.lower() in (".tsv", ".csv", ".jsonl"):
         from .evaluate import load_eval_data
 

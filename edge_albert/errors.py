@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable, Optional, Sequence
-import math
 
 
 class EdgeAlbertError(Exception):
@@ -117,7 +117,6 @@ def check_number(value, name: str, *, low: Optional[float] = None, high: Optiona
 
     NaN and infinity fail every bound, so `epochs=nan` is refused like `epochs=-1`; bools are not numbers.
     """
-
     kinds = (int,) if integer else (int, float)
     ok = not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value)
     if ok and low is not None:

@@ -23,14 +23,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .bundle import sha256_of_file
 from .data import DEFAULT_LABEL_COLUMN, TEXT_COLUMN_CANDIDATES, Example, data_columns, read_examples
 from .device_options import DEFAULT_BATCH_SIZE
 from .early_exit import call_distribution, describe_calls
 from .errors import DataError, EdgeAlbertError
-from .tasks import BundleModel, QuestionAnswerer, TextClassifier, load_model
-from .bundle import sha256_of_file
-from .tokenizer import clean_text
 from .report import format_table
+from .tasks import BundleModel, QuestionAnswerer, TextClassifier, load_model
+from .tokenizer import clean_text
 
 EVALUATED_TASKS = ("text-classification", "question-answering")
 Progress = Callable[[str], None]
@@ -464,7 +464,6 @@ def report_text(report: EvaluationReport) -> str:
 
     Metrics are percentages with two decimals (80.96%), as convert's accuracy table prints them.
     """
-
     m = report.metrics
     lines = [f"model:  {report.model}", f"data:   {report.data} ({report.n} examples)"]
     if isinstance(m, ClassificationMetrics):

@@ -29,20 +29,35 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from .atomic import check_writable_output, exclusive_run, replacing_directory
 from .bundle import sha256_of_file
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN, Example, read_examples
-from .errors import EdgeAlbertError
+from .errors import CheckpointError, EdgeAlbertError
 from .finetune_config import FinetuneConfig
 from .hf.checkpoint import SUPPORTED_ACTIVATIONS, TOKENIZER_FILES
 from .hf.early_exit import multi_depth_loss, per_call_logits
 from .hf.quiet import quiet_transformers, require_workstation
 from .hf.reference import load_reference_model, load_reference_runner
 from .hf.weights import POOLER
-from .tokenizer_training import (CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_PIECES, build_tokenizer, check_tokenizer,  # noqa: F401 (re-exported)
-                                 processor, train_sentencepiece)
 from .hub import resolve_checkpoint
-from .training import (EncodedDataset, accuracy_metric, accuracy_of, batches, last_checkpoint, loss_trainer, save_checkpoint,
-                       training_arguments)
-from .errors import CheckpointError
-
+from .tokenizer_training import (  # noqa: F401 (re-exported)
+    CLS_ID,
+    MASK_ID,
+    PAD_ID,
+    SEP_ID,
+    SPECIAL_PIECES,
+    build_tokenizer,
+    check_tokenizer,
+    processor,
+    train_sentencepiece,
+)
+from .training import (
+    EncodedDataset,
+    accuracy_metric,
+    accuracy_of,
+    batches,
+    last_checkpoint,
+    loss_trainer,
+    save_checkpoint,
+    training_arguments,
+)
 
 # --------------------------------------------------------------------------- training
 

@@ -11,12 +11,12 @@ then ends by the same signal, as the caller that sent it expects. A helper proce
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
 import threading
 from typing import Iterator, Optional
-import ctypes
 
 ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 PR_SET_PDEATHSIG = 1

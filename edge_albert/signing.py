@@ -17,13 +17,13 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
 from .atomic import check_writable_file
 from .errors import BundleError, EdgeAlbertError
-import subprocess
 
 SIGNATURE_FILE = "manifest.sig"
 SIGNATURE_FORMAT = "edge-albert-signature"
@@ -70,7 +70,6 @@ def committable_in(path: PathLike) -> Optional[Path]:
 
     Asks `git check-ignore`; without git, any .git above the path counts as a working tree.
     """
-
     path = Path(path).resolve()
     root = next((parent for parent in path.parents if (parent / ".git").exists()), None)
     if root is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -137,9 +138,11 @@ def _as_list(texts: TextOrTexts, name: str = "texts") -> List[str]:
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    shifted = logits - np.max(logits, axis=axis, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=axis, keepdims=True)
+    """exp(x - max) / sum, in place on one new array (a few numpy calls: this runs once per predict call)."""
+    probabilities = logits - logits.max(axis=axis, keepdims=True)
+    np.exp(probabilities, out=probabilities)
+    probabilities /= probabilities.sum(axis=axis, keepdims=True)
+    return probabilities
 
 
 class BundleModel:
@@ -192,7 +195,8 @@ class BundleModel:
         """Model outputs for every row of `encoded`, in row order; sequence outputs span encoded.length.
 
         Rows run batch by batch, shortest together, so that each batch is padded only to its own
-        longest row (then to a length bucket); positions past a row's length hold zeros.
+        longest row (a batch of several rows then to a length bucket; one row runs at its exact
+        length); positions past a row's length hold zeros.
         """
         session = self.session
         if encoded.length > session.max_seq_len:
@@ -219,7 +223,7 @@ class BundleModel:
     def _run_rows(self, encoded: Encoded, rows: Sequence[int], length: int) -> Dict[str, np.ndarray]:
         """Outputs of `rows`, padded once to the model's width for `length` tokens; sequence outputs cut to `length`."""
         session = self.session
-        outputs = session.run_padded(*encoded.batch(rows, session.padded_length(max(length, 1))))
+        outputs = session.run_padded(*encoded.batch(rows, session.padded_length(max(length, 1), len(rows))))
         for name in session.sequence_outputs.intersection(outputs):
             outputs[name] = outputs[name][:, :length]
         return outputs
@@ -250,8 +254,7 @@ class TextClassifier(BundleModel):
         pairs = None if text_pairs is None else _as_list(text_pairs, "text_pairs")
         encoded = self._encode(texts, pairs)
         logits, calls = self._run(encoded)
-        return [self._prediction(row, cut, None if calls is None else int(calls[i]))
-                for i, (row, cut) in enumerate(zip(logits, encoded.truncated))]
+        return self._predictions(logits, encoded.truncated, None if calls is None else calls.tolist())
 
     def logits(self, texts: TextOrTexts, text_pairs: Optional[TextOrTexts] = None) -> np.ndarray:
         """Raw logits [len(texts), num_labels], for checks against the reference."""
@@ -274,17 +277,33 @@ class TextClassifier(BundleModel):
     def _encode(self, texts: List[str], pairs: Optional[List[str]]) -> Encoded:
         return self.tokenizer.encode(texts, pairs, max_length=self.max_seq_len, truncation="longest_first")
 
-    def _prediction(self, logits: np.ndarray, truncated: bool, layer_calls: Optional[int] = None) -> Prediction:
-        labels = self.labels or [f"LABEL_{i}" for i in range(len(logits))]
-        source = self.bundle.manifest.get("source") or {}
-        if source.get("problem_type") == "multi_label_classification":
+    def _predictions(self, logits: np.ndarray, truncated: Sequence[bool],
+                     layer_calls: Optional[List[int]] = None) -> List[Prediction]:
+        """One Prediction per row of `logits` [rows, labels]: probabilities (float64 softmax, or the sigmoid
+        of a multi-label model) for the whole batch in a few numpy calls, then plain Python per row."""
+        if not len(logits):
+            return []
+        if self._multi_label:
             probabilities = 1.0 / (1.0 + np.exp(-logits))
         else:
             probabilities = softmax(logits.astype(np.float64))
-        best = int(np.argmax(probabilities))
-        values = probabilities.tolist()  # Python floats, as float(p) gives
-        return Prediction(label=labels[best], score=values[best], scores=dict(zip(labels, values)),
-                          truncated=truncated, layer_calls=layer_calls)
+        labels = self._label_names(logits.shape[-1])
+        best = probabilities.argmax(axis=-1).tolist()
+        rows = probabilities.tolist()  # Python floats, as float(p) gives
+        return [Prediction(label=labels[top], score=values[top], scores=dict(zip(labels, values)), truncated=cut,
+                           layer_calls=None if layer_calls is None else layer_calls[i])
+                for i, (values, top, cut) in enumerate(zip(rows, best, truncated))]
+
+    @cached_property
+    def _multi_label(self) -> bool:
+        return (self.bundle.manifest.get("source") or {}).get("problem_type") == "multi_label_classification"
+
+    def _label_names(self, width: int) -> List[str]:
+        """The bundle's labels (LABEL_i when it names none), read from the manifest once."""
+        names = self.__dict__.get("_names")
+        if names is None or len(names) != width:
+            names = self.__dict__["_names"] = self.labels or [f"LABEL_{i}" for i in range(width)]
+        return names
 
 
 class QuestionAnswerer(BundleModel):

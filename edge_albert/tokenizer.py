@@ -69,6 +69,10 @@ class Encoded:
 
     def batch(self, rows: Sequence[int], width: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """input_ids, attention_mask and token_type_ids of `rows`, int32 [len(rows), width], padded on the right."""
+        if len(rows) == 1 and self._lengths[rows[0]] == width:  # one text at its exact length: nothing to pad
+            encoding = self.encodings[rows[0]]
+            return (np.array([encoding.ids], dtype=np.int32), np.ones((1, width), dtype=np.int32),
+                    np.array([encoding.type_ids], dtype=np.int32))
         shape = (len(rows), width)
         input_ids = np.full(shape, self.pad_id, dtype=np.int32)
         attention_mask = np.zeros(shape, dtype=np.int32)

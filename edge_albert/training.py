@@ -9,12 +9,13 @@ Imported only on a workstation: torch and transformers are imported inside the f
 
 from __future__ import annotations
 
+import json
+import struct
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
+
 from .verbosity import is_verbose
-import json
-import struct
 
 
 class EncodedDataset:
@@ -69,7 +70,6 @@ def accuracy_metric(prediction) -> dict:
 
 def show_progress() -> bool:
     """Progress bars only when asked (--verbose) or when a person watches a terminal."""
-
     return is_verbose() or sys.stderr.isatty()
 
 
@@ -147,7 +147,6 @@ def save_checkpoint(model, out_dir: Path, save_dtype: str) -> None:
 def stored_float_dtype(checkpoint_dir) -> str:
     """"float16" when a checkpoint's model.safetensors stores its floating tensors in float16, else
     "float32" (bfloat16, float32, mixed, or a pytorch_model.bin): what save_checkpoint takes."""
-
     path = Path(checkpoint_dir) / "model.safetensors"
     if not path.is_file():
         return "float32"

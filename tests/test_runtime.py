@@ -22,6 +22,7 @@ from tests.project_data import data_file
 
 from edge_albert import (BundleError, FeatureExtractor, QuestionAnswerer, RuntimeBackendError, TextClassifier,
                          TokenClassifier, load_model)
+from edge_albert.extras import WHEEL
 from edge_albert.runtime import bucket_length, describe_min_runtime, find_backend
 from tests.runtime_bundles import MAX_SEQ_LEN, bundle_for, checkpoint_for
 
@@ -85,9 +86,13 @@ def test_backend_order_prefers_ai_edge_litert_and_unknown_is_refused():
 
 
 def test_missing_backend_says_what_to_install(monkeypatch):
+    """The hint names the wheel's extras (edge_albert/extras.py): the package is installed from the wheel."""
     monkeypatch.setitem(sys.modules, "tflite_runtime", None)  # as on a machine without it
-    with pytest.raises(RuntimeBackendError, match=r"edge-albert\[tflite-runtime\]"):
+    with pytest.raises(RuntimeBackendError) as raised:
         find_backend("tflite_runtime")
+    message = str(raised.value)
+    assert message.startswith("no usable TFLite interpreter (tflite_runtime: ")
+    assert f"pip install '{WHEEL}[litert]'" in message and f"pip install '{WHEEL}[tflite-runtime]'" in message
 
 
 def test_describe_min_runtime():
@@ -171,15 +176,38 @@ def test_results_do_not_depend_on_batch_composition(bundle_root):
     np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
 
 
-def test_length_buckets_keep_reallocations_rare(bundle_root):
+def test_one_row_runs_at_its_exact_length_and_batches_at_buckets(bundle_root):
+    """One text per call runs at its own token count (as the PyTorch reference does; a new shape's re-allocation
+    costs less than the model's work on bucket padding, see runtime.py); a batch of several rows is padded to
+    its longest row rounded up to a bucket, so a server re-plans few shapes. Padding is masked: fp32 logits agree."""
     classifier = TextClassifier.load(bundle_for(bundle_root, "text-classification"), batch_size=1)
-    # 9..16 tokens each: one bucket, so one allocation for all of them.
-    texts = [" ".join(["word"] * n) for n in range(7, 15)]
-    assert all(9 <= classifier.tokenizer.encode([t]).length <= 16 for t in texts)
-    classifier.predict(texts)
-    assert classifier.session.reallocations == 1
-    classifier.predict(["word " * 20])  # 22 tokens: the 32 bucket
-    assert classifier.session.reallocations == 2
+    session = classifier.session
+    assert [session.padded_length(n) for n in (1, 9, 15, MAX_SEQ_LEN)] == [1, 9, 15, MAX_SEQ_LEN]
+    assert [session.padded_length(n, rows=4) for n in (1, 9, 15)] == [8, 16, 16]
+    texts = [" ".join(["word"] * n) for n in range(7, 15)]  # 9..16 tokens: one bucket, eight lengths
+    lengths = [classifier.tokenizer.encode([t]).length for t in texts]
+    assert len(set(lengths)) == len(texts) and all(9 <= n <= 16 for n in lengths)
+    alone = classifier.logits(texts)  # batch_size=1: one row per call
+    assert session.reallocations == len(texts)
+    assert session._current_shape == (1, max(lengths))
+    batched = TextClassifier.load(bundle_for(bundle_root, "text-classification"), batch_size=len(texts))
+    together = batched.logits(texts)
+    assert batched.session.reallocations == 1 and batched.session._current_shape == (len(texts), 16)
+    np.testing.assert_allclose(alone, together, rtol=0, atol=1e-5)
+
+
+def test_predictions_match_a_float64_softmax_of_the_logits(bundle_root):
+    """The batched softmax and Prediction building give exactly what a per-row float64 softmax gives."""
+    classifier = TextClassifier.load(bundle_for(bundle_root, "text-classification"))
+    logits = classifier.logits(TEXTS)
+    predictions = classifier.predict(TEXTS)
+    assert len(predictions) == len(TEXTS) > 0
+    for row, prediction in zip(logits, predictions):
+        shifted = row.astype(np.float64) - np.max(row.astype(np.float64))
+        expected = np.exp(shifted) / np.exp(shifted).sum()
+        assert list(prediction.scores.values()) == expected.tolist()
+        assert prediction.label == list(prediction.scores)[int(np.argmax(expected))]
+        assert prediction.score == expected.max()
 
 
 def test_edge_inputs_never_crash(bundle_root):

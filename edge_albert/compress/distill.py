@@ -10,15 +10,15 @@ hidden_weight = 0 is plain fine-tuning (the ablation).
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Optional
 
 from ..errors import CompressionError, check_number
 from ..training import EncodedDataset, accuracy_metric, loss_trainer, training_arguments
 from .augment import NO_LABEL
-from types import SimpleNamespace
-import time
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,6 @@ def soft_target_loss(model, inputs, config: DistillConfig, multi_depth: bool = F
     the teacher and `convert --early-exit` can stop early. Rows without teacher logits (dev) get
     cross-entropy alone. Returns (loss, outputs), outputs None for the multi-depth training loss.
     """
-
     from ..hf.early_exit import depth_weights, per_call_logits
 
     inputs = dict(inputs)

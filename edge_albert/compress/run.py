@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import random
 import resource
 import shutil
@@ -22,15 +23,14 @@ from typing import Callable, Optional
 
 from ..atomic import check_writable_output, exclusive_run, refuse_overlap, replacing_directory
 from ..bundle import sha256_of_file
-from ..hf.checkpoint import PRUNED_HEADS_KEY, TOKENIZER_FILES, load_checkpoint
-from ..errors import CompressionError
 from ..data import read_examples
+from ..errors import CompressionError
+from ..hf.checkpoint import PRUNED_HEADS_KEY, TOKENIZER_FILES, load_checkpoint
 from ..hub import resolve_checkpoint
 from .augment import NOT_IMPLEMENTED, augment_examples, mask_token_of
 from .importance import IMPORTANCE_METHOD
 from .options import CompressOptions
 from .plan import CompressionPlan, choose_plan, compute_ratio
-import platform
 
 PROVENANCE_FILE = "compression.json"
 
@@ -350,7 +350,6 @@ def _effective_parameters(model) -> int:
 
 
 def _versions() -> dict:
-
     import torch
     import transformers
 

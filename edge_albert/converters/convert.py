@@ -23,6 +23,9 @@ from ..data import DEFAULT_LABEL_COLUMN
 from ..early_exit import CALLS_OUTPUT, ExitRule, parse_rule
 from ..errors import ConversionError, VerificationError
 from ..evaluate import EvalData, EvaluationReport, evaluate_model, load_eval_data
+from ..hf.checkpoint import AlbertCheckpoint, load_checkpoint
+from ..hf.quiet import require_workstation
+from ..hf.reference import load_reference_model, load_reference_runner
 from ..hub import resolve_checkpoint
 from ..quantization import (
     DEFAULT_CALIBRATION_SAMPLES,
@@ -38,14 +41,10 @@ from ..quantization import (
 )
 from . import samples as sample_sets
 from .accuracy_gate import AccuracyGate, accuracy_gate, reference_task_model, task_model
-from ..hf.checkpoint import AlbertCheckpoint, load_checkpoint
 from .manifest import build_manifest
 from .options import ConvertOptions
-from ..hf.quiet import require_workstation
-from ..hf.reference import load_reference_model, load_reference_runner
 from .tflite import ConversionJob, FlatbufferInspection, compact_and_check, ideal_bytes, start_conversion
 from .verify import MIN_LABEL_AGREEMENT, VariantCheck, encode_samples, verify_variant
-from dataclasses import replace
 
 Progress = Callable[[str], None]
 # The libraries convert needs; on the light (device) install it says which extra to add instead.

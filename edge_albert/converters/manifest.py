@@ -7,19 +7,19 @@ Built here from what the converter knows (checkpoint, mode, inspection, verifica
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 from typing import Optional
 
 import numpy as np
 
-from ..version import __version__
 from ..bundle import SPIECE_FILE, TOKENIZER_FILE
 from ..contract import INPUT_DTYPE, INPUT_NAMES, OUTPUT_DTYPE, SIGNATURE_NAME, task_contract
 from ..early_exit import CALLS_OUTPUT, ExitRule
-from ..quantization import LOOP, QuantizationMode
 from ..hf.checkpoint import AlbertCheckpoint
+from ..quantization import LOOP, QuantizationMode
+from ..version import __version__
 from .tflite import FlatbufferInspection
 from .verify import VariantCheck
-from importlib import metadata
 
 # The config.json fields a manifest records about the source model.
 SOURCE_CONFIG_KEYS = (
@@ -115,7 +115,6 @@ def _output_shape(checkpoint: AlbertCheckpoint, name: str, input_shape: list) ->
 
 def _library_versions() -> dict:
     """Installed versions, read from package metadata: importing TensorFlow just for its version costs seconds."""
-
     versions = {}
     for module_name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("torch", ("torch",)),
                                        ("transformers", ("transformers",))):

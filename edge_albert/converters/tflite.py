@@ -8,25 +8,25 @@ its precision, which is what proves the shared layer is stored once.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ConversionError
 from ..contract import INPUT_NAMES
-from ..quantization import EMBEDDING_LOOKUP, FULLY_CONNECTED, QuantizationMode
+from ..errors import ConversionError
 from ..hf.checkpoint import AlbertCheckpoint
 from ..hf.weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
-import signal
-import os
-import tempfile
-from pathlib import Path
-import json
-import subprocess
-import sys
+from ..quantization import EMBEDDING_LOOKUP, FULLY_CONNECTED, QuantizationMode
 from ..verbosity import is_verbose
-import shutil
 
 SIZE_TOLERANCE = 1.03
 # Flatbuffer structure (op list, tensor table, signature, metadata) that does not scale with
@@ -214,8 +214,6 @@ class BackgroundConversion:
         self._start()
 
     def _start(self) -> None:
-
-
         (self.work / REQUEST_FILE).write_text(json.dumps(self.pending))
         self.log_path = self.work / "worker.log"
         with open(self.log_path, "wb") as log:
@@ -254,7 +252,6 @@ class BackgroundConversion:
         return self.results_by_index
 
     def close(self) -> None:
-
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -274,7 +271,6 @@ def start_conversion(jobs: Sequence[ConversionJob]) -> BackgroundConversion:
 
 def _worker_death(quantize: str, returncode: int, log_path) -> str:
     """One line for a worker that ended without a result: the signal, else its status and last log line."""
-
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name

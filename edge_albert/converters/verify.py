@@ -6,18 +6,17 @@ and the label agreement, and says what to try when it fails (as Optimum's valida
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, task_contract
-from ..quantization import MIN_LABEL_AGREEMENT, Parity, QuantizationMode
+from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..hf.checkpoint import AlbertCheckpoint
-from .graph import OUTPUT_NAMES
 from ..hf.reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
-from dataclasses import replace
+from ..quantization import MIN_LABEL_AGREEMENT, Parity, QuantizationMode
+from .graph import OUTPUT_NAMES
 
 # Each mode's parity rule (absolute tolerance or label agreement) and the tolerance recorded for
 # devices come from the modes table (edge_albert/quantization.py).
@@ -84,8 +83,8 @@ def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 2):
     """An interpreter for verification on the workstation (LiteRT if present, else tf.lite)."""
-    from ..runtime import create_interpreter
     from ..hf.quiet import import_tensorflow
+    from ..runtime import create_interpreter
 
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -278,7 +277,6 @@ def verify_early_exit(
     this also proves a row keeps its own exit while the loop runs on for the others). Quantized
     ones may legitimately flip a borderline exit; their agreement is recorded, the labels gate.
     """
-
     fed = [{**batch, **rule.feed()} for batch in batches]
     candidate = tflite_outputs(model_bytes, fed, ("logits", CALLS_OUTPUT))
     check = compare_outputs(checkpoint.task, mode, batches, [{"logits": r["logits"]} for r in reference],

@@ -13,27 +13,26 @@ run `edge-albert serve-ray BUNDLE --address auto --replicas N` on the head.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import os
+import signal
+import threading
 import time
+from importlib import resources
 from typing import Dict, List, Optional, Tuple
 
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ..errors import DataError
+from ..errors import DataError, ServeError
+from ..verbosity import is_verbose
 from .app import ERROR_KINDS, OPEN_PATHS
 from .openapi import openapi_schema
 from .options import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TEXTS, DEFAULT_REPLICAS, RAY_DEFAULT_PORT
 from .protocol import RequestTooLarge, parse_predict_request, response_body, run_batch
-from ..verbosity import is_verbose
-import logging
-import signal
-import threading
-from ..errors import ServeError
-from importlib import resources
-import asyncio
 
 REPLICA_HEADER = "X-Edge-Albert-Replica"  # which replica answered: lets tests and operators see the spread
 # Ray's @serve.batch: up to BATCH_SIZE requests per model call. A replica takes at most
@@ -160,7 +159,6 @@ class Gateway:
 
     async def readyz(self) -> Response:
         """Ready when every model's replicas answer a probe (an empty text) within the timeout."""
-
         for name in sorted(self.handles):
             task = (await self._describe(name))["summary"]["task"]
             probe = {"question": "", "context": ""} if task == "question-answering" else {"text": ""}
@@ -180,7 +178,6 @@ class Gateway:
         return JSONResponse({"models": [(await self._describe(name))["summary"] for name in sorted(self.handles)]})
 
     async def predict(self, name: str, request: Request) -> Response:
-
         from ray.serve.exceptions import BackPressureError
 
         body = await request.body()
@@ -259,7 +256,6 @@ def run_cluster(bundles, address: Optional[str] = None, host: str = DEFAULT_HOST
                 num_threads: Optional[int] = None, max_texts: int = DEFAULT_MAX_TEXTS, say=print,
                 trusted_key: Optional[str] = None) -> None:
     """Join (address="auto" or HOST:6379) or start a Ray cluster, deploy, serve until SIGTERM/SIGINT."""
-
     import ray
 
     from ..bundle import load_bundle
