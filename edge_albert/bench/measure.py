@@ -296,7 +296,7 @@ def _measure_seq_len(model, seq_len: int, settings: dict, say: Progress) -> SeqL
 
     samples, stopped_by = time_runs(run, runs, settings["warmup"], settings["max_seconds"], tick)
     stats = LatencyStats.from_samples(samples)
-    entry = SeqLenResult(seq_len=seq_len, padded_length=session.padded_length(seq_len), batch=batch,
+    entry = SeqLenResult(seq_len=seq_len, padded_length=session.padded_length(seq_len, batch), batch=batch,
                          latency=stats, throughput_per_s=batch * 1e3 / stats.mean_ms, first_run_ms=first_run_ms,
                          tokenize_ms=tokenize_ms, peak_rss_mb=_mb(peak_rss_bytes()), stopped_by=stopped_by)
     say(f"seq {seq_len}: p50 {stats.p50_ms:.2f} ms, p99 {stats.p99_ms:.2f} ms over {stats.runs} runs"

@@ -81,7 +81,7 @@ class ReferenceSession:
         rule = self.early_exit.from_feed(self.constant_inputs) if self.early_exit is not None else None
         return self.runner.run(dict(zip(INPUT_NAMES, (input_ids, attention_mask, token_type_ids))), early_exit=rule)
 
-    def padded_length(self, length: int) -> int:
+    def padded_length(self, length: int, rows: int = 1) -> int:
         """PyTorch runs any width: no length buckets, the batch's longest row."""
         return int(length)
 
