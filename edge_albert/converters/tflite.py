@@ -112,12 +112,11 @@ def convert_module(
     module,
     mode: QuantizationMode,
     calibration_inputs: Optional[Sequence[Dict[str, np.ndarray]]] = None,
-    weights: Optional[Dict[str, np.ndarray]] = None,
 ) -> bytes:
     """Convert the module's serving_default function to .tflite bytes by the mode's recipe.
 
-    AI Edge Quantizer modes convert to fp32 first and quantize that file; `weights` (the
-    checkpoint's) name the weight groups their recipe addresses.
+    AI Edge Quantizer modes come out as fp32 here; the worker quantizes that file
+    (weight_quantizer.quantize_weights), so this module and the quantizer do not import each other.
 
     Runs in a conversion worker process (see BackgroundConversion): the converter can abort natively.
     """
@@ -156,10 +155,6 @@ def convert_module(
     except Exception as exc:  # the converter raises ConverterError, RuntimeError and others
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"TFLite conversion ({mode.name}) failed: {first_line}") from None
-    if setting == "ai-edge-quantizer":
-        from .weight_quantizer import quantize_weights
-
-        return quantize_weights(model_bytes, mode, weights or {})
     return model_bytes
 
 

@@ -25,6 +25,7 @@ from ..runtime import native_logs_silenced
 from ..hf.checkpoint import load_checkpoint
 from .graph import GraphOptions, build_albert_module
 from .tflite import REQUEST_FILE, convert_module
+from .weight_quantizer import quantize_weights
 
 
 def request_mode(job: dict) -> QuantizationMode:
@@ -62,8 +63,12 @@ class Converter:
                 self.modules[key] = build_albert_module(self.checkpoints[job["checkpoint"]], options)
         started = time.perf_counter()
         try:
-            return convert_module(self.modules[key], request_mode(job), load_calibration(job["calibration"]),
-                                  self.checkpoints[job["checkpoint"]].weights)
+            mode = request_mode(job)
+            model_bytes = convert_module(self.modules[key], mode, load_calibration(job["calibration"]))
+            if mode.converter == "ai-edge-quantizer":  # the fp32 file, quantized by AI Edge Quantizer
+                # the checkpoint's weights name the weight groups the mode's recipe addresses
+                model_bytes = quantize_weights(model_bytes, mode, self.checkpoints[job["checkpoint"]].weights)
+            return model_bytes
         finally:
             self.seconds = time.perf_counter() - started  # the conversion alone, not the graph building
 
