@@ -15,10 +15,8 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -100,16 +98,7 @@ def main(argv) -> int:
     runners = {name: int4._runner(path / "model.tflite") for name, path in bundles.items()}
     for length in seq_lens:
         inputs = int4._inputs(length)
-        times = {name: [] for name in runners}
-        for runner in runners.values():
-            for _ in range(3):
-                runner(**inputs)  # warm up
-        for _ in range(runs):
-            for name, runner in runners.items():
-                started = time.perf_counter()
-                runner(**inputs)
-                times[name].append(time.perf_counter() - started)
-        medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
+        medians = int4.interleaved_medians_ms(runners, inputs, runs)
         row = {name: {"median_ms": round(ms, 3)} for name, ms in medians.items()}
         for mode in MODES:
             row[f"{mode}-after"]["ratio"] = round(medians[f"{mode}-after"] / medians[f"{mode}-before"], 3)

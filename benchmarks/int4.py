@@ -80,6 +80,21 @@ def _any_length(checkpoint: Path, bundles: dict, lengths) -> dict:
     return found
 
 
+
+def interleaved_medians_ms(runners: dict, inputs: dict, runs: int) -> dict:
+    """Median ms per runner, the runners taking turns on the same inputs (3 warm-up calls each first),
+    so a busy spell of a shared machine hits every one alike."""
+    times = {name: [] for name in runners}
+    for runner in runners.values():
+        for _ in range(3):
+            runner(**inputs)  # warm up
+    for _ in range(runs):
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            runner(**inputs)
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t) * 1000 for name, t in times.items()}
+
 def main(argv) -> int:
     out = Path(argv[0])
     seq_lens, runs, bundles, checkpoint, any_length = [8, 32, 128], 30, {}, None, []
@@ -101,16 +116,7 @@ def main(argv) -> int:
               "cpu_flags": _cpu_flags(), "threads": THREADS, "runs": runs, "lengths": {}, "bundles": {}}
     for length in seq_lens if runs else []:  # --runs 0: sizes, peak RSS and lengths only
         inputs = _inputs(length)
-        times = {name: [] for name in runners}
-        for runner in runners.values():
-            for _ in range(3):
-                runner(**inputs)  # warm up
-        for _ in range(runs):
-            for name, runner in runners.items():
-                started = time.perf_counter()
-                runner(**inputs)
-                times[name].append(time.perf_counter() - started)
-        medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
+        medians = interleaved_medians_ms(runners, inputs, runs)
         base = medians[next(iter(medians))]
         result["lengths"][length] = {name: {"median_ms": round(ms, 3), "ratio": round(ms / base, 3)}
                                      for name, ms in medians.items()}

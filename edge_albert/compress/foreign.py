@@ -30,7 +30,7 @@ from ..atomic import check_writable_output, exclusive_run, replacing_directory
 from ..data import Example, read_examples
 from ..errors import CompressionError
 from .foreign_options import SAVE_DTYPES, DistilOptions, TransferOptions
-from .teacher import TeacherInfo, check_same_labels, inspect_teacher, load_teacher
+from .teacher import TeacherInfo, check_same_labels, inspect_teacher, load_teacher, read_model_config
 from .teacher_outputs import TeacherOutputs, check_record, compute_outputs, load_outputs, read_record, texts_sha256, transfer_rows
 
 RECORD_FILE = "distillation.json"
@@ -200,12 +200,7 @@ def _check_options(options: DistilOptions, teacher_dir, teacher_outputs, student
 
 def _check_student(student_dir: Path, labels: Sequence[str], options: DistilOptions) -> None:
     """An ALBERT sequence classifier with the data's labels (and one shared layer for --multi-depth)."""
-    try:
-        config = json.loads((student_dir / "config.json").read_text())
-    except FileNotFoundError:
-        raise CompressionError(f"student {student_dir} has no config.json; pass an ALBERT checkpoint directory") from None
-    except (OSError, ValueError) as exc:
-        raise CompressionError(f"student {student_dir}/config.json cannot be read: {exc}") from None
+    config = read_model_config(student_dir, "student", "pass an ALBERT checkpoint directory")
     if "AlbertForSequenceClassification" not in (config.get("architectures") or []):
         raise CompressionError(f"student {student_dir} is not an AlbertForSequenceClassification")
     id2label = config.get("id2label") or {}

@@ -45,12 +45,7 @@ def inspect_teacher(teacher_dir) -> TeacherInfo:
     path = Path(teacher_dir)
     if not path.is_dir():
         raise CompressionError(f"teacher {path}: no such directory")
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except FileNotFoundError:
-        raise CompressionError(f"teacher {path} has no config.json; it must be a saved transformers model") from None
-    except (OSError, ValueError) as exc:
-        raise CompressionError(f"teacher {path}/config.json cannot be read: {exc}") from None
+    config = read_model_config(path, "teacher", "it must be a saved transformers model")
     architectures = config.get("architectures") or []
     architecture = next((a for a in architectures if str(a).endswith("ForSequenceClassification")), None)
     if architecture is None:
@@ -135,3 +130,13 @@ def _weights_digest(path: Path, files: List[str]) -> str:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_model_config(path: Path, role: str, remedy: str) -> dict:
+    """`path`/config.json as a dict, or one CompressionError line naming the role (teacher, student) and the remedy."""
+    try:
+        return json.loads((path / "config.json").read_text())
+    except FileNotFoundError:
+        raise CompressionError(f"{role} {path} has no config.json; {remedy}") from None
+    except (OSError, ValueError) as exc:
+        raise CompressionError(f"{role} {path}/config.json cannot be read: {exc}") from None
