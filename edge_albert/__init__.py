@@ -4,6 +4,8 @@ Importing this package pulls in nothing heavy (no TensorFlow, PyTorch or transfo
 it is what runs on the device.
 """
 
+from importlib import import_module
+
 from .version import __version__
 
 from .bundle import Bundle, load_bundle  # noqa: E402
@@ -29,9 +31,7 @@ _LAZY = {
 
 def __getattr__(name):
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1,7 +1,8 @@
 """The `edge-albert` command: thin click commands over library functions.
 
 Every command catches EdgeAlbertError once and prints it as one line (no traceback).
-Heavy libraries are imported inside the commands that need them.
+Heavy libraries (numpy too, so `--help` stays quick) and the workstation side are imported inside
+the commands that need them.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ import click
 from . import device_options as device
 from . import quantization
 from .atomic import check_writable_file
+from .bundle import load_bundle, read_manifest
 from .compress import AugmentConfig, CompressOptions, DistillConfig
-from .compress.foreign_options import TransferOptions
+from .compress.foreign_options import DistilOptions, TransferOptions
 from .compress.options import INITS
+from .converters.options import ConvertOptions
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
 from .errors import BenchError, BundleError, EdgeAlbertError, ServeError
 from .extras import install_hint
 from .finetune_config import FinetuneConfig
 from .lifetime import Terminated, end_by_signal, ending_signals_interrupt
 from .serve import options as serving
+from .signing import committable_in, generate_key_pair
+from .tflite_check import check_model_file
 from .verbosity import set_verbose
 from .version import __version__
 
@@ -284,7 +289,6 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
     """
     from .converters.accuracy_gate import accuracy_table
     from .converters.convert import convert_checkpoint
-    from .converters.options import ConvertOptions
     from .converters.samples import read_text_lines
     from .report import conversion_table
 
@@ -315,9 +319,7 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
 @reports_errors
 def inspect(bundle, as_json):
     """Show BUNDLE's manifest and the size breakdown of its model (embeddings / shared layer / head)."""
-    from .bundle import load_bundle
     from .report import inspection_text
-    from .tflite_check import check_model_file
 
     loaded = load_bundle(bundle)
     check_model_file(loaded.model_path)  # the structure check loading runs: a sha256 can be updated with the bytes
@@ -417,7 +419,7 @@ def compress(teacher_dir, train_file, dev_file, output, layers, heads, remove_he
 
     TEACHER_DIR is a checkpoint directory or a Hugging Face model id (ORG/NAME).
     """
-    from .compress import compress as run_compress
+    from .compress import compress as run_compress  # lazy: this name loads compress/run.py (numpy) on first use
 
     # --max-length and --pair-column: compress's names before the other commands' were adopted
     max_length = old_max_length if old_max_length is not None else max_length
@@ -522,7 +524,6 @@ def distill(train_file, output, teacher_dir, teacher_outputs_file, student_dir, 
     resumes from OUTPUT.partial/ when rerun with the same settings.
     """
     from .compress.foreign import distil
-    from .compress.foreign_options import DistilOptions
 
     transfer = _transfer_options(labels, text_column, pair_column, label_column, augment, augment_seed,
                                  teacher_max_length, teacher_batch_size, threads)
@@ -574,7 +575,6 @@ def export_android(bundle, assets_dir, overwrite, trusted_key):
 @reports_errors
 def export_mediapipe(bundle, out, eval_data, mediapipe_python, force, overwrite, trusted_key):
     """Write OUT.tflite for MediaPipe Tasks' TextClassifier (Python, web, Android), verified against BUNDLE."""
-    from .bundle import read_manifest
     from .mediapipe_export.export import export_mediapipe as run_export, report_text
 
     texts = _read_texts(eval_data, read_manifest(bundle).get("labels") or []) if eval_data else None
@@ -709,8 +709,6 @@ def _read_texts(path: str, labels) -> list:
 @reports_errors
 def keygen(private_key, overwrite):
     """Make an Ed25519 key pair: PRIVATE_KEY for convert --sign-key, PRIVATE_KEY.pub for --trusted-key."""
-    from .signing import committable_in, generate_key_pair
-
     private_path, public_path = generate_key_pair(private_key, overwrite=overwrite)
     click.echo(f"wrote {private_path} (keep it secret) and {public_path} (copy it to devices)")
     tree = committable_in(private_path)

@@ -24,6 +24,7 @@ from typing import Optional, Tuple, Union
 
 from .atomic import check_writable_file
 from .errors import BundleError, EdgeAlbertError
+from .extras import install_hint
 
 SIGNATURE_FILE = "manifest.sig"
 SIGNATURE_FORMAT = "edge-albert-signature"
@@ -42,8 +43,6 @@ def _crypto():
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
-        from .extras import install_hint
-
         raise SigningError(f"bundle signatures need the cryptography package: {install_hint('signing')}") from None
     return ed25519, serialization, InvalidSignature
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .errors import EdgeAlbertError
 from .verbosity import is_verbose
 
 
@@ -135,8 +136,6 @@ def save_checkpoint(model, out_dir: Path, save_dtype: str) -> None:
 
     dtypes = {"float32": torch.float32, "float16": torch.float16}
     if save_dtype not in dtypes:
-        from .errors import EdgeAlbertError
-
         raise EdgeAlbertError(f"save_dtype must be one of {', '.join(dtypes)}, not {save_dtype!r}")
     state = {name: tensor.detach().to(dtypes[save_dtype]).contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})

@@ -53,7 +53,7 @@ class Target:
 
 def _load_toml(path: Path) -> dict:
     try:
-        import tomllib  # Python >= 3.11
+        import tomllib  # lazy: Python >= 3.11 only; tomli before that, an optional install
     except ImportError:
         try:
             import tomli as tomllib  # type: ignore[no-redef]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import subprocess
 import sys
 from typing import Dict, Optional
 
@@ -50,7 +51,7 @@ def peak_rss_bytes() -> Optional[int]:
     if peak is not None:
         return peak
     try:
-        import resource
+        import resource  # lazy: Unix only (None where it is missing)
 
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return int(maxrss if sys.platform == "darwin" else maxrss * 1024)  # bytes on macOS, KiB on Linux
@@ -93,8 +94,6 @@ def device_model() -> Optional[str]:
         return model
     if is_android():
         try:
-            import subprocess
-
             found = subprocess.run(["getprop", "ro.product.model"], capture_output=True, text=True, timeout=5)
             return found.stdout.strip() or None
         except (OSError, subprocess.SubprocessError):

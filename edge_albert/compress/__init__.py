@@ -7,6 +7,8 @@ at once; the code that runs them (numpy through the plan's compute model) only w
 so the CLI reads the defaults without it.
 """
 
+from importlib import import_module
+
 from .augment import AugmentConfig
 from .distill import DistillConfig
 from .options import CompressOptions
@@ -21,6 +23,4 @@ def __getattr__(name: str):
     """The heavy names, imported on first use (PEP 562)."""
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
     return getattr(import_module(f".{_LAZY[name]}", __name__), name)
