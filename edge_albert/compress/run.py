@@ -26,11 +26,16 @@ from ..bundle import sha256_of_file
 from ..data import read_examples
 from ..errors import CompressionError
 from ..hf.checkpoint import PRUNED_HEADS_KEY, TOKENIZER_FILES, load_checkpoint
+from ..hf.reference import load_reference_model
 from ..hub import resolve_checkpoint
+from ..training import EncodedDataset, accuracy_of, batches, last_checkpoint, save_checkpoint, stored_float_dtype
 from .augment import NOT_IMPLEMENTED, augment_examples, mask_token_of
-from .importance import IMPORTANCE_METHOD
+from .distill import make_trainer
+from .importance import IMPORTANCE_METHOD, measure_importance
 from .options import CompressOptions
 from .plan import CompressionPlan, choose_plan, compute_ratio
+from .prune import (build_student, choose, freeze_pruned_heads, head_masks, pruned_heads_are_zero, pruned_heads_of,
+                    zero_pruned_heads)
 
 PROVENANCE_FILE = "compression.json"
 
@@ -136,9 +141,6 @@ def _train_student(teacher_dir: Path, staging: Path, plan: CompressionPlan, alre
     import torch
     from transformers import AutoTokenizer
 
-    from ..hf.reference import load_reference_model
-    from ..training import EncodedDataset, accuracy_of, stored_float_dtype
-
     torch.set_num_threads(options.distill.threads)
     torch.manual_seed(options.distill.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir))
@@ -169,8 +171,6 @@ def _initial_student(teacher_dir: Path, teacher, staging: Path, train_set, token
     import torch
     from transformers import AlbertForSequenceClassification
 
-    from .prune import freeze_pruned_heads, pruned_heads_of
-
     init_dir = staging / "student-init"
     importance_path = staging / "importance.json"
     if not (init_dir / "config.json").is_file():
@@ -193,10 +193,6 @@ def _pruned_student(teacher_dir: Path, teacher, train_set, tokenizer, plan: Comp
     import torch
     from transformers import AlbertForSequenceClassification, DataCollatorWithPadding
 
-    from ..training import EncodedDataset, batches
-    from .importance import measure_importance
-    from .prune import build_student, choose
-
     probe = AlbertForSequenceClassification.from_pretrained(str(teacher_dir), dtype=torch.float32)
     probe.config.num_hidden_layers = plan.num_hidden_layers  # importance of the network the student will be
     rows = random.Random(options.distill.seed + 1).sample(range(len(train_set)), min(options.importance_examples, len(train_set)))
@@ -213,10 +209,6 @@ def _pruned_student(teacher_dir: Path, teacher, train_set, tokenizer, plan: Comp
 
 def _distil(student, teacher, distill_set, dev_set, tokenizer, trainer_dir: Path, options: CompressOptions, log):
     """Train on Trainer, resuming from its last checkpoint in `trainer_dir`; the pruned heads must stay zero."""
-    from ..training import last_checkpoint
-    from .distill import make_trainer
-    from .prune import pruned_heads_are_zero, zero_pruned_heads
-
     trainer = make_trainer(student, teacher, distill_set, dev_set, tokenizer, trainer_dir, options.distill, log)
     checkpoint = last_checkpoint(trainer_dir)
     if checkpoint:
@@ -230,8 +222,6 @@ def _distil(student, teacher, distill_set, dev_set, tokenizer, trainer_dir: Path
 
 def _save_student(student, final: Path, teacher_dir: Path, save_dtype: str) -> None:
     """The student's weights in `save_dtype` and the teacher's tokenizer files in `final` (replaced if there)."""
-    from ..training import save_checkpoint
-
     shutil.rmtree(final, ignore_errors=True)
     final.mkdir(parents=True)
     save_checkpoint(student, final, save_dtype)
@@ -243,8 +233,6 @@ def _save_student(student, final: Path, teacher_dir: Path, save_dtype: str) -> N
 def _provenance(run_record: dict, raw_config: dict, already: list, plan: CompressionPlan, trained: _Trained,
                 train_rows: int, dev_rows: int, started: float) -> dict:
     """compression.json: the settings, the teacher, the student as saved, importance, data and training."""
-    from .prune import pruned_heads_of
-
     reloaded = trained.model
     return {
         "format": "edge-albert compression v1",
@@ -274,8 +262,6 @@ def _provenance(run_record: dict, raw_config: dict, already: list, plan: Compres
 def _with_augmented_rows(train, train_set, tokenizer, options: CompressOptions):
     """The distillation rows: the real ones, then options.augment.copies unlabelled copies of each
     (importance is measured on the real, labelled rows only), and what to record about them."""
-    from ..training import EncodedDataset
-
     config = options.augment
     if not config.copies:
         return train_set, {**config.to_dict(), "rows_added": 0}
@@ -335,16 +321,12 @@ def _reinitialised(student):
     the word embeddings stay the teacher's vocabulary size, randomly initialised too."""
     from transformers import AlbertForSequenceClassification
 
-    from .prune import zero_pruned_heads
-
     fresh = AlbertForSequenceClassification(student.config)
     zero_pruned_heads(fresh)
     return fresh
 
 
 def _effective_parameters(model) -> int:
-    from .prune import head_masks
-
     total = sum(p.numel() for p in model.parameters())
     return int(total - sum(int((1 - mask).sum()) for mask in head_masks(model).values()))
 
