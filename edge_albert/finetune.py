@@ -31,7 +31,7 @@ from .bundle import sha256_of_file
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN, Example, read_examples
 from .errors import CheckpointError, EdgeAlbertError
 from .finetune_config import FinetuneConfig
-from .hf.checkpoint import SUPPORTED_ACTIVATIONS, TOKENIZER_FILES
+from .hf.checkpoint import SUPPORTED_ACTIVATIONS, TOKENIZER_FILES, load_checkpoint
 from .hf.early_exit import multi_depth_loss, per_call_logits
 from .hf.quiet import quiet_transformers, require_workstation
 from .hf.reference import load_reference_model, load_reference_runner
@@ -361,8 +361,6 @@ def _copy_tokenizer_files(source: Path, target: Path) -> None:
 
 def _check_init_from(checkpoint_dir) -> None:
     """init_from must be a sequence-classification checkpoint convert could read: one line naming the setting."""
-    from .hf.checkpoint import load_checkpoint
-
     try:
         architecture = load_checkpoint(checkpoint_dir).architecture
     except CheckpointError as exc:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
+from ..bundle import sha256_of_file
 from ..errors import CompressionError
+from ..hf.quiet import quiet_transformers
 
 # Files one of which a saved transformers tokenizer holds (fast, WordPiece, BPE, SentencePiece).
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
@@ -74,8 +76,6 @@ def load_teacher(info: TeacherInfo) -> Tuple[object, object]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..hf.quiet import quiet_transformers
-
     quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(info.path))
@@ -119,8 +119,6 @@ def _weight_files(path: Path) -> List[str]:
 
 
 def _weights_digest(path: Path, files: List[str]) -> str:
-    from ..bundle import sha256_of_file
-
     digests = [sha256_of_file(path / name) for name in files]
     if len(digests) == 1:
         return digests[0]

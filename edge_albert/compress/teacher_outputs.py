@@ -31,9 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+import numpy as np
+
+from ..bundle import sha256_of_file
 from ..data import Example
 from ..errors import CompressionError
 from .augment import AugmentConfig, augment_examples
+from .run import _versions
+from .teacher import check_same_labels
 
 FORMAT = "edge-albert teacher outputs v1"
 LOGITS = "logits"
@@ -93,8 +98,6 @@ def read_record(path) -> dict:
 def check_record(record: dict, path, *, labels: Sequence[str], texts: Optional[dict] = None,
                  teacher_sha256: Optional[str] = None) -> None:
     """One error line when the file is not the teacher's outputs on these texts with these labels."""
-    from .teacher import check_same_labels
-
     check_same_labels(record["labels"], labels, f"teacher-outputs file {path}")
     if teacher_sha256 is not None and record["teacher"]["weights_sha256"] != teacher_sha256:
         raise CompressionError(f"teacher-outputs file {path} was computed by the teacher with weights sha256 "
@@ -114,8 +117,6 @@ def load_outputs(path) -> TeacherOutputs:
     """The file's logits and record; refused if the logits' bytes do not match their recorded digest."""
     from safetensors.numpy import load_file
 
-    from ..bundle import sha256_of_file
-
     path = Path(path)
     record = read_record(path)
     logits = load_file(str(path))[LOGITS]
@@ -129,7 +130,6 @@ def compute_outputs(model, tokenizer, rows: Sequence[Example], out_file, record:
                     log: Callable[[str], None] = print) -> TeacherOutputs:
     """Run the teacher on `rows` (resuming from OUT_FILE.partial/) and write OUT_FILE; `record` has labels,
     teacher and texts (see the module docstring), the rest is added here."""
-    import numpy as np
     import torch
 
     out_file = Path(out_file)
@@ -201,7 +201,6 @@ def _encode(tokenizer, rows: Sequence[Example], max_length: int) -> List[dict]:
 
 
 def _run_chunk(model, tokenizer, features: List[dict], batch_size: int):
-    import numpy as np
     import torch
 
     out = []
@@ -250,9 +249,3 @@ def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
-def _versions() -> dict:
-    from .run import _versions as versions
-
-    return versions()

@@ -39,6 +39,8 @@ from ..quantization import (
     parse_modes,
     quantization_mode,
 )
+from ..signing import SIGNATURE_FILE, load_private_key
+from ..tokenizer import AlbertTokenizer
 from . import samples as sample_sets
 from .accuracy_gate import AccuracyGate, accuracy_gate, reference_task_model, task_model
 from .manifest import build_manifest
@@ -328,8 +330,6 @@ def _write_bundle(target: Path, prepared: PreparedCheckpoint, model_bytes: bytes
         key = _signing_key(options)
     finish = None
     if key is not None:
-        from ..signing import SIGNATURE_FILE
-
         def finish(staging: Path) -> None:
             sign_bundle(staging, key)
 
@@ -344,8 +344,6 @@ def _signing_key(options: ConvertOptions):
     """options.sign_key loaded and checked (SigningError in one line), or None without one."""
     if options.sign_key is None:
         return None
-    from ..signing import load_private_key
-
     return load_private_key(options.sign_key)
 
 
@@ -428,8 +426,6 @@ def _evaluate_variant(checkpoint, model_bytes, mode: QuantizationMode, max_seq_l
                       reference: EvaluationReport, max_accuracy_drop: float,
                       early_exit: Optional[ExitRule] = None) -> AccuracyGate:
     """Score the converted model through the device runtime (same tokenizer and decoding as PyTorch's run)."""
-    from ..tokenizer import AlbertTokenizer
-
     tokenizer = AlbertTokenizer.from_file(checkpoint.tokenizer_json,
                                           pad_id=checkpoint.tokenizer_settings["special_tokens"]["pad_id"])
     with tempfile.TemporaryDirectory(prefix="edge-albert-eval-") as scratch:

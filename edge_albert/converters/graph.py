@@ -20,6 +20,7 @@ from ..contract import INPUT_NAMES, TASKS
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..quantization import DEFAULT_GRAPH_FORM, DEFAULT_MAX_SEQ_LEN, FLOAT_MASK_BIAS, GRAPH_FORMS, LOOP, UNROLLED
 from ..hf.checkpoint import AlbertCheckpoint
+from ..hf.quiet import import_tensorflow
 from ..hf.weights import (ATTENTION_NORM, ATTENTION_OUTPUT, CLASSIFIER, EMBEDDING_MODULES, EMBEDDING_NORM,
                       EMBEDDING_PROJECTION, FFN, FFN_OUTPUT, HEAD_MODULES, KEY, OUTPUT_NORM, POOLER,
                       POSITION_EMBEDDINGS, QA_OUTPUTS, QUERY, SHARED_LAYER_MODULES, SHARED_LAYER_PREFIX,
@@ -84,8 +85,6 @@ class LayerDims:
 
 
 def _tf():
-    from ..hf.quiet import import_tensorflow
-
     return import_tensorflow()
 
 
@@ -363,8 +362,6 @@ def _early_exit_module(weights: AlbertConstants, dims: LayerDims, depth: int, op
 
 
 def _activation(name: str):
-    from ..hf.quiet import import_tensorflow
-
     tf = import_tensorflow()
 
     if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):

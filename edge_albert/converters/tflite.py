@@ -24,6 +24,7 @@ import numpy as np
 from ..contract import INPUT_NAMES
 from ..errors import ConversionError
 from ..hf.checkpoint import AlbertCheckpoint
+from ..hf.quiet import import_tensorflow
 from ..hf.weights import EMBEDDING_MODULES, SHARED_LAYER_PREFIX, TABLE
 from ..quantization import EMBEDDING_LOOKUP, FULLY_CONNECTED, QuantizationMode
 from ..verbosity import is_verbose
@@ -120,8 +121,6 @@ def convert_module(
 
     Runs in a conversion worker process (see BackgroundConversion): the converter can abort natively.
     """
-    from ..hf.quiet import import_tensorflow
-
     tf = import_tensorflow()
     setting = mode.converter
     function = module.serving_default.get_concrete_function()

@@ -14,8 +14,11 @@ import numpy as np
 from ..contract import ATTENTION_MASK, INPUT_IDS, INPUT_NAMES, SIGNATURE_NAME, task_contract
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from ..hf.checkpoint import AlbertCheckpoint
+from ..hf.quiet import import_tensorflow
 from ..hf.reference import load_reference_model, load_reference_runner  # noqa: F401 (load_reference_model re-exported)
 from ..quantization import MIN_LABEL_AGREEMENT, Parity, QuantizationMode
+from ..runtime import create_interpreter, native_logs_silenced
+from ..tokenizer import AlbertTokenizer
 from .graph import OUTPUT_NAMES
 
 # Each mode's parity rule (absolute tolerance or label agreement) and the tolerance recorded for
@@ -56,8 +59,6 @@ def encode_samples(
 ) -> List[Batch]:
     """Tokenize with the runtime's tokenizer (proven identical to transformers) and pad per batch
     (or every row to `fixed_length`, for unrolled models)."""
-    from ..tokenizer import AlbertTokenizer
-
     pad_id = checkpoint.tokenizer_settings["special_tokens"]["pad_id"] or 0
     tokenizer = AlbertTokenizer.from_file(checkpoint.tokenizer_json, pad_id=pad_id)
     text_pairs = None if all(pair is None for pair in pairs) else [pair or "" for pair in pairs]
@@ -83,9 +84,6 @@ def reference_outputs(checkpoint: AlbertCheckpoint, batches: List[Batch], model=
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 2):
     """An interpreter for verification on the workstation (LiteRT if present, else tf.lite)."""
-    from ..hf.quiet import import_tensorflow
-    from ..runtime import create_interpreter
-
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -94,8 +92,6 @@ def make_interpreter(model_bytes: bytes, num_threads: int = 2):
 
 
 def tflite_outputs(model_bytes: bytes, batches: List[Batch], output_names: Sequence[str]) -> List[Dict[str, np.ndarray]]:
-    from ..runtime import native_logs_silenced
-
     interpreter = make_interpreter(model_bytes)
     runner = interpreter.get_signature_runner(SIGNATURE_NAME)
     results = []

@@ -57,7 +57,7 @@ def import_tensorflow():
         if not is_verbose():
             tf.get_logger().setLevel("ERROR")
             with contextlib.suppress(ImportError):
-                from absl import logging as absl_logging
+                from absl import logging as absl_logging  # lazy: absl comes with tensorflow (just imported)
 
                 absl_logging.set_verbosity(absl_logging.ERROR)
     return tf

@@ -17,6 +17,8 @@ import numpy as np
 from ..contract import INPUT_NAMES, TASK_BY_ARCHITECTURE, task_contract
 from ..early_exit import CALLS_OUTPUT, ExitRule
 from .checkpoint import AlbertCheckpoint
+from .early_exit import reference_early_exit
+from .quiet import quiet_transformers
 
 Batch = Mapping[str, np.ndarray]
 CheckpointSource = Union[AlbertCheckpoint, str, Path]
@@ -30,8 +32,6 @@ def load_reference_model(checkpoint: CheckpointSource):
     """
     import torch
     import transformers
-
-    from .quiet import quiet_transformers
 
     quiet_transformers()
     if isinstance(checkpoint, AlbertCheckpoint):
@@ -65,8 +65,6 @@ class ReferenceRunner:
 
         rule = early_exit or self.early_exit
         if rule is not None:
-            from .early_exit import reference_early_exit
-
             logits, calls, _ = reference_early_exit(self.model, rule, *(batch[name] for name in INPUT_NAMES))
             return {"logits": logits, CALLS_OUTPUT: calls}
         with torch.inference_mode():

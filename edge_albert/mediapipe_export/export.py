@@ -23,6 +23,7 @@ from ..bundle import Bundle, load_bundle
 from ..contract import INPUT_NAMES, SIGNATURE_NAME
 from ..errors import BundleError, OutputError, VerificationError
 from ..quantization import MODES, UNROLLED
+from ..tasks import load_model
 from . import client
 from .graph import with_probability_output
 from .spiece import compile_spiece, token_differences
@@ -162,8 +163,6 @@ def input_tensor_names() -> List[str]:
 def bundle_probabilities(bundle_path: PathLike, texts: Sequence[str], trusted_key: Optional[PathLike] = None,
                          num_threads: Optional[int] = None) -> np.ndarray:
     """What `edge-albert predict` says for each text: probabilities in label order."""
-    from ..tasks import load_model
-
     model = load_model(bundle_path, trusted_key=trusted_key, num_threads=num_threads)
     labels = model.labels
     return np.asarray([[p.scores[label] for label in labels] for p in model.predict(list(texts))], dtype=np.float64)

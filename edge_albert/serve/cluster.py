@@ -23,16 +23,22 @@ import time
 from importlib import resources
 from typing import Dict, List, Optional, Tuple
 
+import ray
 from ray import serve
+from ray.serve.exceptions import BackPressureError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from ..bundle import load_bundle
 from ..errors import DataError, ServeError
+from ..tasks import load_model
 from ..verbosity import is_verbose
 from .app import ERROR_KINDS, OPEN_PATHS
+from .metrics import ServerMetrics
 from .openapi import openapi_schema
 from .options import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TEXTS, DEFAULT_REPLICAS, RAY_DEFAULT_PORT
 from .protocol import RequestTooLarge, parse_predict_request, response_body, run_batch
+from .server import check_exposure, model_name, read_token
 
 REPLICA_HEADER = "X-Edge-Albert-Replica"  # which replica answered: lets tests and operators see the spread
 # Ray's @serve.batch: up to BATCH_SIZE requests per model call. A replica takes at most
@@ -52,8 +58,6 @@ class BundleReplica:
 
     def __init__(self, bundle_path: str, name: str, num_threads: Optional[int] = None,
                  trusted_key: Optional[str] = None):
-        from ..tasks import load_model
-
         # as ServeConfig.model_batch_size; a trusted key (same path on every node) is checked by each replica
         self.model = load_model(bundle_path, num_threads=num_threads, batch_size=4, trusted_key=trusted_key)
         self.name = name
@@ -92,8 +96,6 @@ class Gateway:
 
     def __init__(self, models: Dict[str, object], token: Optional[str] = None, max_texts: int = DEFAULT_MAX_TEXTS,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, timeout_s: float = TIMEOUT_S):
-
-        from .metrics import ServerMetrics
 
         self.handles = models
         self.expected = f"Bearer {token}".encode() if token else None
@@ -178,8 +180,6 @@ class Gateway:
         return JSONResponse({"models": [(await self._describe(name))["summary"] for name in sorted(self.handles)]})
 
     async def predict(self, name: str, request: Request) -> Response:
-        from ray.serve.exceptions import BackPressureError
-
         body = await request.body()
         try:
             if len(body) > self.max_body_bytes:
@@ -225,8 +225,6 @@ def deploy(bundles, host: str = DEFAULT_HOST, port: int = RAY_DEFAULT_PORT, repl
 
     Ray must already be initialised (ray.init, with address="auto" to join a running cluster).
     """
-    from .server import model_name
-
     # Ray's own INFO lines (replica starts, access lines) only with `edge-albert -v`; neither carries texts.
     logging_config = {"log_level": "INFO" if is_verbose() else "WARNING", "enable_access_log": is_verbose()}
     serve.start(http_options={"host": host, "port": port}, logging_config=logging_config)
@@ -256,11 +254,6 @@ def run_cluster(bundles, address: Optional[str] = None, host: str = DEFAULT_HOST
                 num_threads: Optional[int] = None, max_texts: int = DEFAULT_MAX_TEXTS, say=print,
                 trusted_key: Optional[str] = None) -> None:
     """Join (address="auto" or HOST:6379) or start a Ray cluster, deploy, serve until SIGTERM/SIGINT."""
-    import ray
-
-    from ..bundle import load_bundle
-    from .server import check_exposure, model_name, read_token
-
     token = read_token(token_file) if token_file else None
     warning = check_exposure(host, token, allow_unauthenticated)
     names = [model_name(str(path)) for path in bundles]
