@@ -169,7 +169,7 @@ def finetune(
     dev = read_examples(dev_path, **read) if dev_path else []
     _start_torch(config)
     started = time.perf_counter()
-    initial = _load_initial(config.init_from, labels) if config.init_from else None
+    initial = load_initial_classifier(config.init_from, labels) if config.init_from else None
     with exclusive_run(out_dir):  # a second run on this output would share OUT.partial/
         work = work_dir(out_dir)
         resuming = _open_work_dir(work, _run_record(config, labels, read, train_path, dev_path), log)
@@ -205,18 +205,18 @@ def _train_in_work_dir(work: Path, resuming: bool, initial, train: List[Example]
 
     A setting or data problem removes it too, unless an epoch finished (then a rerun resumes).
     """
-    texts = _unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
+    texts = unique_in_order([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
     rows = f"{len(train)} training rows, {len(dev)} dev rows"
     tokenizer_dir = work / "tokenizer"
     try:
         if initial is not None:
             log(f"{rows}; continuing from {config.init_from}")
             tokenizer, model = initial
-            _copy_tokenizer_files(Path(config.init_from), tokenizer_dir)
+            copy_tokenizer_files(Path(config.init_from), tokenizer_dir)
             agreement = 1.0
         else:
-            tokenizer, agreement = _tokenizer(tokenizer_dir, resuming, texts, config, rows, log)
-            model = _new_classifier(config, len(tokenizer), labels)
+            tokenizer, agreement = train_or_resume_tokenizer(tokenizer_dir, resuming, texts, config, rows, log)
+            model = new_classifier(config, len(tokenizer), labels)
         train_set = EncodedDataset(tokenizer, train, config.max_length)
         dev_set = EncodedDataset(tokenizer, dev, config.max_length) if dev else None
         history = _train(model, tokenizer, texts, train_set, dev_set, config, work, log)
@@ -230,7 +230,8 @@ def _train_in_work_dir(work: Path, resuming: bool, initial, train: List[Example]
     return _Trained(model, tokenizer, tokenizer_files, len(train), dev_set, before, agreement, history)
 
 
-def _tokenizer(tokenizer_dir: Path, resuming: bool, texts: List[str], config: FinetuneConfig, rows: str, log):
+def train_or_resume_tokenizer(tokenizer_dir: Path, resuming: bool, texts: List[str], config: FinetuneConfig, rows: str,
+                              log: Callable[[str], None]) -> Tuple[Any, float]:
     """(tokenizer, agreement with SentencePiece): the one an interrupted run built, or a new one.
 
     The texts the checks sample come from one generator seeded by config.seed, drawn in the same
@@ -256,7 +257,8 @@ def _tokenizer(tokenizer_dir: Path, resuming: bool, texts: List[str], config: Fi
     return tokenizer, check_tokenizer(tokenizer, processor(spiece), draw())
 
 
-def _new_classifier(config: FinetuneConfig, vocab_size: int, labels: Sequence[str]):
+def new_classifier(config: FinetuneConfig, vocab_size: int, labels: Sequence[str]) -> Any:
+    """A randomly initialised ALBERT classifier of config's shape (finetune's and distill's scratch student)."""
     from transformers import AlbertForSequenceClassification
 
     return AlbertForSequenceClassification(_model_config(config, vocab_size, labels))
@@ -352,7 +354,8 @@ def _open_work_dir(work: Path, record: dict, log) -> bool:
     return False
 
 
-def _copy_tokenizer_files(source: Path, target: Path) -> None:
+def copy_tokenizer_files(source: Path, target: Path) -> None:
+    """The checkpoint's tokenizer files (those of TOKENIZER_FILES it has) into `target`: a run keeps its vocabulary."""
     target.mkdir(parents=True, exist_ok=True)
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
@@ -370,7 +373,7 @@ def _check_init_from(checkpoint_dir) -> None:
                               "classifier (AlbertForSequenceClassification)", options=("init_from",))
 
 
-def _load_initial(checkpoint_dir, labels: Sequence[str]):
+def load_initial_classifier(checkpoint_dir, labels: Sequence[str]) -> Tuple[Any, Any]:
     """Tokenizer and float32 model of the checkpoint a run continues from; refused if its labels differ."""
     import torch
     from transformers import AlbertForSequenceClassification, AutoTokenizer
@@ -412,7 +415,8 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _unique(items: Iterable[str]) -> List[str]:
+def unique_in_order(items: Iterable[str]) -> List[str]:
+    """`items` without repeats, first occurrences in order, so SentencePiece's sample is deterministic."""
     return list(dict.fromkeys(items))
 
 

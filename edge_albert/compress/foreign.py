@@ -346,8 +346,8 @@ def _student(staging: Path, train: List[Example], student_dir, options: DistilOp
     if student_dir is not None:
         from .prune import freeze_pruned_heads, pruned_heads_of
 
-        tokenizer, model = finetune._load_initial(student_dir, options.transfer.labels)
-        finetune._copy_tokenizer_files(Path(student_dir), tokenizer_dir)
+        tokenizer, model = finetune.load_initial_classifier(student_dir, options.transfer.labels)
+        finetune.copy_tokenizer_files(Path(student_dir), tokenizer_dir)
         pruned = pruned_heads_of(model.config)
         if pruned:  # a compressed student: its removed heads stay exactly zero, so the converter still drops them
             freeze_pruned_heads(model)
@@ -355,11 +355,11 @@ def _student(staging: Path, train: List[Example], student_dir, options: DistilOp
             + (f", heads {pruned} pruned and kept at zero" if pruned else "") + ")")
         return tokenizer, model, tokenizer_dir
     scratch = options.scratch
-    texts = finetune._unique([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
+    texts = finetune.unique_in_order([e.text for e in train] + [e.text_pair for e in train if e.text_pair])
     resuming = (tokenizer_dir / "spiece.model").is_file()
-    tokenizer, _ = finetune._tokenizer(tokenizer_dir, resuming, texts, scratch, f"{len(train)} labelled rows", log)
+    tokenizer, _ = finetune.train_or_resume_tokenizer(tokenizer_dir, resuming, texts, scratch, f"{len(train)} labelled rows", log)
     _torch_seed(scratch.seed)
-    model = finetune._new_classifier(scratch, len(tokenizer), options.transfer.labels)
+    model = finetune.new_classifier(scratch, len(tokenizer), options.transfer.labels)
     log(f"student from scratch ({sum(p.numel() for p in model.parameters()):,} parameters)")
     return tokenizer, model, tokenizer_dir
 
