@@ -22,15 +22,27 @@ import json
 import resource
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+import numpy as np
+
+from .. import finetune
 from ..atomic import check_writable_output, exclusive_run, replacing_directory
+from ..bundle import sha256_of_file
 from ..data import Example, read_examples
-from ..errors import CompressionError
+from ..errors import CompressionError, EdgeAlbertError
+from ..finetune import check_config, depth_accuracies
+from ..hf.reference import load_reference_model
+from ..training import EncodedDataset, accuracy_of, last_checkpoint, save_checkpoint
+from .augment import AugmentConfig, mask_token_of
+from .distill import TEACHER_LOGITS, make_soft_target_trainer
 from .foreign_options import SAVE_DTYPES, DistilOptions, TransferOptions
+from .prune import freeze_pruned_heads, pruned_heads_are_zero, pruned_heads_of
+from .run import _prepare_staging, _versions
 from .teacher import TeacherInfo, check_same_labels, inspect_teacher, load_teacher, read_model_config
+from .teacher_outputs import FORMAT as OUTPUTS_FORMAT
 from .teacher_outputs import TeacherOutputs, check_record, compute_outputs, load_outputs, read_record, texts_sha256, transfer_rows
 
 RECORD_FILE = "distillation.json"
@@ -77,8 +89,6 @@ def write_teacher_outputs(teacher_dir, train_path, out_file, options: TransferOp
 
 def labelled_accuracy(outputs: TeacherOutputs, labelled: Sequence[Example]) -> float:
     """How often the teacher's stored logits pick the label of the labelled rows (the file's first rows)."""
-    import numpy as np
-
     predicted = outputs.logits[:len(labelled)].argmax(-1)
     return float((predicted == np.array([row.label for row in labelled])).mean())
 
@@ -122,8 +132,6 @@ def distil(train_path, out_dir, *, teacher_dir=None, teacher_outputs=None, stude
     }
     with exclusive_run(out_dir, error=CompressionError):
         staging = out_dir.with_name(out_dir.name + ".partial")
-        from .run import _prepare_staging
-
         _prepare_staging(staging, run_record, restart, log)
         if record is not None:
             outputs, cached = load_outputs(teacher_outputs), True
@@ -186,9 +194,6 @@ def _check_options(options: DistilOptions, teacher_dir, teacher_outputs, student
     if options.save_dtype not in SAVE_DTYPES:
         raise CompressionError(f"save_dtype must be one of {', '.join(SAVE_DTYPES)}, not {options.save_dtype!r}")
     if student_dir is None:
-        from ..errors import EdgeAlbertError
-        from ..finetune import check_config
-
         try:
             check_config(options.scratch)
         except EdgeAlbertError as exc:
@@ -236,8 +241,6 @@ def _read(path, options: TransferOptions) -> List[Example]:
 
 def _mask(tokenizer) -> str:
     """The word augmentation masks with: the teacher's own mask token, so the teacher reads a real mask."""
-    from .augment import mask_token_of
-
     return mask_token_of(tokenizer)
 
 
@@ -252,9 +255,7 @@ def _transfer(train: List[Example], train_path, options: TransferOptions, mask_t
 
 
 def _outputs_record(info: TeacherInfo, texts: dict, labels) -> dict:
-    from .teacher_outputs import FORMAT
-
-    return {"format": FORMAT, "labels": list(labels), "teacher": info.to_dict(), "texts": texts}
+    return {"format": OUTPUTS_FORMAT, "labels": list(labels), "teacher": info.to_dict(), "texts": texts}
 
 
 def _cached_outputs(teacher, info: TeacherInfo, rows, texts: dict, transfer: TransferOptions, cache_dir: Path, log):
@@ -278,10 +279,6 @@ def _cached_outputs(teacher, info: TeacherInfo, rows, texts: dict, transfer: Tra
 def _teacher_dev_accuracy(teacher, info: TeacherInfo, dev: List[Example], dev_path, transfer: TransferOptions,
                           cache_dir: Path, log) -> float:
     """The teacher's own dev accuracy, from its (cached) outputs on the dev texts."""
-    from dataclasses import replace
-
-    from .augment import AugmentConfig
-
     plain = replace(transfer, augment=AugmentConfig())
     rows, texts = _transfer(dev, dev_path, plain, _mask(teacher[1]))
     outputs, _ = _cached_outputs(teacher, info, rows, texts, plain, cache_dir, lambda line: None)
@@ -293,10 +290,6 @@ def _train_student(staging: Path, rows: List[Example], outputs: TeacherOutputs, 
     """Student tokenizer and model (from --student or from scratch), Trainer in staging/trainer,
     the saved student in staging/student, reloaded and scored on dev."""
     import torch
-
-    from ..hf.reference import load_reference_model
-    from ..training import EncodedDataset, accuracy_of, last_checkpoint, save_checkpoint
-    from .distill import TEACHER_LOGITS, make_soft_target_trainer
 
     config = options.distill
     torch.set_num_threads(config.threads)
@@ -322,15 +315,11 @@ def _train_student(staging: Path, rows: List[Example], outputs: TeacherOutputs, 
         if path.is_file():
             shutil.copyfile(path, final / path.name)
     reloaded = load_reference_model(final)
-    from .prune import pruned_heads_are_zero
-
     if not pruned_heads_are_zero(reloaded):
         raise RuntimeError("a pruned head of the student is no longer zero after training")  # a bug, not bad input
     per_call = None
     if dev_set is not None and options.multi_depth:
         from transformers import DataCollatorWithPadding
-
-        from ..finetune import depth_accuracies
 
         per_call = depth_accuracies(reloaded, dev_set, DataCollatorWithPadding(tokenizer), config.batch_size * 2)
     return {"directory": final, "parameters": sum(p.numel() for p in reloaded.parameters()),
@@ -340,12 +329,8 @@ def _train_student(staging: Path, rows: List[Example], outputs: TeacherOutputs, 
 
 def _student(staging: Path, train: List[Example], student_dir, options: DistilOptions, log):
     """(tokenizer, float32 model, directory of the tokenizer files): --student's, or a new one as finetune builds it."""
-    from .. import finetune
-
     tokenizer_dir = staging / "tokenizer"
     if student_dir is not None:
-        from .prune import freeze_pruned_heads, pruned_heads_of
-
         tokenizer, model = finetune.load_initial_classifier(student_dir, options.transfer.labels)
         finetune.copy_tokenizer_files(Path(student_dir), tokenizer_dir)
         pruned = pruned_heads_of(model.config)
@@ -374,8 +359,6 @@ def _record(run_record: dict, info: Optional[TeacherInfo], outputs: TeacherOutpu
             rows: int, dev_path, teacher_dev: Optional[float], student_dir, options: DistilOptions, started: float,
             train_path) -> dict:
     """distillation.json: the recipe, the teacher, its outputs file, the student as saved, data, training, time."""
-    from .run import _versions
-
     teacher = info.to_dict() if info is not None else outputs.record["teacher"]
     return {
         "format": RECORD_FORMAT,
@@ -398,8 +381,6 @@ def _record(run_record: dict, info: Optional[TeacherInfo], outputs: TeacherOutpu
 
 
 def _file_record(path) -> dict:
-    from ..bundle import sha256_of_file
-
     path = Path(path)
     return {"path": str(path), "sha256": sha256_of_file(path)}
 
