@@ -25,7 +25,6 @@ from .bundle import load_bundle, read_manifest
 from .compress import AugmentConfig, CompressOptions, DistillConfig
 from .compress.foreign_options import DistilOptions, TransferOptions
 from .compress.options import INITS
-from .converters.options import ConvertOptions
 from .data import DEFAULT_LABEL_COLUMN, DEFAULT_LABELS, DEFAULT_TEXT_COLUMN
 from .errors import BenchError, BundleError, EdgeAlbertError, ServeError
 from .extras import install_hint
@@ -289,6 +288,7 @@ def convert(checkpoint_dir, output, quantize, max_seq_len, graph, calibration_te
     """
     from .converters.accuracy_gate import accuracy_table
     from .converters.convert import convert_checkpoint
+    from .converters.options import ConvertOptions
     from .converters.samples import read_text_lines
     from .report import conversion_table
 

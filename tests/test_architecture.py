@@ -153,3 +153,119 @@ def test_the_check_itself_sees_a_lazy_relative_import():
     imported = _package_imports(app, source)
     assert {"edge_albert.converters", "edge_albert.converters.convert", "edge_albert.finetune"} <= imported
     assert "edge_albert.converters" not in _package_imports(app)
+
+
+# Function-level imports (issue 19): an import inside a function must keep something off a path. It passes
+# when it loads a library of HEAVY that its module's own top level does not (numpy only counts in the
+# modules the CLI loads at start: `edge-albert --help` stays numpy-free, tests/test_cli_defaults.py), when
+# it is the CLI's import of the workstation side (the layering rule above), or when a `# lazy: why` comment
+# ends its line or stands alone on the line above. "Loads" follows the package's own top-level imports,
+# transitively.
+HEAVY = {"torch", "transformers", "tensorflow", "keras", "sentencepiece", "tokenizers", "ai_edge_litert",
+         "tflite_runtime", "ai_edge_quantizer", "safetensors", "huggingface_hub", "accelerate", "ray", "fastapi",
+         "uvicorn", "starlette", "flatbuffers", "sklearn", "numpy", "matplotlib", "mediapipe",
+         # optional extras a device may lack: imported where used, their ImportError named there
+         "cryptography", "psutil"}
+LAZY_COMMENT = "# lazy:"
+
+
+def _module_names() -> dict:
+    """Dotted module name -> path, for every module of the package."""
+    return {_dotted(str(path.relative_to(PACKAGE).with_suffix(""))): path for path in PACKAGE.rglob("*.py")}
+
+
+def _import_targets(module: str, path: Path, node, modules) -> list:
+    """What an import statement of `module` names: package modules (a submodule when `from . import x` is
+    one), or the external module as written."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    base = ".".join((package[: len(package) - node.level + 1] if node.level else []) + ([node.module] if node.module else []))
+    return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+
+
+def _run_at_import(tree: ast.AST):
+    """The nodes that run when the module is imported: not function bodies, not `if TYPE_CHECKING:`."""
+    stack = list(ast.iter_child_nodes(tree))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _loads(names, top: dict, modules) -> tuple:
+    """(package modules, HEAVY libraries) that importing `names` loads, through the package's top-level imports."""
+    seen, heavy, stack = set(), set(), list(names)
+    while stack:
+        parts = stack.pop().split(".")
+        for name in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):  # a parent package runs first
+            if name in modules and name not in seen:
+                seen.add(name)
+                stack.extend(top[name])
+            elif name not in modules and parts[0] in HEAVY:
+                heavy.add(parts[0])
+    return seen, heavy
+
+
+def _function_level_imports(sources: dict) -> list:
+    """(module, line, why) for every import inside a function; why is "heavy: ...", "workstation side",
+    "comment" or "" (nothing kept off any path)."""
+    modules = _module_names()
+    trees = {module: ast.parse(sources[module]) for module in modules}
+    top = {module: [target for node in _run_at_import(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                    for target in _import_targets(module, modules[module], node, modules)]
+           for module, tree in trees.items()}
+    numpy_free, _ = _loads(["edge_albert.cli"], top, modules)
+    workstation = {_dotted(module) for module in WORKSTATION - WORKSTATION_SETTINGS}
+    found = []
+    for module, tree in sorted(trees.items()):
+        lines = sources[module].splitlines()
+        _, already = _loads([module], top, modules)
+        nodes = {id(inner): inner for function in ast.walk(tree) if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 for statement in function.body for inner in ast.walk(statement) if isinstance(inner, (ast.Import, ast.ImportFrom))}
+        for node in sorted(nodes.values(), key=lambda node: node.lineno):
+            targets = _import_targets(module, modules[module], node, modules)
+            gained = _loads(targets, top, modules)[1] - already - (set() if module in numpy_free else {"numpy"})
+            above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+            own = "\n".join(lines[node.lineno - 1: node.end_lineno])
+            commented = above.startswith(LAZY_COMMENT) or LAZY_COMMENT in own
+            if gained:
+                why = "heavy: " + ", ".join(sorted(gained))
+            elif module in {_dotted(name) for name in SHARED} and any(_is_workstation(t, WORKSTATION - WORKSTATION_SETTINGS) for t in targets):
+                why = "workstation side"
+            elif commented:
+                why = "comment"
+            else:
+                why = ""
+            found.append((module, node.lineno, why))
+    assert workstation and numpy_free, "the rules' inputs are empty"
+    return found
+
+
+def _sources() -> dict:
+    return {module: path.read_text() for module, path in _module_names().items()}
+
+
+def test_every_function_level_import_keeps_something_off_a_path():
+    found = _function_level_imports(_sources())
+    assert len(found) > 100, f"only {len(found)} function-level imports seen: the check reads nothing"
+    assert {why.split(":")[0] for _, _, why in found} >= {"heavy", "workstation side", "comment"}
+    light = [f"{module}:{line}" for module, line, why in found if not why]
+    assert light == [], ("these imports inside functions load nothing their module has not loaded already: "
+                         f"move them to the top, or say why with a `{LAZY_COMMENT}` comment: {light}")
+
+
+def test_the_function_level_check_catches_a_light_lazy_import():
+    sources = _sources()
+    late = "\n\ndef _late():\n    import json\n    from .errors import DataError\n    import torch\n"
+    sources["edge_albert.tasks"] += late
+    flagged = [line for module, line, why in _function_level_imports(sources) if module == "edge_albert.tasks" and not why]
+    first = len(sources["edge_albert.tasks"].splitlines()) - 2  # the line of `import json`
+    assert flagged == [first, first + 1]
+    sources["edge_albert.tasks"] = sources["edge_albert.tasks"].replace("    import json\n", "    import json  # lazy: why\n")
+    assert [line for module, line, why in _function_level_imports(sources) if module == "edge_albert.tasks" and not why] == [first + 1]

@@ -56,7 +56,7 @@ def _load_toml(path: Path) -> dict:
         import tomllib  # lazy: Python >= 3.11 only; tomli before that, an optional install
     except ImportError:
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib  # type: ignore[no-redef]  # lazy: an optional install, before 3.11 only
         except ImportError:
             raise BenchError("reading a target needs Python >= 3.11 (tomllib) or `pip install tomli`") from None
     try:
