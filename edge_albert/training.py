@@ -52,7 +52,7 @@ def accuracy_of(model, dataset: EncodedDataset, tokenizer, batch_size: int = 128
     """Fraction of `dataset` the model labels correctly, run as the PyTorch reference (eval mode, float32)."""
     from transformers import DataCollatorWithPadding
 
-    from .hf.reference import ReferenceRunner
+    from .hf.reference import ReferenceRunner  # lazy: numpy; the CLI imports this module at start
 
     runner = ReferenceRunner(model)
     correct = 0

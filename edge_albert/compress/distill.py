@@ -135,7 +135,7 @@ def soft_target_loss(model, inputs, config: DistillConfig, multi_depth: bool = F
     the teacher and `convert --early-exit` can stop early. Rows without teacher logits (dev) get
     cross-entropy alone. Returns (loss, outputs), outputs None for the multi-depth training loss.
     """
-    from ..hf.early_exit import depth_weights, per_call_logits
+    from ..hf.early_exit import depth_weights, per_call_logits  # lazy: numpy; the CLI imports this module at start
 
     inputs = dict(inputs)
     labels = inputs.pop("labels")
