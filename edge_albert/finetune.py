@@ -56,6 +56,7 @@ from .training import (
     last_checkpoint,
     loss_trainer,
     save_checkpoint,
+    step_logger,
     training_arguments,
 )
 
@@ -485,7 +486,7 @@ def _train_classifier(model, tokenizer, train: EncodedDataset, dev: Optional[Enc
     trainer = loss_trainer(_classifier_loss(config, running), model=model, args=args, train_dataset=train,
                            eval_dataset=dev, data_collator=collator,
                            compute_metrics=accuracy_metric if dev is not None else None,
-                           callbacks=[_history_callback(config, dev, collator, running, log)])
+                           callbacks=[_history_callback(config, dev, collator, running, log), step_logger(log)])
     trainer.train(resume_from_checkpoint=checkpoint)
     if dev is not None and not config.eval_every_epoch:
         trainer.evaluate()
@@ -584,19 +585,11 @@ def _mask_tokens(input_ids, probability: float):
 def _mlm_warmup(model_config, tokenizer, texts: Sequence[str], config: FinetuneConfig, output_dir: Path,
                 log) -> Dict[str, Any]:
     """Masked-LM pre-training on the task texts (on Trainer, 15% of pieces, 80/10/10); returns the encoder state."""
-    from transformers import AlbertForMaskedLM, DataCollatorForLanguageModeling, TrainerCallback
+    from transformers import AlbertForMaskedLM, DataCollatorForLanguageModeling
 
     model = AlbertForMaskedLM(model_config)
     encoded = tokenizer(list(texts), truncation=True, max_length=config.max_length)
     rows = [{"input_ids": ids, "attention_mask": mask} for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
-    started = time.perf_counter()
-
-    class Progress(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            value = (logs or {}).get("loss", (logs or {}).get("train_loss"))
-            if value is not None:
-                log(f"mlm step {state.global_step}/{state.max_steps}  loss {value:.3f}  {time.perf_counter() - started:.0f}s")
-
     def loss(model, inputs):
         outputs = model(**inputs)
         return outputs.loss, outputs
@@ -609,7 +602,7 @@ def _mlm_warmup(model_config, tokenizer, texts: Sequence[str], config: FinetuneC
     args.label_names = ["labels"]
     trainer = loss_trainer(loss, model=model, args=args, train_dataset=rows,
                            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15),
-                           callbacks=[Progress()])
+                           callbacks=[step_logger(log, prefix="mlm ")])
     trainer.train()
     return model.albert.state_dict()
 

@@ -160,3 +160,41 @@ def last_checkpoint(output_dir: Path) -> Optional[str]:
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+
+def step_logger(log: Callable[[str], None], prefix: str = ""):
+    """A TrainerCallback logging, at each of Trainer's logging steps, the loss, steps/s and the time left:
+    a run of tens of minutes in the background (stdout a file, no progress bar) shows where it is."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class LogSteps(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = (time.perf_counter(), state.global_step)  # a resumed run's rate counts its own steps
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            seconds, steps = time.perf_counter() - self.start[0], state.global_step - self.start[1]
+            if logs and "train_loss" in logs:  # Trainer's summary at the end of training
+                log(f"{prefix}step {state.global_step}/{state.max_steps}  mean loss {logs['train_loss']:.4f}  "
+                    f"done in {seconds:.0f}s")
+            if not logs or "loss" not in logs:
+                return
+            rate = steps / seconds if seconds > 0 else 0.0
+            left = (state.max_steps - state.global_step) / rate if rate > 0 else 0.0
+            log(f"{prefix}step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}  {rate:.2f} steps/s  "
+                f"ETA {int(left // 3600)}h{int(left % 3600 // 60):02d}m")
+
+    return LogSteps()
+
+
+def epoch_accuracy_logger(log: Callable[[str], None]):
+    """A TrainerCallback logging the dev accuracy after each evaluation (once per epoch)."""
+    from transformers import TrainerCallback
+
+    class LogEpochs(TrainerCallback):
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metrics and "eval_accuracy" in metrics:
+                log(f"epoch {state.epoch:.2f}: dev accuracy {metrics['eval_accuracy']:.4f}")
+
+    return LogEpochs()

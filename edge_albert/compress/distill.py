@@ -10,14 +10,14 @@ hidden_weight = 0 is plain fine-tuning (the ablation).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Optional
 
 from ..errors import CompressionError, check_number
-from ..training import EncodedDataset, accuracy_metric, loss_trainer, training_arguments
+from ..training import (EncodedDataset, accuracy_metric, epoch_accuracy_logger, loss_trainer, step_logger,
+                        training_arguments)
 from .augment import NO_LABEL
 
 
@@ -82,7 +82,7 @@ def make_trainer(student, teacher, train: EncodedDataset, dev: Optional[EncodedD
                  config: DistillConfig, log: Callable[[str], None] = print):
     """A Trainer that distils `teacher` into `student` (teacher None: plain cross-entropy)."""
     import torch
-    from transformers import DataCollatorWithPadding, TrainerCallback
+    from transformers import DataCollatorWithPadding
 
     use_teacher = teacher is not None and (config.alpha > 0 or config.hidden_weight > 0)
     if use_teacher:
@@ -101,11 +101,6 @@ def make_trainer(student, teacher, train: EncodedDataset, dev: Optional[EncodedD
                 teacher_outputs = teacher(**inputs, output_hidden_states=want_hidden)
         return distillation_loss(outputs, teacher_outputs, labels, inputs["attention_mask"], config), outputs
 
-    class LogEpochs(TrainerCallback):
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            if metrics and "eval_accuracy" in metrics:
-                log(f"epoch {state.epoch:.2f}: dev accuracy {metrics['eval_accuracy']:.4f}")
-
     args = training_arguments(
         output_dir, epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
@@ -119,7 +114,7 @@ def make_trainer(student, teacher, train: EncodedDataset, dev: Optional[EncodedD
         eval_dataset=dev,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=accuracy_metric if dev is not None else None,
-        callbacks=[LogEpochs()],
+        callbacks=[epoch_accuracy_logger(log), step_logger(log)],
     )
 
 
@@ -153,26 +148,7 @@ def soft_target_loss(model, inputs, config: DistillConfig, multi_depth: bool = F
 def make_soft_target_trainer(student, train: EncodedDataset, dev: Optional[EncodedDataset], tokenizer, output_dir: Path,
                              config: DistillConfig, multi_depth: bool = False, callbacks=(), log: Callable[[str], None] = print):
     """A Trainer on rows that carry their teacher's logits (make_trainer's recipe, without a teacher model)."""
-    from transformers import DataCollatorWithPadding, TrainerCallback
-
-
-    class LogEpochs(TrainerCallback):
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            if metrics and "eval_accuracy" in metrics:
-                log(f"epoch {state.epoch:.2f}: dev accuracy {metrics['eval_accuracy']:.4f}")
-
-    class LogSteps(TrainerCallback):  # a long run in the background shows where it is: loss, steps/s, ETA
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.start = (time.perf_counter(), state.global_step)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs:
-                return
-            seconds, steps = time.perf_counter() - self.start[0], state.global_step - self.start[1]
-            rate = steps / seconds if seconds > 0 else 0.0
-            left = (state.max_steps - state.global_step) / rate if rate > 0 else 0.0
-            log(f"step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}  {rate:.2f} steps/s  "
-                f"ETA {int(left // 3600)}h{int(left % 3600 // 60):02d}m")
+    from transformers import DataCollatorWithPadding
 
     args = training_arguments(
         output_dir, epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
@@ -185,5 +161,5 @@ def make_soft_target_trainer(student, train: EncodedDataset, dev: Optional[Encod
         model=student, args=args, train_dataset=train, eval_dataset=dev,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=accuracy_metric if dev is not None else None,
-        callbacks=[LogEpochs(), LogSteps(), *callbacks],
+        callbacks=[epoch_accuracy_logger(log), step_logger(log), *callbacks],
     )
