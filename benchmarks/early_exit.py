@@ -2,6 +2,7 @@
 
     python benchmarks/early_exit.py                                   # the early-exit example on SST-2 dev
     python benchmarks/early_exit.py --base-shape --limit 200          # albert-base-v2 shape, random weights: speed only
+    python benchmarks/early_exit.py --checkpoint COMPRESSED --reference UNCOMPRESSED   # + latency x the uncompressed model
 
 Converts the checkpoint twice to dynamic-int8 (loop form): a plain full-depth bundle and an
 early-exit bundle (patience, and entropy unless --no-entropy), then times every text alone
@@ -9,7 +10,9 @@ early-exit bundle (patience, and entropy unless --no-entropy), then times every 
 set at run time on the same early-exit bundle. Passes go round all configurations in turn
 (--repeats times), so a busy spell of a shared machine hits every configuration alike; each
 text's median over the passes counts once. Accuracy comes from the same timed runs. Writes
-JSON and a Markdown table (with the machine's CPU flags and load average) to --out.
+JSON and a Markdown table (with the machine's CPU flags and load average) to --out. With
+--reference, the full-depth dynamic-int8 bundle of another checkpoint (the model a compressed one
+replaces) is timed in the same passes, and every row also reads as points and latency against it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 DEFAULT_CHECKPOINT = REPO / "examples" / "sst2-albert-early-exit"
 DEFAULT_DATA = REPO / "data" / "glue-sst2" / "dev.tsv"
 DEFAULT_PATIENCE = (0, 1, 2, 3, 4)
+REFERENCE = "reference, full depth"  # the row of --reference's bundle
 DEFAULT_ENTROPY = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
@@ -86,6 +90,10 @@ def markdown(rows: List[dict], header: dict) -> str:
              f"{header['load_after']} after",
              "", "| config | accuracy | points vs full | same label as full | mean calls | exits after call 1..L | "
              "p50 ms | mean ms | mean speed-up | p50 speed-up |", "|---|---|---|---|---|---|---|---|---|---|"]
+    reference = next((r for r in rows if r["config"] == REFERENCE), None)
+    if reference is not None:
+        lines[-2] += " points vs reference | mean latency x reference |"
+        lines[-1] += "---|---|"
     for r in rows:
         accuracy = f"{r['accuracy']:.2%}" if "accuracy" in r else "-"
         points = f"{100 * (r['accuracy'] - full['accuracy']):+.2f}" if "accuracy" in r else "-"
@@ -93,6 +101,9 @@ def markdown(rows: List[dict], header: dict) -> str:
         exits = "-" if r["mean_calls"] is None else "/".join(str(n) for n in r["exits_per_call"].values())
         lines.append(f"| {r['config']} | {accuracy} | {points} | {r['agreement_with_full_depth']:.1%} | {calls} | {exits} | {r['p50_ms']:.2f} | "
                      f"{r['mean_ms']:.2f} | {full['mean_ms'] / r['mean_ms']:.2f}x | {full['p50_ms'] / r['p50_ms']:.2f}x |")
+        if reference is not None:
+            vs = f"{100 * (r['accuracy'] - reference['accuracy']):+.2f}" if "accuracy" in r else "-"
+            lines[-1] += f" {vs} | {r['mean_ms'] / reference['mean_ms']:.3f}x |"
     return "\n".join(lines) + "\n"
 
 
@@ -101,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--base-shape", action="store_true",
                         help="a random checkpoint at the albert-base-v2 shape (tests/checkpoints.py BASE_SHAPE): speed only")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="an uncompressed checkpoint: its full-depth bundle is timed in the same passes")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit", type=int, default=None, help="the first N texts only")
     parser.add_argument("--repeats", type=int, default=3)
@@ -113,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_models(checkpoint: Path, scratch: Path, thresholds: List[float]) -> Dict[str, TextClassifier]:
+def _load_models(checkpoint: Path, scratch: Path, thresholds: List[float],
+                 reference: Optional[Path] = None) -> Dict[str, TextClassifier]:
     """The full-depth model, the patience model, and (with thresholds) the entropy model, converted here."""
     from edge_albert.converters.convert import convert_checkpoint
     from edge_albert.tasks import TextClassifier
@@ -124,6 +138,8 @@ def _load_models(checkpoint: Path, scratch: Path, thresholds: List[float]) -> Di
     if thresholds:
         bundles["entropy"] = convert_checkpoint(checkpoint, scratch / "entropy.edgealbert",
                                                 early_exit=f"entropy={thresholds[0]}").bundle
+    if reference is not None:
+        bundles["reference"] = convert_checkpoint(reference, scratch / "reference.edgealbert").bundle
     return {kind: TextClassifier.load(bundle.path, num_threads=1, batch_size=1) for kind, bundle in bundles.items()}
 
 
@@ -144,6 +160,8 @@ def _configs(models: Dict[str, TextClassifier], patience: List[int], thresholds:
     configs: Dict[str, tuple] = {"full depth": (models["full"], None)}
     configs.update({f"patience={p}": (models["patience"], p) for p in patience})
     configs.update({f"entropy={t:g}": (models["entropy"], t) for t in thresholds})
+    if "reference" in models:
+        configs[REFERENCE] = (models["reference"], None)
     return configs
 
 
@@ -152,6 +170,7 @@ def _header(args: argparse.Namespace, command: str, machine: dict, layers: int, 
     shown = os.path.relpath(args.checkpoint, REPO) if args.checkpoint.resolve().is_relative_to(REPO) else str(args.checkpoint)
     return {"title": "albert-base-v2 shape, random weights (speed only)" if args.base_shape else shown,
             "command": command, "checkpoint": "BASE_SHAPE random" if args.base_shape else shown,
+            "reference": str(args.reference) if args.reference else None,
             "layers": layers, "texts": texts, "data": args.data.name, "repeats": args.repeats,
             "machine": machine, "backend": f"{full.session.backend}",
             "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -184,7 +203,7 @@ def main(argv=None) -> int:
         patience = [int(p) for p in args.patience.split(",") if p.strip()]
         thresholds = [float(t) for t in args.entropy.split(",") if t.strip()]
         say(f"converting {checkpoint}")
-        models = _load_models(checkpoint, Path(scratch), thresholds)
+        models = _load_models(checkpoint, Path(scratch), thresholds, args.reference)
         examples = _examples(args, models["full"])
         texts = [e.text for e in examples]
         gold = None if args.base_shape else [e.label for e in examples]
