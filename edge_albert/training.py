@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -165,8 +166,6 @@ def last_checkpoint(output_dir: Path) -> Optional[str]:
 def step_logger(log: Callable[[str], None], prefix: str = ""):
     """A TrainerCallback logging, at each of Trainer's logging steps, the loss, steps/s and the time left:
     a run of tens of minutes in the background (stdout a file, no progress bar) shows where it is."""
-    import time
-
     from transformers import TrainerCallback
 
     class LogSteps(TrainerCallback):
