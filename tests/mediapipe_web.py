@@ -15,17 +15,13 @@ from pathlib import Path
 from typing import Iterator, List, Sequence
 
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+
+from tests.chromium import headless_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "web" / "mediapipe"
 PACKAGE = PAGE / "node_modules" / "@mediapipe" / "tasks-text"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_S = 120
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=900,760")
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -56,20 +52,9 @@ def page_server(model: Path) -> Iterator[str]:
         server.server_close()
 
 
-@contextlib.contextmanager
-def chromium(profile: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    driver.set_script_timeout(WAIT_S)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def chromium(profile: Path):
+    """Headless Chromium for the page (tests/chromium.py), with this page's longer wait."""
+    return headless_chromium(profile, WAIT_S)
 
 
 def open_page(driver: webdriver.Chrome, base_url: str) -> str:
