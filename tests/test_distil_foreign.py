@@ -300,12 +300,11 @@ def test_a_pruned_student_keeps_its_removed_heads_at_zero(teacher, student, sst2
     assert any(not torch.equal(a, b) for a, b in zip(kept, original)), "the kept heads were trained"
 
 
-# -- the committed distilled example ---------------------------------------------------------------
-@pytest.mark.slow
-def test_committed_distilled_example_keeps_its_accuracy_claim():
-    """examples/sst2-albert-distilled: its record names the committed teacher-outputs file (same sha256,
-    so the student is reproducible without the teacher), it started from the committed example, and the
-    weights as committed score what distillation.json says on SST-2 dev, at every depth."""
+# -- the committed distilled examples --------------------------------------------------------------
+def _committed_example_scores_its_record(name: str):
+    """(record, model) of examples/NAME after checking what both committed students claim: its record names
+    the committed teacher-outputs file (same sha256, so the student is reproducible without the teacher), and
+    the weights as committed score the recorded SST-2 dev accuracy, at every depth."""
     from pathlib import Path
 
     import torch
@@ -314,15 +313,12 @@ def test_committed_distilled_example_keeps_its_accuracy_claim():
     from edge_albert.data import read_examples
     from edge_albert.finetune import depth_accuracies
     from edge_albert.training import EncodedDataset, accuracy_of
-    from tests.project_data import SST2_DEV
+    from tests.project_data import SST2_DEV, data_file
 
-    repo = Path(__file__).resolve().parents[1]
-    example = repo / "examples" / "sst2-albert-distilled"
+    example = Path(__file__).resolve().parents[1] / "examples" / name
     record = json.loads((example / RECORD_FILE).read_text())
-    outputs = repo / "data" / "glue-sst2" / "teacher-outputs" / "minilm-train-aug10.safetensors"
+    outputs = data_file("glue-sst2/teacher-outputs/minilm-train-aug10.safetensors")
     assert record["teacher_outputs"]["sha256"] == sha256_of_file(outputs)
-    assert record["teacher_outputs"]["texts"]["rows"] == 740839 and record["options"]["multi_depth"] is True
-    assert Path(record["student"]["init"]).name == "sst2-albert"
     torch.set_num_threads(1)
     model = AlbertForSequenceClassification.from_pretrained(str(example), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(example))
@@ -331,38 +327,28 @@ def test_committed_distilled_example_keeps_its_accuracy_claim():
     assert accuracy_of(model, dev, tokenizer) == pytest.approx(record["student"]["dev_accuracy"], abs=1e-9)
     per_call = depth_accuracies(model, dev, DataCollatorWithPadding(tokenizer), 128)
     assert per_call == pytest.approx(record["student"]["dev_accuracy_per_call"], abs=1e-9)
-    assert len(per_call) == model.config.num_hidden_layers == 4
+    assert len(per_call) == model.config.num_hidden_layers
+    return record, model
+
+
+@pytest.mark.slow
+def test_committed_distilled_example_keeps_its_accuracy_claim():
+    """examples/sst2-albert-distilled: all 740,839 rows, multi-depth, started from the committed example."""
+    from pathlib import Path
+
+    record, model = _committed_example_scores_its_record("sst2-albert-distilled")
+    assert record["teacher_outputs"]["texts"]["rows"] == 740839 and record["options"]["multi_depth"] is True
+    assert Path(record["student"]["init"]).name == "sst2-albert"
+    assert model.config.num_hidden_layers == 4
 
 
 @pytest.mark.slow
 def test_committed_compressed_distilled_example_keeps_its_accuracy_claim():
-    """examples/sst2-albert-distilled-compressed: 2 calls, heads 2 and 3 removed (still zero), FFN 512,
-    distilled from the committed outputs, and it scores its recorded dev accuracy at both depths."""
-    from pathlib import Path
-
-    import torch
-    from transformers import AlbertForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
-
+    """examples/sst2-albert-distilled-compressed: 2 calls, heads 2 and 3 removed (still zero), FFN 512."""
     from edge_albert.compress.prune import pruned_heads_are_zero
-    from edge_albert.data import read_examples
-    from edge_albert.finetune import depth_accuracies
     from edge_albert.hf.checkpoint import load_checkpoint
-    from edge_albert.training import EncodedDataset, accuracy_of
-    from tests.project_data import SST2_DEV
 
-    repo = Path(__file__).resolve().parents[1]
-    example = repo / "examples" / "sst2-albert-distilled-compressed"
-    record = json.loads((example / RECORD_FILE).read_text())
-    outputs = repo / "data" / "glue-sst2" / "teacher-outputs" / "minilm-train-aug10.safetensors"
-    assert record["teacher_outputs"]["sha256"] == sha256_of_file(outputs)
-    config = load_checkpoint(example).config
+    record, model = _committed_example_scores_its_record("sst2-albert-distilled-compressed")
+    config = load_checkpoint(model.name_or_path).config
     assert (config.num_hidden_layers, config.kept_heads, config.intermediate_size) == (2, [0, 1], 512)
-    torch.set_num_threads(1)
-    model = AlbertForSequenceClassification.from_pretrained(str(example), dtype=torch.float32)
     assert pruned_heads_are_zero(model)
-    tokenizer = AutoTokenizer.from_pretrained(str(example))
-    dev = EncodedDataset(tokenizer, read_examples(SST2_DEV, labels=["negative", "positive"]),
-                         record["options"]["distill"]["max_length"])
-    assert accuracy_of(model, dev, tokenizer) == pytest.approx(record["student"]["dev_accuracy"], abs=1e-9)
-    per_call = depth_accuracies(model, dev, DataCollatorWithPadding(tokenizer), 128)
-    assert per_call == pytest.approx(record["student"]["dev_accuracy_per_call"], abs=1e-9) and len(per_call) == 2
